@@ -1,0 +1,68 @@
+"""Class counts and the small official tables shipped with the package.
+
+The tables in `tables/` are copies of files from the EPIC-KITCHENS-100 annotations
+(CC BY-NC 4.0, see `tables/license.txt`).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from epic_ar.errors import EpicArError
+
+N_VERBS = 97
+N_NOUNS = 300
+
+PACKAGED_TABLES = (
+    "EPIC_100_verb_classes.csv",
+    "EPIC_100_noun_classes.csv",
+    "EPIC_100_tail_verbs.csv",
+    "EPIC_100_tail_nouns.csv",
+    "EPIC_100_unseen_participant_ids_validation.csv",
+    "EPIC_100_unseen_participant_ids_test.csv",
+)
+
+
+def packaged_table(name: str) -> Path:
+    """Path of one of the official tables shipped inside the package (`PACKAGED_TABLES`)."""
+    if name not in PACKAGED_TABLES:
+        raise EpicArError(f"no packaged table {name!r}; available: {', '.join(PACKAGED_TABLES)}")
+    return Path(str(resources.files("epic_ar.annotations") / "tables" / name))
+
+
+def _read_column(path: Path, column: str) -> pd.Series:
+    try:
+        table = pd.read_csv(path)
+    except FileNotFoundError:
+        raise EpicArError(f"{path}: no such file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise EpicArError(f"{path}: not a readable CSV file ({exc})") from exc
+    if column not in table.columns:
+        found = ", ".join(map(str, table.columns)) or "none"
+        raise EpicArError(f"{path}: missing column '{column}' (columns: {found})")
+    return table[column]
+
+
+def read_tail_classes(path: Path, column: str) -> np.ndarray:
+    """Class ids of a tail table (`EPIC_100_tail_verbs.csv`: column `verb`; nouns: `noun`).
+
+    Returns:
+        [K] int64 class ids.
+    """
+    values = _read_column(path, column)
+    if not pd.api.types.is_integer_dtype(values):
+        raise EpicArError(f"{path}: column '{column}' must hold integer class ids")
+    return values.to_numpy(dtype=np.int64)
+
+
+def read_participant_ids(path: Path) -> np.ndarray:
+    """Participant ids (e.g. `P18`) of an `EPIC_100_unseen_participant_ids_*.csv` table.
+
+    Returns:
+        [K] array of str.
+    """
+    return _read_column(path, "participant_id").astype(str).to_numpy()

@@ -1,0 +1,129 @@
+"""Read the official annotation files (`EPIC_100_*.csv` or the pandas pickles `*.pkl`)."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from epic_ar.errors import EpicArError
+from epic_ar.fileio.safe_pickle import DATA_GLOBALS, RefusedGlobalError
+
+# What a pickled DataFrame of the official annotations may name, old and new pandas alike.
+# These rebuild frames, indexes and arrays from plain data; nothing here runs user code.
+_PANDAS_GLOBALS = {
+    ("pandas.core.frame", "DataFrame"),
+    ("pandas.core.series", "Series"),
+    ("pandas.core.internals.managers", "BlockManager"),
+    ("pandas.core.internals.managers", "SingleBlockManager"),
+    ("pandas.core.internals", "BlockManager"),
+    ("pandas._libs.internals", "_unpickle_block"),
+    ("pandas.core.internals.blocks", "new_block"),
+    ("pandas.core.indexes.base", "_new_Index"),
+    ("pandas.core.indexes.base", "Index"),
+    ("pandas.core.indexes.range", "RangeIndex"),
+    ("pandas.core.indexes.numeric", "Int64Index"),
+    ("pandas.core.arrays.string_", "StringArray"),
+    ("pandas.core.arrays.string_", "StringDtype"),
+    ("pandas.core.arrays.string_arrow", "ArrowStringArray"),
+    ("pandas.core.arrays.integer", "IntegerArray"),
+    ("pandas.core.arrays.integer", "Int64Dtype"),
+    ("pandas.core.arrays.categorical", "Categorical"),
+    ("pandas.core.dtypes.dtypes", "CategoricalDtype"),
+    ("pandas._libs.missing", "NA"),
+    ("pandas._libs.missing", "NAType"),
+    ("numpy.dtypes", "ObjectDType"),
+    ("numpy.dtypes", "Int64DType"),
+    ("numpy.dtypes", "Float64DType"),
+    ("numpy.dtypes", "BoolDType"),
+    ("numpy.dtypes", "StrDType"),
+}
+
+
+def _pandas_unpickler_base() -> type[pickle.Unpickler]:
+    # pandas' own Unpickler maps names that moved between pandas versions; it is a
+    # pure-Python unpickler, so every global goes through `find_class`.
+    try:
+        from pandas.compat.pickle_compat import Unpickler
+    except ImportError:  # pragma: no cover - depends on the pandas version
+        return pickle.Unpickler
+    return Unpickler  # type: ignore[no-any-return]
+
+
+class _AnnotationUnpickler(_pandas_unpickler_base()):  # type: ignore[misc]
+    def __init__(self, file: Any, *, source: str):
+        super().__init__(file)
+        self._source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in DATA_GLOBALS:
+            return DATA_GLOBALS[(module, name)]
+        if (module, name) in _PANDAS_GLOBALS:
+            return super().find_class(module, name)
+        raise RefusedGlobalError(
+            f"{self._source}: refused to load '{module}.{name}': an annotation pickle may "
+            "only hold a pandas DataFrame of plain values"
+        )
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise EpicArError(f"{self._source}: refers to external storage {pid!r}")
+
+
+def _read_annotation_pickle(path: Path) -> pd.DataFrame:
+    try:
+        with path.open("rb") as file:
+            frame = _AnnotationUnpickler(file, source=str(path)).load()
+    except EpicArError:
+        raise
+    except Exception as exc:  # corrupted pickles raise many different types
+        raise EpicArError(f"{path}: not a readable pandas pickle ({exc})") from exc
+    if not isinstance(frame, pd.DataFrame):
+        raise EpicArError(f"{path}: holds a {type(frame).__name__}, expected a pandas DataFrame")
+    return frame
+
+
+def _read_annotation_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise EpicArError(f"{path}: not a readable CSV file ({exc})") from exc
+
+
+def read_annotations(path: Path, *, required_columns: Iterable[str] = ()) -> pd.DataFrame:
+    """Read an official annotation file into a DataFrame indexed by `narration_id`.
+
+    Accepts the CSV form (`EPIC_100_validation.csv`) and the pandas pickle form
+    (`EPIC_100_validation.pkl`, already indexed by `narration_id`), recognised by content:
+    a file starting with a pickle protocol header is read as a pickle whatever its suffix.
+
+    Raises:
+        EpicArError: the file is missing or unreadable, lacks `narration_id` or one of
+            `required_columns`, or repeats a narration id.
+    """
+    if not path.is_file():
+        raise EpicArError(f"{path}: no such file")
+    with path.open("rb") as file:
+        head = file.read(2)
+    is_pickle = len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+    frame = _read_annotation_pickle(path) if is_pickle else _read_annotation_csv(path)
+    if "narration_id" in frame.columns:
+        frame = frame.set_index("narration_id")
+    elif frame.index.name != "narration_id":
+        raise EpicArError(f"{path}: no 'narration_id' column or index")
+    frame.index = frame.index.astype(str)
+    missing = [column for column in required_columns if column not in frame.columns]
+    if missing:
+        raise EpicArError(
+            f"{path}: missing column(s) {', '.join(map(repr, missing))} "
+            f"(columns: {', '.join(map(str, frame.columns))})"
+        )
+    duplicated = frame.index[frame.index.duplicated()]
+    if len(duplicated):
+        raise EpicArError(
+            f"{path}: narration id {duplicated[0]!r} appears more than once "
+            f"({len(duplicated)} repeated rows)"
+        )
+    return frame

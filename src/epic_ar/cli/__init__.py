@@ -1,0 +1,1 @@
+"""The `epic-ar` command line: thin commands that parse arguments and call the library."""

@@ -1,0 +1,56 @@
+"""`epic-ar evaluate RESULTS LABELS`: the official challenge metrics."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from epic_ar.evaluation.evaluate import evaluate_results, format_metrics, resolve_group_tables
+from epic_ar.evaluation.results import load_results
+
+LOG = logging.getLogger("epic_ar.evaluate")
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="compute the official verb/noun/action, tail and unseen accuracies",
+        description="Evaluate a results file against the official labels with the challenge "
+        "metrics: verb/noun/action top-1 and top-5 accuracy, tail and unseen top-1 accuracy, "
+        "in percent. Actions are ranked as the official evaluator does (softmax over the 100 "
+        "highest verb and noun scores, pairs ranked by the product of probabilities).",
+    )
+    parser.add_argument("results", type=Path, metavar="RESULTS", help="results file")
+    parser.add_argument("labels", type=Path, metavar="LABELS",
+                        help="official annotations, e.g. EPIC_100_validation.csv or .pkl")
+    parser.add_argument("--tail-verb-classes-csv", type=Path, metavar="F",
+                        help="default: EPIC_100_tail_verbs.csv next to LABELS")
+    parser.add_argument("--tail-noun-classes-csv", type=Path, metavar="F",
+                        help="default: EPIC_100_tail_nouns.csv next to LABELS")
+    parser.add_argument("--unseen-participant-ids-csv", type=Path, metavar="F",
+                        help="default: EPIC_100_unseen_participant_ids_validation.csv (or "
+                        "_test.csv for test labels) next to LABELS")
+    parser.add_argument("--packaged-tables", action="store_true",
+                        help="use the official tail/unseen tables shipped with epic-ar when "
+                        "they are not given and not next to LABELS")
+    parser.add_argument("--format", choices=("yaml", "json"), default="yaml",
+                        help="yaml: one 'name: value' line per metric (default); json: one object")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    tables = resolve_group_tables(
+        args.labels,
+        tail_verbs=args.tail_verb_classes_csv,
+        tail_nouns=args.tail_noun_classes_csv,
+        unseen_participants=args.unseen_participant_ids_csv,
+        use_packaged=args.packaged_tables,
+    )
+    results = load_results(args.results)
+    metrics, notes = evaluate_results(results, args.labels, tables)
+    for note in notes:
+        LOG.warning(note)
+    print(format_metrics(metrics, args.format))
+    return 0

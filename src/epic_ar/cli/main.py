@@ -1,0 +1,41 @@
+"""`epic-ar` entry point: one subcommand per job; user errors print one line, exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from epic_ar import __version__
+from epic_ar.cli import demo, evaluate, fuse, submit, synthetic_results
+from epic_ar.errors import EpicArError
+
+COMMANDS = (fuse, evaluate, submit, synthetic_results, demo)
+EXIT_ERROR = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="epic-ar",
+        description="Train, test, evaluate and submit action recognition models on "
+        "EPIC-KITCHENS-100.",
+    )
+    parser.add_argument("--version", action="version", version=f"epic-ar {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.run(args))
+    except EpicArError as exc:
+        print(f"epic-ar {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"epic-ar {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,163 @@
+"""Evaluate a results file against the official labels: the 12 challenge metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from epic_ar.annotations.classes import (
+    N_NOUNS,
+    N_VERBS,
+    packaged_table,
+    read_participant_ids,
+    read_tail_classes,
+)
+from epic_ar.annotations.labels import read_annotations
+from epic_ar.errors import EpicArError
+from epic_ar.evaluation.metrics import action_ranks, challenge_metrics, class_ranks
+from epic_ar.evaluation.results import Results
+
+LOG = logging.getLogger(__name__)
+
+LABEL_COLUMNS = ("participant_id", "verb_class", "noun_class")
+TAIL_VERBS_CSV = "EPIC_100_tail_verbs.csv"
+TAIL_NOUNS_CSV = "EPIC_100_tail_nouns.csv"
+
+
+@dataclass(frozen=True)
+class GroupTables:
+    """The paths of the tables defining the tail and unseen groups (None: group left out)."""
+
+    tail_verbs: Path | None
+    tail_nouns: Path | None
+    unseen_participants: Path | None
+
+
+def unseen_participants_csv_name(labels_path: Path) -> str:
+    """Official name of the unseen-participants table of the split `labels_path` belongs to."""
+    split = "test" if "test" in labels_path.name.lower() else "validation"
+    return f"EPIC_100_unseen_participant_ids_{split}.csv"
+
+
+def resolve_group_tables(
+    labels_path: Path,
+    *,
+    tail_verbs: Path | None = None,
+    tail_nouns: Path | None = None,
+    unseen_participants: Path | None = None,
+    use_packaged: bool = False,
+) -> GroupTables:
+    """Fill in tables not given explicitly from the labels file's folder.
+
+    A table not given and not found next to the labels is taken from the copies shipped
+    with epic-ar when `use_packaged`, otherwise its group is left out (with a log note).
+    """
+    defaults = {
+        "tail verbs": (tail_verbs, TAIL_VERBS_CSV),
+        "tail nouns": (tail_nouns, TAIL_NOUNS_CSV),
+        "unseen participants": (unseen_participants, unseen_participants_csv_name(labels_path)),
+    }
+    resolved: list[Path | None] = []
+    for what, (given, name) in defaults.items():
+        if given is not None:
+            if not given.is_file():
+                raise EpicArError(f"{given}: no such file (given for the {what} table)")
+            resolved.append(given)
+            continue
+        candidate = labels_path.parent / name
+        if candidate.is_file():
+            resolved.append(candidate)
+        elif use_packaged:
+            resolved.append(packaged_table(name))
+        else:
+            LOG.warning(
+                "%s not found next to the labels; %s metrics left out "
+                "(give the file, or --packaged-tables for the official copy)",
+                candidate,
+                what,
+            )
+            resolved.append(None)
+    return GroupTables(*resolved)
+
+
+def align_labels(results: Results, labels: pd.DataFrame, *, labels_source: str) -> pd.DataFrame:
+    """The label rows of the results' segments, in results order.
+
+    Raises:
+        EpicArError: some results have no label row (lists up to 5 narration ids).
+    """
+    rows = labels.index.get_indexer(results.narration_id)
+    unknown = results.narration_id[rows < 0]
+    if len(unknown):
+        raise EpicArError(
+            f"{len(unknown)} of {len(results)} results have narration ids not in "
+            f"{labels_source}: {', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}"
+        )
+    if len(results) < len(labels):
+        LOG.warning(
+            "results cover %d of %d segments of %s; evaluating those %d only",
+            len(results),
+            len(labels),
+            labels_source,
+            len(results),
+        )
+    return labels.iloc[rows]
+
+
+def _class_column(labels: pd.DataFrame, column: str, n_classes: int, source: str) -> np.ndarray:
+    values = labels[column]
+    if not pd.api.types.is_integer_dtype(values):
+        raise EpicArError(f"{source}: column '{column}' must hold integer class ids")
+    array = values.to_numpy(dtype=np.int64)
+    bad = (array < 0) | (array >= n_classes)
+    if bad.any():
+        raise EpicArError(
+            f"{source}: {column} {array[bad][0]} of segment {labels.index[bad][0]} is "
+            f"outside [0, {n_classes})"
+        )
+    return array
+
+
+def evaluate_results(
+    results: Results, labels_path: Path, tables: GroupTables
+) -> tuple[dict[str, float], list[str]]:
+    """The official metrics (percent, sorted by name) of `results` against `labels_path`.
+
+    Returns:
+        metrics and notes on groups left out.
+    """
+    labels = read_annotations(labels_path, required_columns=LABEL_COLUMNS)
+    segment_labels = align_labels(results, labels, labels_source=str(labels_path))
+    verbs = _class_column(segment_labels, "verb_class", N_VERBS, str(labels_path))
+    nouns = _class_column(segment_labels, "noun_class", N_NOUNS, str(labels_path))
+    return challenge_metrics(
+        class_ranks(results.verb_output, verbs),
+        class_ranks(results.noun_output, nouns),
+        action_ranks(results.verb_output, results.noun_output, verbs, nouns),
+        verb_labels=verbs,
+        noun_labels=nouns,
+        participant_ids=segment_labels["participant_id"].astype(str).to_numpy(),
+        tail_verbs=read_tail_classes(tables.tail_verbs, "verb") if tables.tail_verbs else None,
+        tail_nouns=read_tail_classes(tables.tail_nouns, "noun") if tables.tail_nouns else None,
+        unseen_participants=(
+            read_participant_ids(tables.unseen_participants)
+            if tables.unseen_participants
+            else None
+        ),
+    )
+
+
+def format_metrics(metrics: dict[str, float], fmt: str) -> str:
+    """`yaml`: one `name: value` line per metric, sorted (as the official evaluator prints);
+    `json`: one JSON object."""
+    ordered = dict(sorted(metrics.items()))
+    if fmt == "json":
+        return json.dumps(ordered, indent=2)
+    if fmt == "yaml":
+        return "\n".join(f"{name}: {value!r}" for name, value in ordered.items())
+    raise EpicArError(f"unknown format {fmt!r}; choose yaml or json")

@@ -1,0 +1,101 @@
+"""Load the objects stored in a results file, whatever its serialisation, without running code.
+
+Three serialisations occur in practice, recognised by their first bytes, not their suffix:
+
+- a torch zip file (`torch.save`, torch >= 1.6): a zip archive with `<name>/data.pkl`;
+- a legacy torch file (`torch.save(..., _use_new_zipfile_serialization=False)`);
+- a plain pickle (the original project's `test.py` writes these, named `.pt`).
+
+Files holding only numpy arrays and builtins (which is what `epic-ar` and the original tools
+write) are read with the restricted unpickler, without importing torch. Files holding torch
+tensors go through `torch.load(weights_only=True)` with the numpy globals allow-listed.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from epic_ar.errors import EpicArError
+from epic_ar.fileio.safe_pickle import (
+    DATA_GLOBALS,
+    PersistentIdError,
+    RefusedGlobalError,
+    restricted_pickle_load,
+)
+
+_ZIP_MAGIC = b"PK\x03\x04"
+# torch's legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c.
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+def load_data_file(path: Path) -> Any:
+    """Return the object stored in `path` (torch zip, legacy torch or plain pickle).
+
+    Raises:
+        EpicArError: missing file, unknown or corrupted content, or a global outside the
+            allow-list (in which case nothing from the file was executed).
+    """
+    if not path.is_file():
+        raise EpicArError(f"{path}: no such file")
+    with path.open("rb") as file:
+        head = file.read(len(_LEGACY_TORCH_MAGIC))
+    if not head:
+        raise EpicArError(f"{path}: file is empty")
+    if head.startswith(_ZIP_MAGIC):
+        return _load_torch_zip(path)
+    if head == _LEGACY_TORCH_MAGIC:
+        return _load_with_torch(path)
+    with path.open("rb") as file:
+        try:
+            return restricted_pickle_load(file, source=str(path))
+        except (RefusedGlobalError, PersistentIdError):
+            raise
+        except EpicArError as exc:
+            raise EpicArError(
+                f"{path}: neither a torch file nor a valid pickle ({exc.__cause__})"
+            ) from exc
+
+
+def _load_torch_zip(path: Path) -> Any:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
+            if len(pickles) != 1 or pickles[0].count("/") != 1:
+                raise EpicArError(f"{path}: a zip file, but not one written by torch.save")
+            with archive.open(pickles[0]) as file:
+                return restricted_pickle_load(file, source=str(path))
+    except PersistentIdError:
+        # The pickle points at tensor storages: only torch can rebuild those.
+        return _load_with_torch(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise EpicArError(f"{path}: corrupted zip/torch file ({exc})") from exc
+
+
+def _torch_allowed_globals() -> list[Any]:
+    # torch matches globals by their qualified name; the tuple form lets numpy-1 names
+    # (numpy.core.*) resolve to the numpy-2 objects (numpy._core.*).
+    return [(obj, f"{module}.{name}") for (module, name), obj in DATA_GLOBALS.items()]
+
+
+def _load_with_torch(path: Path) -> Any:
+    import pickle
+
+    import torch
+
+    try:
+        with torch.serialization.safe_globals(_torch_allowed_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        refused = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if refused:
+            raise RefusedGlobalError(
+                f"{path}: refused to load '{refused.group(1)}': only tensors, numpy arrays, "
+                "dtypes and builtin containers/scalars may appear in this file"
+            ) from None
+        raise EpicArError(f"{path}: unreadable torch file ({str(exc).splitlines()[0]})") from exc
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise EpicArError(f"{path}: corrupted torch file ({message})") from exc
