@@ -64,22 +64,58 @@ def run_demo(out_dir: Path, *, labels: Path = DEFAULT_LABELS) -> DemoArtefacts:
     )
     labels_arg = str(labels)
     steps: list[tuple[str, list[str]]] = [
-        ("pretend RGB model: scores for every validation segment",
-         ["synthetic-results", labels_arg, str(art.rgb_results), "--signal", "2.2", "--seed",
-          "1", "--force"]),
-        ("pretend flow model",
-         ["synthetic-results", labels_arg, str(art.flow_results), "--signal", "1.8", "--seed",
-          "2", "--force"]),
-        ("evaluate RGB alone",
-         ["evaluate", str(art.rgb_results), labels_arg, "--format", "json"]),
-        ("fuse RGB and flow (mean of scores)",
-         ["fuse", str(art.rgb_results), str(art.flow_results), str(art.fused_results),
-          "--force"]),
-        ("evaluate the fusion",
-         ["evaluate", str(art.fused_results), labels_arg, "--format", "json"]),
-        ("write the challenge submission",
-         ["submit", str(art.fused_results), str(art.submission), "--labels", labels_arg,
-          "--force"]),
+        (
+            "pretend RGB model: scores for every validation segment",
+            [
+                "synthetic-results",
+                labels_arg,
+                str(art.rgb_results),
+                "--signal",
+                "2.2",
+                "--seed",
+                "1",
+                "--force",
+            ],
+        ),
+        (
+            "pretend flow model",
+            [
+                "synthetic-results",
+                labels_arg,
+                str(art.flow_results),
+                "--signal",
+                "1.8",
+                "--seed",
+                "2",
+                "--force",
+            ],
+        ),
+        ("evaluate RGB alone", ["evaluate", str(art.rgb_results), labels_arg, "--format", "json"]),
+        (
+            "fuse RGB and flow (mean of scores)",
+            [
+                "fuse",
+                str(art.rgb_results),
+                str(art.flow_results),
+                str(art.fused_results),
+                "--force",
+            ],
+        ),
+        (
+            "evaluate the fusion",
+            ["evaluate", str(art.fused_results), labels_arg, "--format", "json"],
+        ),
+        (
+            "write the challenge submission",
+            [
+                "submit",
+                str(art.fused_results),
+                str(art.submission),
+                "--labels",
+                labels_arg,
+                "--force",
+            ],
+        ),
     ]
     start = time.perf_counter()
     outputs = [

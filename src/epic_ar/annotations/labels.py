@@ -15,6 +15,15 @@ from epic_ar.fileio.safe_pickle import DATA_GLOBALS, RefusedGlobalError
 # What a pickled DataFrame of the official annotations may name, old and new pandas alike.
 # These rebuild frames, indexes and arrays from plain data; nothing here runs user code.
 _PANDAS_GLOBALS = {
+    ("pandas", "DataFrame"),
+    ("pandas", "Series"),
+    ("pandas", "Index"),
+    ("pandas", "RangeIndex"),
+    ("pandas", "StringDtype"),
+    ("pandas", "CategoricalDtype"),
+    ("pandas", "Categorical"),
+    ("pandas.arrays", "StringArray"),
+    ("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked"),
     ("pandas.core.frame", "DataFrame"),
     ("pandas.core.series", "Series"),
     ("pandas.core.internals.managers", "BlockManager"),
@@ -65,7 +74,8 @@ class _AnnotationUnpickler(_pandas_unpickler_base()):  # type: ignore[misc]
             return super().find_class(module, name)
         raise RefusedGlobalError(
             f"{self._source}: refused to load '{module}.{name}': an annotation pickle may "
-            "only hold a pandas DataFrame of plain values"
+            "only hold a pandas DataFrame of plain values (the official .csv always works)",
+            f"{module}.{name}",
         )
 
     def persistent_load(self, pid: Any) -> Any:

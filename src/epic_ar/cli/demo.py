@@ -16,10 +16,20 @@ def add_parser(subparsers: Any) -> None:
         description="Generate results for two pretend models on the validation set, fuse "
         "them, evaluate, and write a submission zip, printing each epic-ar command it runs.",
     )
-    parser.add_argument("out_dir", nargs="?", type=Path, default=Path("demo_output"),
-                        metavar="DIR", help="where to write; its demo files are overwritten (default: demo_output)")
-    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS,
-                        help=f"validation annotations (default: {DEFAULT_LABELS})")
+    parser.add_argument(
+        "out_dir",
+        nargs="?",
+        type=Path,
+        default=Path("demo_output"),
+        metavar="DIR",
+        help="where to write; its demo files are overwritten (default: demo_output)",
+    )
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        default=DEFAULT_LABELS,
+        help=f"validation annotations (default: {DEFAULT_LABELS})",
+    )
     parser.set_defaults(run=run)
 
 

@@ -23,20 +23,43 @@ def add_parser(subparsers: Any) -> None:
         "highest verb and noun scores, pairs ranked by the product of probabilities).",
     )
     parser.add_argument("results", type=Path, metavar="RESULTS", help="results file")
-    parser.add_argument("labels", type=Path, metavar="LABELS",
-                        help="official annotations, e.g. EPIC_100_validation.csv or .pkl")
-    parser.add_argument("--tail-verb-classes-csv", type=Path, metavar="F",
-                        help="default: EPIC_100_tail_verbs.csv next to LABELS")
-    parser.add_argument("--tail-noun-classes-csv", type=Path, metavar="F",
-                        help="default: EPIC_100_tail_nouns.csv next to LABELS")
-    parser.add_argument("--unseen-participant-ids-csv", type=Path, metavar="F",
-                        help="default: EPIC_100_unseen_participant_ids_validation.csv (or "
-                        "_test.csv for test labels) next to LABELS")
-    parser.add_argument("--packaged-tables", action="store_true",
-                        help="use the official tail/unseen tables shipped with epic-ar when "
-                        "they are not given and not next to LABELS")
-    parser.add_argument("--format", choices=("yaml", "json"), default="yaml",
-                        help="yaml: one 'name: value' line per metric (default); json: one object")
+    parser.add_argument(
+        "labels",
+        type=Path,
+        metavar="LABELS",
+        help="official annotations, e.g. EPIC_100_validation.csv or .pkl",
+    )
+    parser.add_argument(
+        "--tail-verb-classes-csv",
+        type=Path,
+        metavar="F",
+        help="default: EPIC_100_tail_verbs.csv next to LABELS",
+    )
+    parser.add_argument(
+        "--tail-noun-classes-csv",
+        type=Path,
+        metavar="F",
+        help="default: EPIC_100_tail_nouns.csv next to LABELS",
+    )
+    parser.add_argument(
+        "--unseen-participant-ids-csv",
+        type=Path,
+        metavar="F",
+        help="default: EPIC_100_unseen_participant_ids_validation.csv (or "
+        "_test.csv for test labels) next to LABELS",
+    )
+    parser.add_argument(
+        "--packaged-tables",
+        action="store_true",
+        help="use the official tail/unseen tables shipped with epic-ar when "
+        "they are not given and not next to LABELS",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("yaml", "json"),
+        default="yaml",
+        help="yaml: one 'name: value' line per metric (default); json: one object",
+    )
     parser.set_defaults(run=run)
 
 

@@ -20,11 +20,21 @@ def add_parser(subparsers: Any) -> None:
         "(late fusion). Inputs are aligned by narration id and must cover the same segments; "
         "the output keeps the first file's order and its other keys.",
     )
-    parser.add_argument("results", nargs="+", type=Path, metavar="RESULTS",
-                        help="results files (.pt/.pkl, any layout)")
+    parser.add_argument(
+        "results",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS",
+        help="results files (.pt/.pkl, any layout)",
+    )
     parser.add_argument("out", type=Path, metavar="OUT", help="fused results file to write")
-    parser.add_argument("--weights", nargs="+", type=float, metavar="W",
-                        help="one weight per RESULTS file (weighted mean); default: plain mean")
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        type=float,
+        metavar="W",
+        help="one weight per RESULTS file (weighted mean); default: plain mean",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     parser.set_defaults(run=run)
 

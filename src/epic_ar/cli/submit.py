@@ -42,15 +42,22 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("results", type=Path, metavar="RESULTS", help="results file")
     parser.add_argument("out", type=Path, metavar="OUT.zip", help="submission zip to write")
-    parser.add_argument("--sls-pt", type=int, choices=range(6), default=2, metavar="N",
-                        help=SLS_PT_HELP)
-    parser.add_argument("--sls-tl", type=int, choices=range(6), default=3, metavar="N",
-                        help=SLS_TL_HELP)
-    parser.add_argument("--sls-td", type=int, choices=range(6), default=4, metavar="N",
-                        help=SLS_TD_HELP)
-    parser.add_argument("--labels", type=Path, metavar="F",
-                        help="annotations of the split (e.g. EPIC_100_test_timestamps.csv): "
-                        "check that every segment is present exactly once and none is extra")
+    parser.add_argument(
+        "--sls-pt", type=int, choices=range(6), default=2, metavar="N", help=SLS_PT_HELP
+    )
+    parser.add_argument(
+        "--sls-tl", type=int, choices=range(6), default=3, metavar="N", help=SLS_TL_HELP
+    )
+    parser.add_argument(
+        "--sls-td", type=int, choices=range(6), default=4, metavar="N", help=SLS_TD_HELP
+    )
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        metavar="F",
+        help="annotations of the split (e.g. EPIC_100_test_timestamps.csv): "
+        "check that every segment is present exactly once and none is extra",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite OUT.zip if it exists")
     parser.set_defaults(run=run)
 
@@ -62,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     results = load_results(args.results)
     if args.labels is not None:
         split = read_annotations(args.labels)
-        check_split_coverage(results, split.index.to_numpy(dtype=str), split_source=str(args.labels))
+        check_split_coverage(
+            results, split.index.to_numpy(dtype=str), split_source=str(args.labels)
+        )
     write_submission(results, args.out, levels, force=args.force)
     size_mb = args.out.stat().st_size / 1e6
     print(

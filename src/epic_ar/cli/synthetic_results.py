@@ -22,8 +22,12 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("labels", type=Path, metavar="LABELS", help="official annotations")
     parser.add_argument("out", type=Path, metavar="OUT", help="results file to write")
-    parser.add_argument("--signal", type=float, default=2.5,
-                        help="logit added to the true class (0: chance; default 2.5)")
+    parser.add_argument(
+        "--signal",
+        type=float,
+        default=2.5,
+        help="logit added to the true class (0: chance; default 2.5)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     parser.set_defaults(run=run)

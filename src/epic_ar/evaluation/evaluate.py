@@ -91,7 +91,7 @@ def align_labels(results: Results, labels: pd.DataFrame, *, labels_source: str) 
     Raises:
         EpicArError: some results have no label row (lists up to 5 narration ids).
     """
-    rows = labels.index.get_indexer(results.narration_id)
+    rows = labels.index.get_indexer(pd.Index(results.narration_id))
     unknown = results.narration_id[rows < 0]
     if len(unknown):
         raise EpicArError(
@@ -106,7 +106,8 @@ def align_labels(results: Results, labels: pd.DataFrame, *, labels_source: str) 
             labels_source,
             len(results),
         )
-    return labels.iloc[rows]
+    segment_labels: pd.DataFrame = labels.iloc[rows]
+    return segment_labels
 
 
 def _class_column(labels: pd.DataFrame, column: str, n_classes: int, source: str) -> np.ndarray:
@@ -145,9 +146,7 @@ def evaluate_results(
         tail_verbs=read_tail_classes(tables.tail_verbs, "verb") if tables.tail_verbs else None,
         tail_nouns=read_tail_classes(tables.tail_nouns, "noun") if tables.tail_nouns else None,
         unseen_participants=(
-            read_participant_ids(tables.unseen_participants)
-            if tables.unseen_participants
-            else None
+            read_participant_ids(tables.unseen_participants) if tables.unseen_participants else None
         ),
     )
 

@@ -1,4 +1,4 @@
-"""The EPIC-KITCHENS-100 action recognition metrics, as the official challenge evaluator defines them.
+"""The EPIC-KITCHENS-100 action recognition metrics, as the official evaluator defines them.
 
 Every metric is a top-k accuracy of a ranking, so each segment is reduced to the 0-based
 rank of its true class (rank < k means a top-k hit). Ranks are computed by counting, not
@@ -23,7 +23,8 @@ NOT_RANKED = np.iinfo(np.int64).max
 
 def action_ids(verb_classes: np.ndarray, noun_classes: np.ndarray) -> np.ndarray:
     """Official action id of (verb, noun) class pairs: `verb * 1000 + noun` (same shapes)."""
-    return verb_classes * ACTION_VERB_MULTIPLIER + noun_classes
+    ids: np.ndarray = verb_classes * ACTION_VERB_MULTIPLIER + noun_classes
+    return ids
 
 
 def class_ranks(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -41,7 +42,8 @@ def class_ranks(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     higher = np.count_nonzero(scores > true_scores, axis=1)
     lower_id = np.arange(scores.shape[1])[None, :] < labels[:, None]
     tied_before = np.count_nonzero((scores == true_scores) & lower_id, axis=1)
-    return (higher + tied_before).astype(np.int64)
+    ranks: np.ndarray = (higher + tied_before).astype(np.int64)
+    return ranks
 
 
 def top_n_probabilities(scores: np.ndarray, top_n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.safe_pickle import (
     DATA_GLOBALS,
@@ -70,6 +72,10 @@ def _load_torch_zip(path: Path) -> Any:
     except PersistentIdError:
         # The pickle points at tensor storages: only torch can rebuild those.
         return _load_with_torch(path)
+    except RefusedGlobalError as exc:
+        if exc.global_name.startswith("torch."):  # tensors: torch applies its own allow-list
+            return _load_with_torch(path)
+        raise
     except (zipfile.BadZipFile, OSError) as exc:
         raise EpicArError(f"{path}: corrupted zip/torch file ({exc})") from exc
 
@@ -77,7 +83,14 @@ def _load_torch_zip(path: Path) -> Any:
 def _torch_allowed_globals() -> list[Any]:
     # torch matches globals by their qualified name; the tuple form lets numpy-1 names
     # (numpy.core.*) resolve to the numpy-2 objects (numpy._core.*).
-    return [(obj, f"{module}.{name}") for (module, name), obj in DATA_GLOBALS.items()]
+    # torch also checks the class of each dtype it rebuilds (numpy.dtypes.Float32DType, ...).
+    allowed: list[Any] = [(obj, f"{module}.{name}") for (module, name), obj in DATA_GLOBALS.items()]
+    dtype_classes = getattr(np, "dtypes", None)  # numpy >= 1.25
+    if dtype_classes is not None:
+        allowed += [
+            getattr(dtype_classes, name) for name in dir(dtype_classes) if name.endswith("DType")
+        ]
+    return allowed
 
 
 def _load_with_torch(path: Path) -> Any:

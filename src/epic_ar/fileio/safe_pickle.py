@@ -20,7 +20,11 @@ from epic_ar.errors import EpicArError
 
 
 class RefusedGlobalError(EpicArError):
-    """A pickle asked for a global outside the allow-list."""
+    """A pickle asked for a global outside the allow-list (`global_name`: `module.name`)."""
+
+    def __init__(self, message: str, global_name: str = ""):
+        super().__init__(message)
+        self.global_name = global_name
 
 
 def _numpy_core_attr(module: str, name: str) -> Any:
@@ -78,7 +82,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         except KeyError:
             raise RefusedGlobalError(
                 f"{self._source}: refused to load '{module}.{name}': only numpy arrays, "
-                "dtypes and builtin containers/scalars may appear in this file"
+                "dtypes and builtin containers/scalars may appear in this file",
+                f"{module}.{name}",
             ) from None
 
     def persistent_load(self, pid: Any) -> Any:

@@ -1,0 +1,213 @@
+"""The `epic-ar` console script, run in a subprocess: outputs, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import RunCli, make_results, write_labels_csv
+from epic_ar.evaluation.results import load_results, save_results
+from official_reference import official_metrics
+from results_files import as_list_layout, hostile_results, write_object
+
+# Hand-made labels for make_results(4): 4 segments, two participants.
+TINY_LABELS = [
+    {"narration_id": f"P01_01_{i}", "participant_id": p, "verb_class": v, "noun_class": n}
+    for i, (p, v, n) in enumerate([("P01", 0, 1), ("P01", 2, 1), ("P02", 1, 0), ("P02", 10, 56)])
+]
+
+
+def assert_one_line_error(stderr: str, *fragments: str) -> None:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if ": error: " in line]
+    assert len(errors) == 1, stderr
+    assert "Traceback" not in stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def test_help_lists_every_command(run_cli: RunCli) -> None:
+    done = run_cli("--help")
+    assert done.returncode == 0
+    for command in ("fuse", "evaluate", "submit", "demo"):
+        assert command in done.stdout
+
+
+def test_submit_help_explains_the_six_levels(run_cli: RunCli) -> None:
+    text = run_cli("submit", "--help").stdout
+    for phrase in ("public image and video datasets", "full temporal", "train+val", "few-shot"):
+        assert phrase in text
+    for option in ("--sls-pt", "--sls-tl", "--sls-td"):
+        assert option in text
+    assert text.count("(default ") >= 3
+
+
+def test_fuse_evaluate_submit_on_the_real_validation_set(
+    run_cli: RunCli, tmp_path: Path, validation_labels_csv: Path, shared_annotations: Path
+) -> None:
+    labels = pd.read_csv(validation_labels_csv).set_index("narration_id")
+    rgb, flow = tmp_path / "rgb.pt", tmp_path / "flow.pkl"
+    assert run_cli("synthetic-results", validation_labels_csv, rgb, "--seed", 1).returncode == 0
+    # The flow file: list layout, plain pickle, shuffled order (as the original tools write).
+    flow_results = load_results(rgb)
+    rng = np.random.default_rng(5)
+    flow_results.verb_output = flow_results.verb_output + rng.standard_normal((9668, 97)).astype(
+        np.float32
+    )
+    shuffled = flow_results.take(rng.permutation(len(flow_results)))
+    write_object(as_list_layout(shuffled), flow, "pickle2")
+
+    fused = tmp_path / "fused.pt"
+    done = run_cli("fuse", rgb, flow, fused)
+    assert done.returncode == 0, done.stderr
+    assert "fused 2 files (9668 segments)" in done.stdout
+
+    done = run_cli("evaluate", fused, validation_labels_csv)
+    assert done.returncode == 0, done.stderr
+    printed = dict(line.split(": ") for line in done.stdout.splitlines())
+    assert list(printed) == sorted(printed) and len(printed) == 12
+    result = load_results(fused)
+    expected = official_metrics(
+        result.verb_output,
+        result.noun_output,
+        labels.loc[result.narration_id],
+        pd.read_csv(shared_annotations / "EPIC_100_tail_verbs.csv")["verb"].to_numpy(),
+        pd.read_csv(shared_annotations / "EPIC_100_tail_nouns.csv")["noun"].to_numpy(),
+        np.array(["P18", "P32"]),
+    )
+    assert {k: float(v) for k, v in printed.items()} == expected
+
+    # The pandas pickle form of the labels gives the same numbers, as JSON.
+    done = run_cli(
+        "evaluate", fused, shared_annotations / "EPIC_100_validation.pkl", "--format", "json"
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == expected
+
+    submission = tmp_path / "submission.zip"
+    done = run_cli("submit", fused, submission, "--labels", validation_labels_csv, "--sls-pt", 1)
+    assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(submission) as archive:
+        content = json.loads(archive.read("test.json"))
+    assert content["sls_pt"] == 1 and len(content["results"]) == 9668
+
+
+def test_partial_results_warn_with_coverage(run_cli: RunCli, tmp_path: Path) -> None:
+    labels = write_labels_csv(tmp_path / "labels.csv", TINY_LABELS)
+    results = tmp_path / "r.pt"
+    save_results(make_results(4).take(np.array([0, 2, 3])), results)
+    done = run_cli("evaluate", results, labels, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert "results cover 3 of 4 segments" in done.stderr
+    assert "EPIC_100_tail_verbs.csv not found next to the labels" in done.stderr
+    metrics = json.loads(done.stdout)
+    assert set(metrics) == {
+        f"all_{t}_accuracy_at_{k}" for t in ("verb", "noun", "action") for k in (1, 5)
+    }
+
+
+def test_tables_next_to_labels_and_packaged_tables(run_cli: RunCli, tmp_path: Path) -> None:
+    labels = write_labels_csv(tmp_path / "labels.csv", TINY_LABELS)
+    pd.DataFrame({"participant_id": ["P02"]}).to_csv(
+        tmp_path / "EPIC_100_unseen_participant_ids_validation.csv", index=False
+    )
+    results = tmp_path / "r.pt"
+    save_results(make_results(4), results)
+    metrics = json.loads(run_cli("evaluate", results, labels, "--format", "json").stdout)
+    assert "unseen_verb_accuracy_at_1" in metrics and "tail_verb_accuracy_at_1" not in metrics
+    done = run_cli("evaluate", results, labels, "--format", "json", "--packaged-tables")
+    assert "tail_action_accuracy_at_1" in json.loads(done.stdout)
+    assert "not found" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("make_args", "fragments"),
+    [
+        (lambda d: ["evaluate", d / "missing.pt", d / "labels.csv"], ["missing.pt: no such file"]),
+        (lambda d: ["evaluate", d / "evil.pt", d / "labels.csv"], ["evil.pt: refused to load"]),
+        (
+            lambda d: ["evaluate", d / "other.pt", d / "labels.csv"],
+            ["2 of 2 results have narration ids not in", "P07_07_0, P07_07_1"],
+        ),
+        (
+            lambda d: [
+                "evaluate",
+                d / "r.pt",
+                d / "labels.csv",
+                "--tail-verb-classes-csv",
+                d / "nope.csv",
+            ],
+            ["nope.csv: no such file"],
+        ),
+        (
+            lambda d: ["fuse", d / "r.pt", d / "other.pt", d / "f.pt"],
+            ["narration ids differ", "4 missing from", "(P07_07_0, P07_07_1)"],
+        ),
+        (
+            lambda d: ["fuse", d / "r.pt", d / "r.pt", d / "labels.csv"],
+            ["labels.csv: already exists; pass --force"],
+        ),
+        (
+            lambda d: ["fuse", d / "r.pt", d / "r.pt", d / "f.pt", "--weights", "1"],
+            ["got 1 weights for 2"],
+        ),
+        (
+            lambda d: ["submit", d / "r.pt", d / "s.zip", "--labels", d / "other_labels.csv"],
+            ["results do not match", "4 narration ids not in the split"],
+        ),
+    ],
+)
+def test_user_errors_exit_1_with_one_line(
+    run_cli: RunCli, tmp_path: Path, make_args: object, fragments: list[str]
+) -> None:
+    write_labels_csv(tmp_path / "labels.csv", TINY_LABELS)
+    write_labels_csv(tmp_path / "other_labels.csv", [{"narration_id": "P07_07_0"}])
+    save_results(make_results(4), tmp_path / "r.pt")
+    save_results(make_results(2, prefix="P07_07_"), tmp_path / "other.pt")
+    write_object(hostile_results(tmp_path / "pwned"), tmp_path / "evil.pt", "pickle4")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    done = run_cli(*make_args(tmp_path))  # type: ignore[operator]
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert_one_line_error(done.stderr, *fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no partial output
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_usage_errors_exit_2(run_cli: RunCli, tmp_path: Path) -> None:
+    done = run_cli("submit", tmp_path / "r.pt", tmp_path / "s.zip", "--sls-pt", "9")
+    assert done.returncode == 2
+    assert "invalid choice: 9" in done.stderr
+
+
+def test_force_overwrites(run_cli: RunCli, tmp_path: Path) -> None:
+    save_results(make_results(4), tmp_path / "r.pt")
+    out = tmp_path / "s.zip"
+    out.write_bytes(b"old")
+    assert run_cli("submit", tmp_path / "r.pt", out).returncode == 1
+    assert out.read_bytes() == b"old"
+    assert run_cli("submit", tmp_path / "r.pt", out, "--force").returncode == 0
+    assert zipfile.is_zipfile(out)
+
+
+def test_demo_runs_end_to_end(run_cli: RunCli, tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "demo"
+    done = run_cli("demo", out, cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert "$ epic-ar fuse" in done.stdout and "$ epic-ar submit" in done.stdout
+    metrics = json.loads((out / "fused_val_metrics.json").read_text())
+    assert len(metrics) == 12
+    assert metrics["all_action_accuracy_at_1"] > 10 * 100 / (97 * 300)  # far above chance
+    for name in (
+        "rgb_val_results.pt",
+        "flow_val_results.pt",
+        "fused_val_results.pt",
+        "submission.zip",
+    ):
+        assert (out / name).is_file(), name
