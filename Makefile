@@ -34,7 +34,7 @@ lint: install-test
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-bench: install
+bench: install-test
 	$(BIN)/python benchmarks/bench_results_toolkit.py
 
 clean:

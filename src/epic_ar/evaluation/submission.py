@@ -70,9 +70,10 @@ def _score_objects(scores: np.ndarray) -> list[str]:
     values = scores.astype(np.float64)
     keys = [f'"{i}": ' for i in range(values.shape[1])]
     magnitude = np.abs(values)
-    needs_repr = ((magnitude < _ORJSON_SAME_AS_REPR_FROM) & (magnitude > 0)).any(axis=1)
+    tiny = (magnitude < _ORJSON_SAME_AS_REPR_FROM) & (magnitude > 0)
+    needs_repr: list[bool] = (np.count_nonzero(tiny, axis=1) > 0).tolist()
     objects = []
-    for row, slow in zip(values.tolist(), needs_repr.tolist(), strict=True):
+    for row, slow in zip(values.tolist(), needs_repr, strict=True):
         numbers = map(repr, row) if slow else orjson.dumps(row)[1:-1].decode().split(",")
         objects.append("{" + ", ".join(map(str.__add__, keys, numbers)) + "}")
     return objects
