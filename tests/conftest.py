@@ -26,8 +26,9 @@ def shared_annotations() -> Path:
 
 
 @pytest.fixture(scope="session")
-def validation_labels_csv(shared_annotations: Path) -> Path:
-    return shared_annotations / "EPIC_100_validation.csv"
+def validation_labels_csv() -> Path:
+    """The real validation labels: the copy vendored in examples/ (tail/unseen tables beside)."""
+    return REPO_ROOT / "examples" / "annotations" / "EPIC_100_validation.csv"
 
 
 def make_results(n: int, *, seed: int = 0, prefix: str = "P01_01_") -> Results:

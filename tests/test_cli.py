@@ -48,8 +48,9 @@ def test_submit_help_explains_the_six_levels(run_cli: RunCli) -> None:
 
 
 def test_fuse_evaluate_submit_on_the_real_validation_set(
-    run_cli: RunCli, tmp_path: Path, validation_labels_csv: Path, shared_annotations: Path
+    run_cli: RunCli, tmp_path: Path, validation_labels_csv: Path
 ) -> None:
+    tables = validation_labels_csv.parent
     labels = pd.read_csv(validation_labels_csv).set_index("narration_id")
     rgb, flow = tmp_path / "rgb.pt", tmp_path / "flow.pkl"
     assert run_cli("synthetic-results", validation_labels_csv, rgb, "--seed", 1).returncode == 0
@@ -76,16 +77,13 @@ def test_fuse_evaluate_submit_on_the_real_validation_set(
         result.verb_output,
         result.noun_output,
         labels.loc[result.narration_id],
-        pd.read_csv(shared_annotations / "EPIC_100_tail_verbs.csv")["verb"].to_numpy(),
-        pd.read_csv(shared_annotations / "EPIC_100_tail_nouns.csv")["noun"].to_numpy(),
+        pd.read_csv(tables / "EPIC_100_tail_verbs.csv")["verb"].to_numpy(),
+        pd.read_csv(tables / "EPIC_100_tail_nouns.csv")["noun"].to_numpy(),
         np.array(["P18", "P32"]),
     )
     assert {k: float(v) for k, v in printed.items()} == expected
 
-    # The pandas pickle form of the labels gives the same numbers, as JSON.
-    done = run_cli(
-        "evaluate", fused, shared_annotations / "EPIC_100_validation.pkl", "--format", "json"
-    )
+    done = run_cli("evaluate", fused, validation_labels_csv, "--format", "json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == expected
 
@@ -211,3 +209,16 @@ def test_demo_runs_end_to_end(run_cli: RunCli, tmp_path: Path) -> None:
         "submission.zip",
     ):
         assert (out / name).is_file(), name
+
+
+def test_pickled_labels_give_the_same_metrics_as_csv(
+    run_cli: RunCli, tmp_path: Path, shared_annotations: Path
+) -> None:
+    results = tmp_path / "r.pt"
+    csv = shared_annotations / "EPIC_100_validation.csv"
+    assert run_cli("synthetic-results", csv, results).returncode == 0
+    from_csv = run_cli("evaluate", results, csv, "--format", "json")
+    from_pkl = run_cli("evaluate", results, csv.with_suffix(".pkl"), "--format", "json")
+    assert from_csv.returncode == from_pkl.returncode == 0, from_pkl.stderr
+    assert json.loads(from_csv.stdout) == json.loads(from_pkl.stdout)
+    assert len(json.loads(from_pkl.stdout)) == 12
