@@ -12,7 +12,6 @@ original tools do).
 
 from __future__ import annotations
 
-import json
 import sys
 import zipfile
 from pathlib import Path
@@ -23,7 +22,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from official_reference import official_metrics
+from official_reference import official_metrics, official_submission_text
 
 
 def load_collated(path: Path) -> dict[str, np.ndarray]:
@@ -50,27 +49,11 @@ def evaluate(results_path: Path, labels_path: Path) -> None:
 
 def submit(results_path: Path, out: Path) -> None:
     results = load_collated(results_path)
-    submission = {
-        "version": "0.2",
-        "challenge": "action_recognition",
-        "sls_pt": 2,
-        "sls_tl": 3,
-        "sls_td": 4,
-        "results": {
-            str(i): {
-                "verb": {str(c): float(s) for c, s in enumerate(v)},
-                "noun": {str(c): float(s) for c, s in enumerate(n)},
-            }
-            for v, n, i in zip(
-                results["verb_output"],
-                results["noun_output"],
-                results["narration_id"],
-                strict=True,
-            )
-        },
-    }
+    text = official_submission_text(
+        results["verb_output"], results["noun_output"], results["narration_id"]
+    )
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=5) as zf:
-        zf.writestr("test.json", json.dumps(submission))
+        zf.writestr("test.json", text)
 
 
 def fuse(paths: list[Path], out: Path) -> None:

@@ -7,6 +7,8 @@ scipy's `softmax` without an axis, i.e. over the whole [N, 100] array at once.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -83,3 +85,25 @@ def official_metrics(
             ranks[task][unseen_mask], truth[task][unseen_mask], (1,)
         )[0]
     return out
+
+
+def official_submission_text(
+    verb: np.ndarray, noun: np.ndarray, ids: np.ndarray, sls: tuple[int, int, int] = (2, 3, 4)
+) -> str:
+    """The `test.json` text the official create_submission.py writes (json.dumps of dicts)."""
+    return json.dumps(
+        {
+            "version": "0.2",
+            "challenge": "action_recognition",
+            "sls_pt": sls[0],
+            "sls_tl": sls[1],
+            "sls_td": sls[2],
+            "results": {
+                str(i): {
+                    "verb": {str(c): float(s) for c, s in enumerate(v)},
+                    "noun": {str(c): float(s) for c, s in enumerate(n)},
+                }
+                for v, n, i in zip(verb, noun, ids, strict=True)
+            },
+        }
+    )

@@ -62,14 +62,27 @@ def test_action_ranks_of_the_hand_case() -> None:
     assert chunked.tolist() == ACTION_RANKS
 
 
-def test_metrics_of_the_hand_case() -> None:
-    metrics, notes = challenge_metrics(
+def hand_case_metrics(
+    tail_verbs: np.ndarray | None,
+    tail_nouns: np.ndarray | None,
+    unseen_participants: np.ndarray | None,
+) -> tuple[dict[str, float], list[str]]:
+    """The metrics of the hand case; its participants are P01, P02, P02, P03."""
+    return challenge_metrics(
         class_ranks(VERB_SCORES, VERBS),
         class_ranks(NOUN_SCORES, NOUNS),
         np.array(ACTION_RANKS),
         verb_labels=VERBS,
         noun_labels=NOUNS,
         participant_ids=np.array(["P01", "P02", "P02", "P03"]),
+        tail_verbs=tail_verbs,
+        tail_nouns=tail_nouns,
+        unseen_participants=unseen_participants,
+    )
+
+
+def test_metrics_of_the_hand_case() -> None:
+    metrics, notes = hand_case_metrics(
         tail_verbs=np.array([0, 2]),  # segments A, B
         tail_nouns=np.array([1]),  # segments A, B
         unseen_participants=np.array(["P01", "P03"]),  # segments A, D
@@ -93,13 +106,7 @@ def test_metrics_of_the_hand_case() -> None:
 
 
 def test_groups_without_tables_or_segments_are_left_out_with_a_note() -> None:
-    metrics, notes = challenge_metrics(
-        class_ranks(VERB_SCORES, VERBS),
-        class_ranks(NOUN_SCORES, NOUNS),
-        np.array(ACTION_RANKS),
-        verb_labels=VERBS,
-        noun_labels=NOUNS,
-        participant_ids=np.array(["P01", "P02", "P02", "P03"]),
+    metrics, notes = hand_case_metrics(
         tail_verbs=np.array([0]),
         tail_nouns=None,  # no noun table: neither tail noun nor tail action
         unseen_participants=np.array(["P99"]),  # nobody unseen among these segments

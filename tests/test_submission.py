@@ -21,26 +21,7 @@ from epic_ar.evaluation.submission import (
     submission_json,
     write_submission,
 )
-
-
-def official_submission_text(verb: np.ndarray, noun: np.ndarray, ids: np.ndarray) -> str:
-    """What the official create_submission.py writes (json.dumps of nested dicts)."""
-    return json.dumps(
-        {
-            "version": "0.2",
-            "challenge": "action_recognition",
-            "sls_pt": 1,
-            "sls_tl": 0,
-            "sls_td": 5,
-            "results": {
-                str(i): {
-                    "verb": {str(c): float(s) for c, s in enumerate(v)},
-                    "noun": {str(c): float(s) for c, s in enumerate(n)},
-                }
-                for v, n, i in zip(verb, noun, ids, strict=True)
-            },
-        }
-    )
+from official_reference import official_submission_text
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -51,7 +32,7 @@ def test_json_text_is_identical_to_the_official_tool(dtype: type) -> None:
     results.narration_id[2] = 'P01_01_"quoted"'
     text = submission_json(results, SupervisionLevels(pt=1, tl=0, td=5))
     assert text == official_submission_text(
-        results.verb_output, results.noun_output, results.narration_id
+        results.verb_output, results.noun_output, results.narration_id, sls=(1, 0, 5)
     )
 
 
