@@ -143,6 +143,10 @@ def test_tables_next_to_labels_and_packaged_tables(run_cli: RunCli, tmp_path: Pa
             ["nope.csv: no such file"],
         ),
         (
+            lambda d: ["evaluate", d / "r.pt", d / "other_labels.csv"],
+            ["other_labels.csv: has no verb_class/noun_class", "epic-ar submit"],
+        ),
+        (
             lambda d: ["fuse", d / "r.pt", d / "other.pt", d / "f.pt"],
             ["narration ids differ", "4 missing from", "(P07_07_0, P07_07_1)"],
         ),

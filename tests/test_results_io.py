@@ -98,6 +98,14 @@ def test_torch_tensors_are_read_through_torch_weights_only(tmp_path: Path) -> No
     assert_same(loaded, results)
 
 
+def test_extra_tensors_become_arrays_that_move_with_their_segments(tmp_path: Path) -> None:
+    results = make_results(3)
+    obj = {**results.to_dict(), "start_frame": torch.tensor([10, 20, 30])}
+    loaded = load_results(write_object(obj, tmp_path / "t.pt", "torch_zip"))
+    assert isinstance(loaded.extra["start_frame"], np.ndarray)
+    assert loaded.take(np.array([2, 0])).extra["start_frame"].tolist() == [30, 10]
+
+
 def test_numpy1_pickles_load(tmp_path: Path) -> None:
     results = make_results(3)
     path = tmp_path / "old.pkl"

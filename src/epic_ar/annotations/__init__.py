@@ -7,7 +7,7 @@ from epic_ar.annotations.classes import (
     read_participant_ids,
     read_tail_classes,
 )
-from epic_ar.annotations.labels import read_annotations
+from epic_ar.annotations.labels import read_annotations, require_columns
 
 __all__ = [
     "N_NOUNS",
@@ -16,4 +16,5 @@ __all__ = [
     "read_annotations",
     "read_participant_ids",
     "read_tail_classes",
+    "require_columns",
 ]

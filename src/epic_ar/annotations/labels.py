@@ -102,6 +102,16 @@ def _read_annotation_csv(path: Path) -> pd.DataFrame:
         raise EpicArError(f"{path}: not a readable CSV file ({exc})") from exc
 
 
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], *, source: str) -> None:
+    """Raise an EpicArError naming `source` and the missing ones unless all `columns` exist."""
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise EpicArError(
+            f"{source}: missing column(s) {', '.join(map(repr, missing))} "
+            f"(columns: {', '.join(map(str, frame.columns))})"
+        )
+
+
 def read_annotations(path: Path, *, required_columns: Iterable[str] = ()) -> pd.DataFrame:
     """Read an official annotation file into a DataFrame indexed by `narration_id`.
 
@@ -124,12 +134,7 @@ def read_annotations(path: Path, *, required_columns: Iterable[str] = ()) -> pd.
     elif frame.index.name != "narration_id":
         raise EpicArError(f"{path}: no 'narration_id' column or index")
     frame.index = frame.index.astype(str)
-    missing = [column for column in required_columns if column not in frame.columns]
-    if missing:
-        raise EpicArError(
-            f"{path}: missing column(s) {', '.join(map(repr, missing))} "
-            f"(columns: {', '.join(map(str, frame.columns))})"
-        )
+    require_columns(frame, required_columns, source=str(path))
     duplicated = frame.index[frame.index.duplicated()]
     if len(duplicated):
         raise EpicArError(

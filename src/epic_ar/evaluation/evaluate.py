@@ -17,7 +17,7 @@ from epic_ar.annotations.classes import (
     read_participant_ids,
     read_tail_classes,
 )
-from epic_ar.annotations.labels import read_annotations
+from epic_ar.annotations.labels import read_annotations, require_columns
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation.metrics import action_ranks, challenge_metrics, class_ranks
 from epic_ar.evaluation.results import Results
@@ -132,7 +132,13 @@ def evaluate_results(
     Returns:
         metrics and notes on groups left out.
     """
-    labels = read_annotations(labels_path, required_columns=LABEL_COLUMNS)
+    labels = read_annotations(labels_path)
+    if "verb_class" not in labels.columns and "noun_class" not in labels.columns:
+        raise EpicArError(
+            f"{labels_path}: has no verb_class/noun_class columns; the labels of the test "
+            "split are not public (write a submission with `epic-ar submit` instead)"
+        )
+    require_columns(labels, LABEL_COLUMNS, source=str(labels_path))
     segment_labels = align_labels(results, labels, labels_source=str(labels_path))
     verbs = _class_column(segment_labels, "verb_class", N_VERBS, str(labels_path))
     nouns = _class_column(segment_labels, "noun_class", N_NOUNS, str(labels_path))

@@ -107,7 +107,9 @@ def results_from_object(obj: Any, *, source: str) -> Results:
         raise EpicArError(f"{source}: missing key(s) {', '.join(missing)} (found: {found})")
     scores = {key: _as_score_array(data.pop(key), key, source) for key in SCORE_KEYS}
     narration_id = _as_id_array(data.pop("narration_id"), source)
-    results = Results(scores["verb_output"], scores["noun_output"], narration_id, data)
+    # Tensors become arrays so that extra per-segment values move with their segments.
+    extra = {key: _to_numpy(value) if _is_tensor(value) else value for key, value in data.items()}
+    results = Results(scores["verb_output"], scores["noun_output"], narration_id, extra)
     validate_results(results, source=source)
     return results
 
@@ -153,9 +155,13 @@ def _stack_rows(rows: list[Any], key: str, source: str) -> np.ndarray:
     return np.stack(arrays)
 
 
+def _is_tensor(value: Any) -> bool:
+    # Tensors only come from torch files; recognised without importing torch ourselves.
+    return type(value).__module__ == "torch" and hasattr(value, "numpy")
+
+
 def _to_numpy(value: Any) -> np.ndarray:
-    # torch tensors come from torch files; convert without importing torch ourselves.
-    if type(value).__module__ == "torch" and hasattr(value, "numpy"):
+    if _is_tensor(value):
         return np.asarray(value.detach().cpu().numpy())
     return np.asarray(value)
 
