@@ -136,7 +136,7 @@ def _collate(items: Sequence[Any], source: str) -> dict[str, Any]:
             continue
         try:
             collated[key] = np.asarray(values)
-        except ValueError:  # ragged values stay a list
+        except (ValueError, TypeError):  # ragged or odd values stay a list
             collated[key] = values
     for key in SCORE_KEYS:
         if key in collated:
