@@ -16,8 +16,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) --editable .
 	touch $@
 
+# gulpio2 (the original project's storage library, used to test compatibility) declares
+# Pillow-SIMD, which would replace Pillow: install it without its declared dependencies.
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) --editable '.[test]'
+	$(PIP) --no-deps gulpio2==0.0.4
 	touch $@
 
 install: $(VENV)/.installed

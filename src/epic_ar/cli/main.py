@@ -8,10 +8,30 @@ import sys
 from collections.abc import Sequence
 
 from epic_ar import __version__
-from epic_ar.cli import demo, evaluate, fuse, submit, synthetic_results
+from epic_ar.cli import (
+    convert_flow_idxs,
+    demo,
+    evaluate,
+    fuse,
+    gulp,
+    gulp_check,
+    submit,
+    synth,
+    synthetic_results,
+)
 from epic_ar.errors import EpicArError
 
-COMMANDS = (fuse, evaluate, submit, synthetic_results, demo)
+COMMANDS = (
+    synth,
+    gulp,
+    gulp_check,
+    convert_flow_idxs,
+    fuse,
+    evaluate,
+    submit,
+    synthetic_results,
+    demo,
+)
 EXIT_ERROR = 1
 
 

@@ -1,0 +1,41 @@
+"""`epic-ar gulp-check DIR`: verify a gulp directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from epic_ar.gulp.check import check_gulp_directory
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "gulp-check",
+        help="verify every chunk of a gulp directory",
+        description="Check every chunk of a gulp directory: the meta files parse, records lie "
+        "inside their data files and cover them exactly, and every frame decodes. Prints one "
+        "line per problem; exits 1 when there is any.",
+    )
+    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.add_argument(
+        "--no-decode",
+        action="store_true",
+        help="check the structure only, without decoding every frame",
+    )
+    parser.add_argument(
+        "-j", "--workers", type=int, default=1, metavar="N", help="worker processes (default 1)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    problems = check_gulp_directory(args.directory, workers=args.workers, decode=not args.no_decode)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{args.directory}: {len(problems)} problems", file=sys.stderr)
+        return 1
+    print(f"{args.directory}: all chunks OK")
+    return 0

@@ -1,0 +1,1 @@
+"""Sampling, transforms, datasets and synthetic EPIC-shaped data."""

@@ -1,0 +1,349 @@
+"""A synthetic dataset shaped like EPIC-KITCHENS-100, with learnable classes.
+
+Each segment shows one object moving over a per-video background:
+
+- the noun sets the object's colour and shape;
+- the verb sets the direction and speed of its motion.
+
+Optical-flow frames (u, v greyscale, 128 = still) encode that motion, so both modalities
+can be learned. Videos are named in both styles (`P01_01`: 2018, flow at stride 2;
+`P01_101`: 2020, stride 1). Annotations follow the official schema and use real class ids
+and names. Frames are written in any of the three layouts that `epic-ar gulp` reads.
+Everything is deterministic given the seed.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import shutil
+import tarfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import simplejpeg
+
+from epic_ar.annotations.classes import PACKAGED_TABLES, packaged_table
+from epic_ar.errors import EpicArError
+from epic_ar.gulp.sources import frame_name
+
+LAYOUTS = ("folders", "official", "tar")
+FPS = {2018: 59.94005994005994, 2020: 50.0}
+FLOW_STRIDE = {2018: 2, 2020: 1}
+JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Sizes of the generated dataset (frame numbers and sizes as in EPIC by default)."""
+
+    participants: int = 4
+    videos_per_participant: int = 2
+    segments_per_video: int = 12
+    frame_width: int = 456
+    frame_height: int = 256
+    min_frames: int = 16
+    max_frames: int = 40
+    verbs: int = 6
+    nouns: int = 8
+    layouts: tuple[str, ...] = ("tar",)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.verbs <= 97 or not 1 <= self.nouns <= 300:
+            raise EpicArError("--verbs must be 1-97 and --nouns 1-300")
+        if self.min_frames < 3 or self.max_frames < self.min_frames:
+            raise EpicArError("need 3 <= min frames <= max frames")
+        if self.frame_width < 16 or self.frame_height < 16:
+            raise EpicArError("frames must be at least 16x16")
+        if self.participants < 2:
+            raise EpicArError("need at least 2 participants (one of them is unseen)")
+        unknown = set(self.layouts) - set(LAYOUTS)
+        if unknown:
+            raise EpicArError(f"unknown layouts {sorted(unknown)}; choose from {LAYOUTS}")
+
+
+@dataclass
+class Segment:
+    narration_id: str
+    participant_id: str
+    video_id: str
+    start_frame: int
+    stop_frame: int
+    verb_class: int
+    noun_class: int
+    split: str
+
+
+@dataclass
+class Video:
+    participant_id: str
+    video_id: str
+    year: int
+    num_frames: int
+    segments: list[Segment] = field(default_factory=list)
+
+
+def video_names(config: SyntheticConfig) -> Iterator[tuple[str, str, int]]:
+    """(participant, video, year) for every video: alternately 2018 and 2020 style."""
+    for p in range(1, config.participants + 1):
+        participant = f"P{p:02d}"
+        for v in range(1, config.videos_per_participant + 1):
+            year = 2018 if v % 2 else 2020
+            suffix = f"{v:02d}" if year == 2018 else f"{100 + v}"
+            yield participant, f"{participant}_{suffix}", year
+
+
+def plan_videos(config: SyntheticConfig, rng: np.random.Generator) -> list[Video]:
+    """Segments of every video with frame ranges, classes and splits.
+
+    The last participant appears only in validation and test (an unseen participant);
+    other segments are split 70/15/15 at random.
+    """
+    unseen = f"P{config.participants:02d}"
+    videos = []
+    for participant, video_id, year in video_names(config):
+        frame = 1 + int(rng.integers(0, 5))
+        segments = []
+        for index in range(config.segments_per_video):
+            length = int(rng.integers(config.min_frames, config.max_frames + 1))
+            if participant == unseen:
+                split = "validation" if rng.random() < 0.5 else "test"
+            else:
+                split = str(rng.choice(["train", "validation", "test"], p=[0.7, 0.15, 0.15]))
+            segments.append(
+                Segment(
+                    narration_id=f"{video_id}_{index}",
+                    participant_id=participant,
+                    video_id=video_id,
+                    start_frame=frame,
+                    stop_frame=frame + length - 1,
+                    verb_class=int(rng.integers(0, config.verbs)),
+                    noun_class=int(rng.integers(0, config.nouns)),
+                    split=split,
+                )
+            )
+            frame += length + int(rng.integers(0, 6))
+        videos.append(Video(participant, video_id, year, frame + 2, segments))
+    return videos
+
+
+def _timestamp(seconds: float, decimals: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{int(hours):02d}:{int(minutes):02d}:{secs:0{3 + decimals}.{decimals}f}"
+
+
+def annotation_tables(videos: list[Video]) -> dict[str, pd.DataFrame]:
+    """The annotation tables in the official schema: train, validation, test_timestamps."""
+    verbs = pd.read_csv(packaged_table("EPIC_100_verb_classes.csv"))["key"]
+    nouns = pd.read_csv(packaged_table("EPIC_100_noun_classes.csv"))["key"]
+    rows: dict[str, list[dict[str, object]]] = {"train": [], "validation": [], "test": []}
+    for video in videos:
+        fps = FPS[video.year]
+        for s in video.segments:
+            verb, noun = str(verbs[s.verb_class]), str(nouns[s.noun_class])
+            start, stop = (s.start_frame - 1) / fps, (s.stop_frame - 1) / fps
+            rows[s.split].append(
+                {
+                    "narration_id": s.narration_id,
+                    "participant_id": s.participant_id,
+                    "video_id": s.video_id,
+                    "narration_timestamp": _timestamp(start + 0.1, 3),
+                    "start_timestamp": _timestamp(start, 2),
+                    "stop_timestamp": _timestamp(stop, 2),
+                    "start_frame": s.start_frame,
+                    "stop_frame": s.stop_frame,
+                    "narration": f"{verb} {noun}",
+                    "verb": verb,
+                    "verb_class": s.verb_class,
+                    "noun": noun,
+                    "noun_class": s.noun_class,
+                    "all_nouns": [noun],
+                    "all_noun_classes": [s.noun_class],
+                }
+            )
+    tables = {split: pd.DataFrame(split_rows) for split, split_rows in rows.items()}
+    tables["test"] = tables["test"].iloc[:, :8]  # the test split has no labels
+    return {
+        "train": tables["train"],
+        "validation": tables["validation"],
+        "test_timestamps": tables["test"],
+    }
+
+
+class Renderer:
+    """Draws the frames of one video: background texture, one moving object per segment."""
+
+    def __init__(self, config: SyntheticConfig, rng: np.random.Generator):
+        self.config = config
+        h, w = config.frame_height, config.frame_width
+        coarse = rng.integers(60, 200, size=(4, 6, 3)).astype(np.float32)
+        rows = np.linspace(0, 3, h)[:, None]
+        cols = np.linspace(0, 5, w)[None, :]
+        r0, c0 = np.floor(rows).astype(int).clip(0, 2), np.floor(cols).astype(int).clip(0, 4)
+        fr, fc = (rows - r0)[..., None], (cols - c0)[..., None]
+        self.background = (
+            coarse[r0, c0] * (1 - fr) * (1 - fc)
+            + coarse[r0 + 1, c0] * fr * (1 - fc)
+            + coarse[r0, c0 + 1] * (1 - fr) * fc
+            + coarse[r0 + 1, c0 + 1] * fr * fc
+        ).astype(np.uint8)
+        self.radius = max(3, h // 8)
+        yy, xx = np.mgrid[-self.radius : self.radius + 1, -self.radius : self.radius + 1]
+        self.shapes = [
+            np.ones_like(yy, dtype=bool),  # square
+            (yy**2 + xx**2) <= self.radius**2,  # disc
+            np.abs(xx) <= (yy + self.radius) / 2,  # triangle
+        ]
+
+    def colour(self, noun: int) -> np.ndarray:
+        hue = noun / self.config.nouns
+        rgb = [0.5 + 0.5 * math.cos(2 * math.pi * (hue + k / 3)) for k in range(3)]
+        return (np.array(rgb) * 255).astype(np.uint8)
+
+    def velocity(self, verb: int) -> tuple[float, float]:
+        """(dy, dx) pixels per RGB frame."""
+        angle = 2 * math.pi * verb / self.config.verbs
+        speed = self.config.frame_height / 80 * (1 + verb % 2)
+        return speed * math.sin(angle), speed * math.cos(angle)
+
+    def position(self, segment: Segment, frame: int) -> tuple[int, int]:
+        """Object centre at RGB `frame`: crosses the frame centre mid-segment."""
+        dy, dx = self.velocity(segment.verb_class)
+        middle = (segment.start_frame + segment.stop_frame) / 2
+        h, w, r = self.config.frame_height, self.config.frame_width, self.radius
+        y = h / 2 + (frame - middle) * dy
+        x = w / 2 + (frame - middle) * dx
+        return int(np.clip(round(y), r, h - r - 1)), int(np.clip(round(x), r, w - r - 1))
+
+    def _mask_box(self, segment: Segment, frame: int) -> tuple[slice, slice, np.ndarray]:
+        y, x = self.position(segment, frame)
+        r = self.radius
+        return slice(y - r, y + r + 1), slice(x - r, x + r + 1), self.shapes[segment.noun_class % 3]
+
+    def rgb(self, segment: Segment | None, frame: int) -> np.ndarray:
+        image: np.ndarray = self.background.copy()
+        if segment is not None:
+            ys, xs, mask = self._mask_box(segment, frame)
+            image[ys, xs][mask] = self.colour(segment.noun_class)
+        return image
+
+    def flow(self, segment: Segment | None, frame: int, stride: int) -> tuple[np.ndarray, ...]:
+        """u and v images for the motion from RGB `frame` to `frame + stride`."""
+        h, w = self.config.frame_height, self.config.frame_width
+        u = np.full((h, w), 128, np.uint8)
+        v = np.full((h, w), 128, np.uint8)
+        if segment is not None:
+            dy, dx = self.velocity(segment.verb_class)
+            ys, xs, mask = self._mask_box(segment, frame)
+            u[ys, xs][mask] = np.uint8(np.clip(128 + 8 * dx * stride, 0, 255))
+            v[ys, xs][mask] = np.uint8(np.clip(128 + 8 * dy * stride, 0, 255))
+        return u, v
+
+
+def _encode(image: np.ndarray) -> bytes:
+    gray = image.ndim == 2
+    pixels = image[:, :, None] if gray else image
+    return bytes(
+        simplejpeg.encode_jpeg(pixels, quality=JPEG_QUALITY, colorspace="GRAY" if gray else "RGB")
+    )
+
+
+def render_video(video: Video, renderer: Renderer) -> dict[str, dict[str, bytes]]:
+    """{"rgb": {member: jpeg}, "flow": {"u/member": jpeg, "v/member": jpeg}} of a video."""
+    at_frame: dict[int, Segment] = {}
+    for segment in video.segments:
+        for frame in range(segment.start_frame, segment.stop_frame + 1):
+            at_frame[frame] = segment
+    rgb = {
+        frame_name(f): _encode(renderer.rgb(at_frame.get(f), f))
+        for f in range(1, video.num_frames + 1)
+    }
+    stride = FLOW_STRIDE[video.year]
+    flow: dict[str, bytes] = {}
+    flow_frames = (video.num_frames - 1) // stride
+    for j in range(1, flow_frames + 1):
+        rgb_frame = (j - 1) * stride + 1
+        u, v = renderer.flow(at_frame.get(rgb_frame), rgb_frame, stride)
+        flow[f"u/{frame_name(j)}"] = _encode(u)
+        flow[f"v/{frame_name(j)}"] = _encode(v)
+    return {"rgb": rgb, "flow": flow}
+
+
+def _write_folder(root: Path, members: dict[str, bytes]) -> None:
+    for name, data in members.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def _write_tar(path: Path, members: dict[str, bytes]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as archive:  # "./" prefixes, as in the official archives
+        for name, data in members.items():
+            info = tarfile.TarInfo(f"./{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
+def write_video_frames(
+    out: Path, video: Video, frames: dict[str, dict[str, bytes]], layouts: tuple[str, ...]
+) -> None:
+    p, v = video.participant_id, video.video_id
+    for modality, members in frames.items():
+        official = f"{modality}_frames"
+        if "folders" in layouts:  # the original tool's layout: one root per modality
+            _write_folder(out / "frames_folders" / modality / p / v, members)
+        if "official" in layouts:
+            _write_folder(out / "frames_official" / p / official / v, members)
+        if "tar" in layouts:
+            _write_tar(out / "frames_tar" / p / official / f"{v}.tar", members)
+
+
+def write_annotations(out: Path, videos: list[Video], config: SyntheticConfig) -> None:
+    folder = out / "annotations"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, table in annotation_tables(videos).items():
+        table.set_index("narration_id").to_pickle(folder / f"EPIC_100_{split}.pkl")
+        table.to_csv(folder / f"EPIC_100_{split}.csv", index=False)
+    for name in PACKAGED_TABLES[:2]:  # the class lists
+        shutil.copyfile(packaged_table(name), folder / name)
+    unseen = pd.DataFrame({"participant_id": [f"P{config.participants:02d}"]})
+    for split in ("validation", "test"):
+        unseen.to_csv(folder / f"EPIC_100_unseen_participant_ids_{split}.csv", index=False)
+    # The rarer half of the classes used play the tail classes.
+    pd.DataFrame({"verb": range(config.verbs // 2, config.verbs)}).to_csv(
+        folder / "EPIC_100_tail_verbs.csv", index=False
+    )
+    pd.DataFrame({"noun": range(config.nouns // 2, config.nouns)}).to_csv(
+        folder / "EPIC_100_tail_nouns.csv", index=False
+    )
+    info = pd.DataFrame(
+        [
+            {
+                "video_id": v.video_id,
+                "duration": v.num_frames / FPS[v.year],
+                "fps": FPS[v.year],
+                "resolution": f"{config.frame_width}x{config.frame_height}",
+            }
+            for v in videos
+        ]
+    )
+    info.to_csv(folder / "EPIC_100_video_info.csv", index=False)
+
+
+def generate_dataset(out: Path, config: SyntheticConfig) -> list[Video]:
+    """Write annotations and frames of a synthetic dataset into `out`; returns its videos."""
+    rng = np.random.default_rng(config.seed)
+    videos = plan_videos(config, rng)
+    write_annotations(out, videos, config)
+    for video in videos:
+        video_seed = zlib.crc32(video.video_id.encode())  # stable across processes
+        renderer = Renderer(config, np.random.default_rng([config.seed, video_seed]))
+        write_video_frames(out, video, render_video(video, renderer), config.layouts)
+    return videos

@@ -1,0 +1,139 @@
+"""From an annotation row to the JPEG frames and metadata stored for it."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import simplejpeg
+from PIL import Image
+
+from epic_ar.errors import EpicArError
+from epic_ar.gulp.sources import FrameSource, TarSource, frame_name, open_video
+from epic_ar.gulp.writer import GulpSegment
+
+JPEG_QUALITY = 90  # as gulpio2 writes resized frames
+_EOI_SEARCH = 64  # bytes at the end of a JPEG in which its end-of-image marker must appear
+
+
+class BadSegmentError(EpicArError):
+    """A segment cannot be stored (bad frame range, missing or broken frame, unknown video)."""
+
+
+def segment_frame_names(start: int, stop: int, modality: str) -> list[str]:
+    """Member names to store for a segment, in stored order.
+
+    RGB: frames start..stop inclusive. Flow: pairs for frames start..stop-1 (stop
+    exclusive: flow lies between RGB frames), interleaved u1, v1, u2, v2, ...
+    """
+    if modality == "rgb":
+        return [frame_name(n) for n in range(start, stop + 1)]
+    return [f"{axis}/{frame_name(n)}" for n in range(start, stop) for axis in ("u", "v")]
+
+
+def jpeg_shape(jpeg: bytes, where: str) -> tuple[int, int, int]:
+    """(height, width, channels) from the JPEG header, after checking the file is whole.
+
+    Only the markers are checked (start of image, a parsable header, end of image near the
+    end): a full decode would cost as much as the whole copy.
+    """
+    if not jpeg.startswith(b"\xff\xd8") or b"\xff\xd9" not in jpeg[-_EOI_SEARCH:]:
+        raise EpicArError(f"{where}: not a complete JPEG file ({len(jpeg)} bytes)")
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(jpeg)
+    except ValueError as exc:
+        raise EpicArError(f"{where}: unreadable JPEG ({exc})") from exc
+    return height, width, 1 if colorspace == "Gray" else 3
+
+
+def resized_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """(height, width) with the shorter side `short_side`, computed as gulpio2 does."""
+    if height < width:
+        return short_side, int(short_side * width / height)
+    return int(short_side * height / width), short_side
+
+
+def resize_jpeg(jpeg: bytes, size: tuple[int, int], where: str) -> bytes:
+    """Decode, resize to (height, width) with antialiased bilinear filtering, re-encode."""
+    try:
+        gray = simplejpeg.decode_jpeg_header(jpeg)[2] == "Gray"
+        pixels = simplejpeg.decode_jpeg(jpeg, colorspace="GRAY" if gray else "RGB")
+    except ValueError as exc:
+        raise EpicArError(f"{where}: unreadable JPEG ({exc})") from exc
+    image = Image.fromarray(pixels[:, :, 0] if gray else pixels)
+    resized = np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+    if gray:
+        resized = resized[:, :, None]
+    return bytes(
+        simplejpeg.encode_jpeg(
+            np.ascontiguousarray(resized),
+            quality=JPEG_QUALITY,
+            colorspace="GRAY" if gray else "RGB",
+        )
+    )
+
+
+class VideoCache:
+    """Keeps the few most recently used video sources open (segments come video by video)."""
+
+    def __init__(self, frames_root: Path, modality: str, size: int = 2):
+        self.frames_root, self.modality, self.size = frames_root, modality, size
+        self._open: OrderedDict[str, FrameSource] = OrderedDict()
+
+    def get(self, participant: str, video: str) -> FrameSource:
+        source = self._open.pop(video, None)
+        if source is None:
+            source = open_video(self.frames_root, participant, video, self.modality)
+        self._open[video] = source
+        while len(self._open) > self.size:
+            _, evicted = self._open.popitem(last=False)
+            if isinstance(evicted, TarSource):
+                evicted.close()
+        return source
+
+
+def _plain(value: Any) -> Any:
+    # numpy scalars and NaN become JSON-friendly Python values
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def read_segment(
+    row: dict[str, Any], videos: VideoCache, *, modality: str, frame_size: int
+) -> GulpSegment:
+    """The frames and metadata to store for one annotation row (keys: the annotation columns
+    plus `narration_id`).
+
+    Raises:
+        BadSegmentError: naming the segment, its video and the offending file.
+    """
+    segment_id, video = str(row["narration_id"]), str(row["video_id"])
+    context = f"segment {segment_id} (video {video})"
+    start, stop = int(row["start_frame"]), int(row["stop_frame"])
+    if stop < start or (modality == "flow" and stop == start):
+        problem = f"stop_frame {stop} < start_frame {start}" if stop < start else "no flow frames"
+        raise BadSegmentError(f"{context}: {problem}")
+    try:
+        source = videos.get(str(row["participant_id"]), video)
+        names = segment_frame_names(start, stop, modality)
+        jpegs = [source.read(name) for name in names]
+        shapes = [jpeg_shape(j, source.where(n)) for n, j in zip(names, jpegs, strict=True)]
+        height, width, channels = shapes[0]
+        if frame_size > 0 and min(height, width) != frame_size:
+            height, width = resized_size(height, width, frame_size)
+            jpegs = [
+                resize_jpeg(j, (height, width), source.where(n))
+                for n, j in zip(names, jpegs, strict=True)
+            ]
+    except EpicArError as exc:
+        raise BadSegmentError(f"{context}: {exc}") from exc
+    meta = {key: _plain(value) for key, value in row.items()}
+    meta["num_frames"] = len(jpegs) // (2 if modality == "flow" else 1)
+    meta["frame_size"] = [height, width] if channels == 1 else [height, width, channels]
+    return GulpSegment(segment_id, meta, jpegs)
