@@ -277,3 +277,9 @@ def test_jpeg_helpers_roundtrip() -> None:
     image = np.zeros((20, 30, 3), np.uint8)
     jpeg = simplejpeg.encode_jpeg(image)
     assert simplejpeg.decode_jpeg_header(jpeg)[:2] == (20, 30)
+
+
+def test_gulp_help_says_to_convert_flow_frame_numbers(run_cli: RunCli) -> None:
+    text = run_cli("gulp", "--help").stdout
+    assert "epic-ar convert-flow-idxs" in text
+    assert "JPEG quality 90" in text

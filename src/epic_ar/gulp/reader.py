@@ -9,8 +9,11 @@ Frames are read with `os.pread` on file descriptors opened once per process.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,16 @@ def decode_jpeg(jpeg: bytes) -> np.ndarray:
     return rgb
 
 
+def _return_freed_heap_to_os() -> None:
+    # Parsing the meta JSON frees hundreds of MB of small objects that glibc keeps in its
+    # heap; hand them back so that DataLoader workers forked later do not carry them.
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 class GulpDirectory:
     """A gulp directory opened for reading.
 
@@ -52,39 +65,47 @@ class GulpDirectory:
         ids: list[str] = []
         metas: list[bytes] = []
         seg_chunk: list[int] = []
+        seg_first: list[int] = []
         seg_counts: list[int] = []
-        frame_info_parts: list[np.ndarray] = []
         self._data_paths = [data_path(self.path, chunk) for chunk in chunks]
+        self._offsets: list[np.ndarray] = []  # per chunk: [F] uint32 (uint64 past 4 GiB)
+        self._lengths: list[np.ndarray] = []  # per chunk: [F] uint32 JPEG bytes, no padding
         for chunk_row, chunk in enumerate(chunks):
             meta_file = meta_path(self.path, chunk)
             try:
                 chunk_meta = orjson.loads(meta_file.read_bytes())
             except orjson.JSONDecodeError as exc:
                 raise EpicArError(f"{meta_file}: not valid JSON ({exc})") from exc
+            first = 0
             for segment_id, entry in chunk_meta.items():
-                info = entry["frame_info"]
+                count = len(entry["frame_info"])
                 ids.append(segment_id)
                 metas.append(orjson.dumps(entry["meta_data"][0] if entry["meta_data"] else {}))
                 seg_chunk.append(chunk_row)
-                seg_counts.append(len(info))
-                if info:
-                    frame_info_parts.append(np.asarray(info, dtype=np.int64).reshape(-1, 3))
-        frame_info = (
-            np.concatenate(frame_info_parts) if frame_info_parts else np.zeros((0, 3), np.int64)
-        )
+                seg_first.append(first)
+                seg_counts.append(count)
+                first += count
+            # One conversion per chunk: no per-frame or per-segment objects survive.
+            infos = np.array(
+                list(chain.from_iterable(e["frame_info"] for e in chunk_meta.values())),
+                dtype=np.int64,
+            ).reshape(-1, 3)
+            big = infos[:, 0].max(initial=0) >= 2**32
+            self._offsets.append(infos[:, 0].astype(np.uint64 if big else np.uint32))
+            self._lengths.append((infos[:, 2] - infos[:, 1]).astype(np.uint32))
+            del chunk_meta, infos
         self.segment_ids = ids
         self._row = {segment_id: row for row, segment_id in enumerate(ids)}
         if len(self._row) != len(ids):
             duplicate = next(i for i in ids if ids.count(i) > 1)
             raise EpicArError(f"{self.path}: segment {duplicate!r} is stored more than once")
         self._chunk = np.asarray(seg_chunk, dtype=np.int32)
+        self._first = np.asarray(seg_first, dtype=np.int64)
         self._count = np.asarray(seg_counts, dtype=np.int32)
-        self._first = np.concatenate([[0], np.cumsum(self._count[:-1], dtype=np.int64)])
-        offset_dtype = np.uint32 if frame_info[:, 0].max(initial=0) < 2**32 else np.uint64
-        self._offset = frame_info[:, 0].astype(offset_dtype)
-        self._length = (frame_info[:, 2] - frame_info[:, 1]).astype(np.uint32)  # without pad
         self._meta_blob = b"".join(metas)
         self._meta_end = np.cumsum([len(m) for m in metas], dtype=np.int64)
+        del metas
+        _return_freed_heap_to_os()
         self._fds: dict[int, int] = {}
         self._fd_pid = -1
 
@@ -138,10 +159,12 @@ class GulpDirectory:
                 f"frame index {bad} out of range for segment {segment_id!r} ({count} frames)"
             )
         frames = self._first[row] + np.where(frames < 0, frames + count, frames)
-        fd = self._fd(int(self._chunk[row]))
+        chunk = int(self._chunk[row])
+        fd = self._fd(chunk)
+        offsets, lengths = self._offsets[chunk][frames], self._lengths[chunk][frames]
         return [
             os.pread(fd, int(length), int(offset))
-            for offset, length in zip(self._offset[frames], self._length[frames], strict=True)
+            for offset, length in zip(offsets.tolist(), lengths.tolist(), strict=True)
         ]
 
     def read_frames(self, segment_id: str, indices: Sequence[int]) -> list[np.ndarray]:
