@@ -205,3 +205,13 @@ def test_corrupted_files_load_or_fail_with_epic_ar_error(
         load_results(path)
     except EpicArError as error:
         assert str(path) in str(error)
+
+
+@pytest.mark.parametrize("name", ["corrupted_dtype_flags.pkl", "segfaulting_dtype_state.pkl"])
+def test_corrupted_dtype_state_is_refused_quietly(name: str) -> None:
+    # Found by fuzzing. The first file loaded, then crashed numpy when freed ("Exception
+    # ignored ..." on stderr, which pytest turns into a failure); the second segfaulted
+    # numpy's dtype.__setstate__ while loading.
+    path = Path(__file__).parent / "data" / name
+    with pytest.raises(EpicArError, match="corrupted or unsupported numpy dtype state"):
+        load_results(path)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pickle
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from epic_ar.errors import EpicArError
-from epic_ar.fileio.safe_pickle import DATA_GLOBALS, RefusedGlobalError
+from epic_ar.fileio.safe_pickle import DATA_GLOBALS, RefusedGlobalError, check_build_state
 
 # What a pickled DataFrame of the official annotations may name, old and new pandas alike.
 # These rebuild frames, indexes and arrays from plain data; nothing here runs user code.
@@ -52,13 +52,13 @@ _PANDAS_GLOBALS = {
 }
 
 
-def _pandas_unpickler_base() -> type[pickle.Unpickler]:
+def _pandas_unpickler_base() -> type[pickle._Unpickler]:
     # pandas' own Unpickler maps names that moved between pandas versions; it is a
     # pure-Python unpickler, so every global goes through `find_class`.
     try:
         from pandas.compat.pickle_compat import Unpickler
     except ImportError:  # pragma: no cover - depends on the pandas version
-        return pickle.Unpickler
+        return pickle._Unpickler
     return Unpickler  # type: ignore[no-any-return]
 
 
@@ -80,6 +80,13 @@ class _AnnotationUnpickler(_pandas_unpickler_base()):  # type: ignore[misc]
 
     def persistent_load(self, pid: Any) -> Any:
         raise EpicArError(f"{self._source}: refers to external storage {pid!r}")
+
+    def load_build(self) -> None:
+        check_build_state(self.stack[-2], self.stack[-1], self._source)
+        super().load_build()
+
+    dispatch: ClassVar[dict[int, Any]] = dict(_pandas_unpickler_base().dispatch)
+    dispatch[pickle.BUILD[0]] = load_build
 
 
 def _read_annotation_pickle(path: Path) -> pd.DataFrame:

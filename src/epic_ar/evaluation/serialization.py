@@ -23,8 +23,11 @@ import numpy as np
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.safe_pickle import (
     DATA_GLOBALS,
+    InvalidPickleError,
     PersistentIdError,
     RefusedGlobalError,
+    check_loaded_arrays,
+    quiet_teardown,
     restricted_pickle_load,
 )
 
@@ -53,12 +56,9 @@ def load_data_file(path: Path) -> Any:
     with path.open("rb") as file:
         try:
             return restricted_pickle_load(file, source=str(path))
-        except (RefusedGlobalError, PersistentIdError):
-            raise
-        except EpicArError as exc:
-            raise EpicArError(
-                f"{path}: neither a torch file nor a valid pickle ({exc.__cause__})"
-            ) from exc
+        except InvalidPickleError as exc:
+            detail = str(exc).removeprefix(f"{path}: not a valid pickle ")
+            raise EpicArError(f"{path}: neither a torch file nor a valid pickle {detail}") from None
 
 
 def _load_torch_zip(path: Path) -> Any:
@@ -76,8 +76,10 @@ def _load_torch_zip(path: Path) -> Any:
         if exc.global_name.startswith("torch."):  # tensors: torch applies its own allow-list
             return _load_with_torch(path)
         raise
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise EpicArError(f"{path}: corrupted zip/torch file ({exc})") from exc
+    except EpicArError:
+        raise
+    except Exception as exc:  # zipfile fails in many ways on a corrupted archive
+        raise EpicArError(f"{path}: corrupted zip/torch file ({exc})") from None
 
 
 def _torch_allowed_globals() -> list[Any]:
@@ -99,8 +101,10 @@ def _load_with_torch(path: Path) -> Any:
     import torch
 
     try:
-        with torch.serialization.safe_globals(_torch_allowed_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        with quiet_teardown(), torch.serialization.safe_globals(_torch_allowed_globals()):
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            check_loaded_arrays(loaded, str(path))
+            return loaded
     except pickle.UnpicklingError as exc:
         refused = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if refused:
@@ -109,6 +113,8 @@ def _load_with_torch(path: Path) -> Any:
                 "dtypes and builtin containers/scalars may appear in this file"
             ) from None
         raise EpicArError(f"{path}: unreadable torch file ({str(exc).splitlines()[0]})") from exc
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+    except EpicArError:
+        raise
+    except Exception as exc:  # a corrupted torch file can fail in many different ways
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise EpicArError(f"{path}: corrupted torch file ({message})") from exc
+        raise EpicArError(f"{path}: corrupted torch file ({message})") from None

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import _codecs
 import collections
+import contextlib
+import gc
 import pickle
-from collections.abc import Mapping
-from typing import IO, Any
+import sys
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import IO, Any, ClassVar
 
 import numpy as np
 
@@ -64,12 +68,32 @@ BUILTIN_GLOBALS[("collections", "OrderedDict")] = collections.OrderedDict
 DATA_GLOBALS: dict[tuple[str, str], Any] = {**NUMPY_GLOBALS, **BUILTIN_GLOBALS}
 
 
+class InvalidPickleError(EpicArError):
+    """The bytes are not a complete, valid pickle."""
+
+
 class PersistentIdError(EpicArError):
     """The pickle refers to out-of-band storage (e.g. torch tensors in a torch zip file)."""
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """`pickle.Unpickler` that resolves globals from an allow-list only."""
+def check_build_state(instance: Any, state: Any, source: str) -> None:
+    """Refuse a BUILD that would set a numpy dtype's internals to anything unusual.
+
+    `dtype.__setstate__` trusts its input: corrupted flags or sizes crash numpy (even
+    segfault). A dtype built from a pickle must end up exactly as numpy builds it from its
+    type string; structured dtypes (never needed in results files) are refused too.
+    """
+    if isinstance(instance, np.dtype):
+        expected = instance.__reduce__()[2]
+        if state != expected:
+            raise EpicArError(f"{source}: corrupted or unsupported numpy dtype state {state!r}")
+
+
+class RestrictedUnpickler(pickle._Unpickler):
+    """A pure-Python unpickler that resolves globals from an allow-list only and checks
+    every numpy dtype it rebuilds (the C unpickler offers no hook for the latter)."""
+
+    dispatch: ClassVar[dict[int, Any]] = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, file: IO[bytes], *, source: str, allowed: Mapping[tuple[str, str], Any]):
         super().__init__(file)
@@ -89,6 +113,53 @@ class RestrictedUnpickler(pickle.Unpickler):
     def persistent_load(self, pid: Any) -> Any:
         raise PersistentIdError(f"{self._source}: refers to external storage {pid!r}")
 
+    def load_build(self) -> None:
+        # `stack` and `load_build` exist on pickle's pure-Python unpickler (no stubs)
+        stack = self.stack  # type: ignore[attr-defined]
+        check_build_state(stack[-2], stack[-1], self._source)
+        super().load_build()  # type: ignore[misc]
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+def check_loaded_arrays(obj: Any, source: str, depth: int = 0) -> None:
+    """Refuse arrays whose dtype state is not what numpy itself would build.
+
+    A pickle sets a dtype's internal flags directly; corrupted flags (e.g. a string dtype
+    claiming to hold object references) crash numpy when the array is freed.
+    """
+    if depth > 20:
+        return
+    if isinstance(obj, (np.ndarray, np.generic)):
+        dtype = obj.dtype
+        clean = np.dtype(dtype.str) if dtype.fields is None and dtype.subdtype is None else dtype
+        if dtype.flags != clean.flags or dtype.itemsize != clean.itemsize:
+            raise EpicArError(f"{source}: corrupted array (inconsistent dtype {dtype.str})")
+        if dtype.kind == "O" and isinstance(obj, np.ndarray):
+            for item in obj.flat:
+                check_loaded_arrays(item, source, depth + 1)
+    elif isinstance(obj, Mapping):
+        for value in obj.values():
+            check_loaded_arrays(value, source, depth + 1)
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        for item in obj:
+            check_loaded_arrays(item, source, depth + 1)
+
+
+@contextlib.contextmanager
+def quiet_teardown() -> Iterator[None]:
+    # Corrupted pickles can leave half-built numpy objects whose destruction numpy reports
+    # as an "Exception ignored" traceback (or a warning); the load error already says the
+    # file is bad, so those reports are dropped while the unpickler and its stack go away.
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda _: None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        sys.unraisablehook = previous
+
 
 def restricted_pickle_load(
     file: IO[bytes],
@@ -101,11 +172,26 @@ def restricted_pickle_load(
     Raises:
         RefusedGlobalError: the pickle names a global outside `allowed` (nothing was run).
         PersistentIdError: the pickle refers to out-of-band storage.
-        EpicArError: the bytes are not a complete, valid pickle.
+        InvalidPickleError: the bytes are not a complete, valid pickle.
+        EpicArError: the pickle holds a corrupted numpy dtype or array.
     """
-    try:
-        return RestrictedUnpickler(file, source=source, allowed=allowed).load()
-    except EpicArError:
-        raise
-    except Exception as exc:  # truncated / corrupted data raises many different types
-        raise EpicArError(f"{source}: not a valid pickle ({type(exc).__name__}: {exc})") from exc
+    unpickler = RestrictedUnpickler(file, source=source, allowed=allowed)
+    error: EpicArError
+    with quiet_teardown():
+        try:
+            result = unpickler.load()
+            check_loaded_arrays(result, source)
+            return result
+        except EpicArError as exc:
+            error = exc.with_traceback(None)  # no frames keep the unpickler alive
+        except Exception as exc:  # truncated / corrupted data raises many different types
+            error = InvalidPickleError(
+                f"{source}: not a valid pickle ({type(exc).__name__}: {exc})"
+            )
+        finally:
+            del unpickler
+        result = None
+        # Free what the failed load had built (some of it in reference cycles) while the
+        # teardown reports are silenced; raise afterwards, with nothing attached.
+        gc.collect()
+    raise error
