@@ -283,3 +283,10 @@ def test_gulp_help_says_to_convert_flow_frame_numbers(run_cli: RunCli) -> None:
     text = run_cli("gulp", "--help").stdout
     assert "epic-ar convert-flow-idxs" in text
     assert "JPEG quality 90" in text
+
+
+def test_tar_descriptors_are_closed_after_each_chunk(data: SyntheticData, tmp_path: Path) -> None:
+    descriptors = Path("/proc/self/fd")
+    before = len(list(descriptors.iterdir()))
+    gulp(data, tmp_path / "g", "rgb", "tar", segments_per_chunk=1)
+    assert len(list(descriptors.iterdir())) <= before

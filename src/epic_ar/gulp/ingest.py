@@ -121,18 +121,23 @@ def gulp_chunk(
     videos = VideoCache(job.frames_root, job.modality)
     segments: list[GulpSegment] = []
     skipped: list[list[str]] = []
-    for row in rows:
-        frames = 0
-        try:
-            segment = read_segment(row, videos, modality=job.modality, frame_size=job.frame_size)
-            segments.append(segment)
-            frames = len(segment.jpegs)
-        except BadSegmentError as exc:
-            if not job.skip_bad_segments:
-                raise
-            skipped.append([str(row["narration_id"]), str(exc)])
-        if on_segment is not None:
-            on_segment(1, frames)
+    try:
+        for row in rows:
+            frames = 0
+            try:
+                segment = read_segment(
+                    row, videos, modality=job.modality, frame_size=job.frame_size
+                )
+                segments.append(segment)
+                frames = len(segment.jpegs)
+            except BadSegmentError as exc:
+                if not job.skip_bad_segments:
+                    raise
+                skipped.append([str(row["narration_id"]), str(exc)])
+            if on_segment is not None:
+                on_segment(1, frames)
+    finally:
+        videos.close()  # one process may write hundreds of chunks: do not leak descriptors
     sidecar = _skipped_sidecar(job.out_dir, chunk)
     if skipped:  # written before the chunk commits, so a committed chunk always has it
         with atomic_write_path(sidecar, force=True) as tmp:

@@ -94,6 +94,12 @@ class VideoCache:
                 evicted.close()
         return source
 
+    def close(self) -> None:
+        for source in self._open.values():
+            if isinstance(source, TarSource):
+                source.close()
+        self._open.clear()
+
 
 def _plain(value: Any) -> Any:
     # numpy scalars and NaN become JSON-friendly Python values
