@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import simplejpeg
 
 from epic_ar.annotations.classes import PACKAGED_TABLES, packaged_table
 from epic_ar.errors import EpicArError
+from epic_ar.gulp.jpeg import encode_jpeg
 from epic_ar.gulp.sources import frame_name
 
 LAYOUTS = ("folders", "official", "tar")
@@ -246,14 +246,6 @@ class Renderer:
         return u, v
 
 
-def _encode(image: np.ndarray) -> bytes:
-    gray = image.ndim == 2
-    pixels = image[:, :, None] if gray else image
-    return bytes(
-        simplejpeg.encode_jpeg(pixels, quality=JPEG_QUALITY, colorspace="GRAY" if gray else "RGB")
-    )
-
-
 def render_video(video: Video, renderer: Renderer) -> dict[str, dict[str, bytes]]:
     """{"rgb": {member: jpeg}, "flow": {"u/member": jpeg, "v/member": jpeg}} of a video."""
     at_frame: dict[int, Segment] = {}
@@ -261,7 +253,7 @@ def render_video(video: Video, renderer: Renderer) -> dict[str, dict[str, bytes]
         for frame in range(segment.start_frame, segment.stop_frame + 1):
             at_frame[frame] = segment
     rgb = {
-        frame_name(f): _encode(renderer.rgb(at_frame.get(f), f))
+        frame_name(f): encode_jpeg(renderer.rgb(at_frame.get(f), f), JPEG_QUALITY)
         for f in range(1, video.num_frames + 1)
     }
     stride = FLOW_STRIDE[video.year]
@@ -270,8 +262,8 @@ def render_video(video: Video, renderer: Renderer) -> dict[str, dict[str, bytes]
     for j in range(1, flow_frames + 1):
         rgb_frame = (j - 1) * stride + 1
         u, v = renderer.flow(at_frame.get(rgb_frame), rgb_frame, stride)
-        flow[f"u/{frame_name(j)}"] = _encode(u)
-        flow[f"v/{frame_name(j)}"] = _encode(v)
+        flow[f"u/{frame_name(j)}"] = encode_jpeg(u, JPEG_QUALITY)
+        flow[f"v/{frame_name(j)}"] = encode_jpeg(v, JPEG_QUALITY)
     return {"rgb": rgb, "flow": flow}
 
 

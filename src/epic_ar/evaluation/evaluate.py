@@ -20,7 +20,7 @@ from epic_ar.annotations.classes import (
 from epic_ar.annotations.labels import read_annotations, require_columns
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation.metrics import action_ranks, challenge_metrics, class_ranks
-from epic_ar.evaluation.results import Results
+from epic_ar.evaluation.results import Results, describe_ids
 
 LOG = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def align_labels(results: Results, labels: pd.DataFrame, *, labels_source: str) 
     if len(unknown):
         raise EpicArError(
             f"{len(unknown)} of {len(results)} results have narration ids not in "
-            f"{labels_source}: {', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}"
+            f"{labels_source}: {describe_ids(unknown)}"
         )
     if len(results) < len(labels):
         LOG.warning(

@@ -7,12 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from epic_ar.errors import EpicArError
-from epic_ar.evaluation.results import SCORE_KEYS, Results
-
-
-def _describe_ids(ids: np.ndarray) -> str:
-    shown = ", ".join(ids[:5].tolist())
-    return f"{shown}, ..." if len(ids) > 5 else shown
+from epic_ar.evaluation.results import SCORE_KEYS, Results, describe_ids
 
 
 def align_to(reference: Results, other: Results, *, names: tuple[str, str]) -> Results:
@@ -28,9 +23,9 @@ def align_to(reference: Results, other: Results, *, names: tuple[str, str]) -> R
         raise EpicArError(
             f"narration ids differ: {names[0]} has {len(ref_ids)}, {names[1]} has "
             f"{len(other_ids)}; {len(only_ref)} missing from {names[1]}"
-            f"{' (' + _describe_ids(only_ref) + ')' if len(only_ref) else ''}, "
+            f"{' (' + describe_ids(only_ref) + ')' if len(only_ref) else ''}, "
             f"{len(only_other)} missing from {names[0]}"
-            f"{' (' + _describe_ids(only_other) + ')' if len(only_other) else ''}"
+            f"{' (' + describe_ids(only_other) + ')' if len(only_other) else ''}"
         )
     sorter = np.argsort(other_ids)
     rows = sorter[np.searchsorted(other_ids, ref_ids, sorter=sorter)]

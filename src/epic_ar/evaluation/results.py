@@ -70,6 +70,12 @@ class Results:
         }
 
 
+def describe_ids(ids: np.ndarray, limit: int = 5) -> str:
+    """The first `limit` ids joined by commas, with ", ..." when there are more (messages)."""
+    shown = ", ".join(map(str, ids[:limit].tolist()))
+    return f"{shown}, ..." if len(ids) > limit else shown
+
+
 def _has_rows(value: Any, n: int) -> bool:
     return isinstance(value, (np.ndarray, list, tuple)) and len(value) == n
 

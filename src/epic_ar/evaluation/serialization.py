@@ -13,6 +13,7 @@ tensors go through `torch.load(weights_only=True)` with the numpy globals allow-
 
 from __future__ import annotations
 
+import pickle
 import re
 import zipfile
 from pathlib import Path
@@ -96,9 +97,7 @@ def _torch_allowed_globals() -> list[Any]:
 
 
 def _load_with_torch(path: Path) -> Any:
-    import pickle
-
-    import torch
+    import torch  # only here: importing it costs seconds
 
     try:
         with quiet_teardown(), torch.serialization.safe_globals(_torch_allowed_globals()):

@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from epic_ar.errors import EpicArError
-from epic_ar.evaluation.results import Results
+from epic_ar.evaluation.results import Results, describe_ids
 from epic_ar.fileio.atomic import atomic_write_path
 
 SUBMISSION_VERSION = "0.2"
@@ -49,11 +49,11 @@ def check_split_coverage(results: Results, split_ids: np.ndarray, *, split_sourc
     extra = np.setdiff1d(results.narration_id, split_ids)
     problems = []
     if len(missing):
-        shown = ", ".join(missing[:5].tolist()) + (", ..." if len(missing) > 5 else "")
-        problems.append(f"{len(missing)} of {len(split_ids)} segments missing ({shown})")
+        problems.append(
+            f"{len(missing)} of {len(split_ids)} segments missing ({describe_ids(missing)})"
+        )
     if len(extra):
-        shown = ", ".join(extra[:5].tolist()) + (", ..." if len(extra) > 5 else "")
-        problems.append(f"{len(extra)} narration ids not in the split ({shown})")
+        problems.append(f"{len(extra)} narration ids not in the split ({describe_ids(extra)})")
     if problems:
         raise EpicArError(f"results do not match {split_source}: {'; '.join(problems)}")
 

@@ -125,7 +125,8 @@ class RestrictedUnpickler(pickle._Unpickler):
 def check_loaded_arrays(obj: Any, source: str, depth: int = 0) -> None:
     """Refuse arrays whose dtype state is not what numpy itself would build.
 
-    A pickle sets a dtype's internal flags directly; corrupted flags (e.g. a string dtype
+    For objects unpickled by others (torch's weights-only loader), where BUILDs cannot be
+    checked as `RestrictedUnpickler` checks them: corrupted flags (e.g. a string dtype
     claiming to hold object references) crash numpy when the array is freed.
     """
     if depth > 20:
@@ -173,15 +174,13 @@ def restricted_pickle_load(
         RefusedGlobalError: the pickle names a global outside `allowed` (nothing was run).
         PersistentIdError: the pickle refers to out-of-band storage.
         InvalidPickleError: the bytes are not a complete, valid pickle.
-        EpicArError: the pickle holds a corrupted numpy dtype or array.
+        EpicArError: the pickle holds a corrupted numpy dtype state.
     """
     unpickler = RestrictedUnpickler(file, source=source, allowed=allowed)
     error: EpicArError
     with quiet_teardown():
         try:
-            result = unpickler.load()
-            check_loaded_arrays(result, source)
-            return result
+            return unpickler.load()
         except EpicArError as exc:
             error = exc.with_traceback(None)  # no frames keep the unpickler alive
         except Exception as exc:  # truncated / corrupted data raises many different types
@@ -190,7 +189,6 @@ def restricted_pickle_load(
             )
         finally:
             del unpickler
-        result = None
         # Free what the failed load had built (some of it in reference cycles) while the
         # teardown reports are silenced; raise afterwards, with nothing attached.
         gc.collect()

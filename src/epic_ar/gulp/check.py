@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -77,15 +78,9 @@ def check_gulp_directory(directory: Path, *, workers: int = 1, decode: bool = Tr
     ]
     progress = Progress("gulp-check", len(chunks), unit="chunks")
     tasks = [(directory, chunk, decode) for chunk in chunks]
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = pool.map(_check_chunk_task, tasks)
-            for chunk_problems, frames in results:
-                problems += chunk_problems
-                progress.update(1, frames)
-    else:
-        for task in tasks:
-            chunk_problems, frames = _check_chunk_task(task)
+    with contextlib.ExitStack() as stack:
+        mapper = stack.enter_context(ProcessPoolExecutor(workers)).map if workers > 1 else map
+        for chunk_problems, frames in mapper(_check_chunk_task, tasks):
             problems += chunk_problems
             progress.update(1, frames)
     progress.close()

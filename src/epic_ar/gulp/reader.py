@@ -19,24 +19,10 @@ from typing import Any
 
 import numpy as np
 import orjson
-import simplejpeg
 
 from epic_ar.errors import EpicArError
 from epic_ar.gulp.format import committed_chunks, data_path, meta_path
-
-
-def decode_jpeg(jpeg: bytes) -> np.ndarray:
-    """Decode with libjpeg-turbo's accurate (default) settings.
-
-    Returns:
-        [H, W, 3] uint8 RGB for colour JPEGs, [H, W] uint8 for greyscale ones (flow).
-    """
-    colorspace = simplejpeg.decode_jpeg_header(jpeg)[2]
-    if colorspace == "Gray":
-        gray: np.ndarray = simplejpeg.decode_jpeg(jpeg, colorspace="GRAY")[:, :, 0]
-        return gray
-    rgb: np.ndarray = simplejpeg.decode_jpeg(jpeg, colorspace="RGB")
-    return rgb
+from epic_ar.gulp.jpeg import decode_jpeg
 
 
 def _return_freed_heap_to_os() -> None:

@@ -12,7 +12,8 @@ import simplejpeg
 from PIL import Image
 
 from epic_ar.errors import EpicArError
-from epic_ar.gulp.sources import FrameSource, TarSource, frame_name, open_video
+from epic_ar.gulp.jpeg import decode_jpeg, encode_jpeg
+from epic_ar.gulp.sources import FrameSource, frame_name, open_video
 from epic_ar.gulp.writer import GulpSegment
 
 JPEG_QUALITY = 90  # as gulpio2 writes resized frames
@@ -59,21 +60,11 @@ def resized_size(height: int, width: int, short_side: int) -> tuple[int, int]:
 def resize_jpeg(jpeg: bytes, size: tuple[int, int], where: str) -> bytes:
     """Decode, resize to (height, width) with antialiased bilinear filtering, re-encode."""
     try:
-        gray = simplejpeg.decode_jpeg_header(jpeg)[2] == "Gray"
-        pixels = simplejpeg.decode_jpeg(jpeg, colorspace="GRAY" if gray else "RGB")
+        pixels = decode_jpeg(jpeg)
     except ValueError as exc:
         raise EpicArError(f"{where}: unreadable JPEG ({exc})") from exc
-    image = Image.fromarray(pixels[:, :, 0] if gray else pixels)
-    resized = np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR))
-    if gray:
-        resized = resized[:, :, None]
-    return bytes(
-        simplejpeg.encode_jpeg(
-            np.ascontiguousarray(resized),
-            quality=JPEG_QUALITY,
-            colorspace="GRAY" if gray else "RGB",
-        )
-    )
+    resized = Image.fromarray(pixels).resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return encode_jpeg(np.asarray(resized), JPEG_QUALITY)
 
 
 class VideoCache:
@@ -90,14 +81,12 @@ class VideoCache:
         self._open[video] = source
         while len(self._open) > self.size:
             _, evicted = self._open.popitem(last=False)
-            if isinstance(evicted, TarSource):
-                evicted.close()
+            evicted.close()
         return source
 
     def close(self) -> None:
         for source in self._open.values():
-            if isinstance(source, TarSource):
-                source.close()
+            source.close()
         self._open.clear()
 
 

@@ -39,6 +39,10 @@ class FrameSource(Protocol):
         """The bytes of member `name` (e.g. `u/frame_0000000001.jpg`)."""
         ...
 
+    def close(self) -> None:
+        """Release what the source holds open."""
+        ...
+
 
 @dataclass
 class FolderSource:
@@ -52,6 +56,9 @@ class FolderSource:
             return (self.root / name).read_bytes()
         except FileNotFoundError:
             raise MissingFrameError(f"missing frame {self.where(name)}") from None
+
+    def close(self) -> None:
+        pass  # files are opened per read
 
 
 class TarSource:
