@@ -27,7 +27,7 @@ class Progress:
         total: int,
         *,
         unit: str = "segments",
-        extra_unit: str = "frames",
+        extra_unit: str | None = "frames",
         stream: TextIO | None = None,
         interval: float = 0.5,
         log_interval: float = 10.0,
@@ -59,9 +59,10 @@ class Progress:
         remaining = (self.total - self.done) / rate if rate > 0 else float("inf")
         eta = format_duration(remaining) if remaining != float("inf") else "?"
         percent = 100 * self.done / self.total if self.total else 100.0
+        extra = f"{self.extra / elapsed:.0f} {self.extra_unit}/s, " if self.extra_unit else ""
         return (
             f"{self.title}: {self.done}/{self.total} {self.unit} ({percent:.1f}%), "
-            f"{rate:.1f} {self.unit}/s, {self.extra / elapsed:.0f} {self.extra_unit}/s, "
+            f"{rate:.1f} {self.unit}/s, {extra}"
             f"elapsed {format_duration(elapsed)}, ETA {eta}"
         )
 

@@ -1,0 +1,215 @@
+"""Training data loader: samples/s against the JPEG decode bound and the original pipeline.
+
+One run, one core (torch and OpenMP limited to 1 thread), same gulp directories for all:
+
+- decode bound: libjpeg-turbo decoding alone (accurate settings) of the frames a sample
+  needs (RGB 8x1 frames; flow 8x5 u/v pairs = 80 greyscale frames), read from memory;
+- ours: `build_dataset(..., train=True)` items ([T, C, 224, 224] uint8), accurate and fast
+  decoding; test mode too;
+- the original pipeline re-created (`original_style_loader.py`: gulpio2 per-frame reads,
+  PIL group transforms, normalisation in the worker);
+- both through a real DataLoader with 2 workers (batch 16).
+
+Frames are 456x256 JPEGs with photo-like texture, generated so that decoding runs at about
+the rate of real EPIC-KITCHENS frames (~2,000-2,400 RGB, ~3,700 grey frames/s per core).
+
+    .venv/bin/python benchmarks/bench_loader.py [--segments 24] [--samples 60] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import simplejpeg
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from epic_ar.data.dataset import SeededShuffleSampler, build_dataset
+from epic_ar.gulp import GulpDirectory
+from epic_ar.gulp.writer import GulpSegment, write_chunk
+
+OUT = Path(__file__).resolve().parent / "out" / "loader"
+WIDTH, HEIGHT = 456, 256
+
+
+def textured_frame(rng: np.random.Generator, channels: int, mid: float, detail: float) -> bytes:
+    """A JPEG with coarse shapes, some mid-frequency texture and fine noise."""
+
+    def upsampled(rows: int, cols: int, filter_: Image.Resampling) -> np.ndarray:
+        small = rng.integers(0, 255, (rows, cols, channels), dtype=np.uint8)
+        image = Image.fromarray(small[..., 0] if channels == 1 else small)
+        resized = np.asarray(image.resize((WIDTH, HEIGHT), filter_), dtype=np.float64)
+        return resized.reshape(HEIGHT, WIDTH, channels)
+
+    pixels = (1 - mid) * upsampled(16, 28, Image.Resampling.BICUBIC)
+    pixels += mid * upsampled(HEIGHT // 4, WIDTH // 4, Image.Resampling.BILINEAR)
+    pixels += rng.normal(0, detail, pixels.shape)
+    image = np.clip(pixels, 0, 255).astype(np.uint8)
+    if channels == 1:
+        return bytes(simplejpeg.encode_jpeg(image, quality=90, colorspace="GRAY"))
+    return bytes(simplejpeg.encode_jpeg(image, quality=85, colorspace="RGB"))
+
+
+def make_gulp(directory: Path, modality: str, segments: int, frames: int) -> None:
+    """`segments` segments of `frames` frames (flow: pairs), 8 distinct images per segment."""
+    rng = np.random.default_rng(0)
+    stored = []
+    for s in range(segments):
+        if modality == "rgb":
+            distinct = [textured_frame(rng, 3, 0.0, 2.0) for _ in range(8)]
+            jpegs = [distinct[i % 8] for i in range(frames)]
+            size: list[int] = [HEIGHT, WIDTH, 3]
+        else:
+            distinct = [textured_frame(rng, 1, 0.5, 2.0) for _ in range(8)]
+            jpegs = [distinct[i % 8] for i in range(2 * frames)]
+            size = [HEIGHT, WIDTH]
+        meta = {
+            "narration_id": f"P01_01_{s}",
+            "participant_id": "P01",
+            "video_id": "P01_01",
+            "verb_class": s % 97,
+            "noun_class": s % 300,
+            "num_frames": frames,
+            "frame_size": size,
+        }
+        stored.append(GulpSegment(f"P01_01_{s}", meta, jpegs))
+    directory.mkdir(parents=True, exist_ok=True)
+    write_chunk(directory, 0, stored)
+
+
+def interleaved_rates(runs: dict[str, Callable[[], int]], repeats: int) -> dict[str, float]:
+    """Median items/s of each run; runs alternate within each repeat (after a warm-up), so
+    that slow phases of a noisy machine hit them all alike."""
+    for run in runs.values():
+        run()
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            items = run()
+            rates[name].append(items / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def decode_run(directory: Path, frames_per_sample: int) -> Callable[[], int]:
+    """Decoding (accurate) `frames_per_sample` stored frames of each segment, from memory."""
+    gulp = GulpDirectory(directory)
+    jpegs = [
+        jpeg
+        for segment in gulp.segment_ids
+        for jpeg in gulp.read_jpegs(segment, list(range(frames_per_sample)))
+    ]
+    gray = simplejpeg.decode_jpeg_header(jpegs[0])[2] == "Gray"
+
+    def run() -> int:
+        for jpeg in jpegs:
+            simplejpeg.decode_jpeg(jpeg, colorspace="GRAY" if gray else "RGB")
+        return len(jpegs) // frames_per_sample
+
+    return run
+
+
+def items_run(dataset: Any, samples: int) -> Callable[[], int]:
+    keys = [i % len(dataset) for i in range(samples)]
+
+    def run() -> int:
+        for key in keys:
+            dataset[key]
+        return len(keys)
+
+    return run
+
+
+def loader_run(dataset: Any, sampler: Any, batches: int) -> Callable[[], int]:
+    loader = DataLoader(
+        dataset, batch_size=16, sampler=sampler, num_workers=2, persistent_workers=True
+    )
+
+    def run() -> int:
+        seen = 0
+        for i, (frames, _) in enumerate(loader):
+            seen += len(frames)
+            if i + 1 == batches:
+                break
+        return seen
+
+    return run
+
+
+def bench_modality(modality: Literal["rgb", "flow"], args: argparse.Namespace) -> dict[str, float]:
+    from original_style_loader import OriginalStyleTrainDataset
+
+    directory = OUT / modality
+    frames = 60
+    make_gulp(directory, modality, args.segments, frames)
+    per_sample = 8 * (10 if modality == "flow" else 1)
+    ours = build_dataset(directory, modality, train=True)
+    ours_fast = build_dataset(directory, modality, train=True, fast_decode=True)
+    ours_test = build_dataset(directory, modality, train=False)
+    original = OriginalStyleTrainDataset(str(directory), flow=modality == "flow")
+    n, r = args.samples, args.repeats
+    result = interleaved_rates(
+        {
+            "decode_bound": decode_run(directory, per_sample),
+            "ours": items_run(ours, n),
+            "ours_fast_decode": items_run(ours_fast, n),
+            "ours_test_mode": items_run(ours_test, n),
+            "original": items_run(original, n),
+        },
+        r,
+    )
+    batches = max(2, 2 * n // 16)
+    sampler = SeededShuffleSampler(len(ours))
+    result |= interleaved_rates(
+        {
+            "ours_2_workers": loader_run(ours, sampler, batches),
+            "original_2_workers": loader_run(original, None, batches),
+        },
+        r,
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segments", type=int, default=24)
+    parser.add_argument("--samples", type=int, default=60, help="samples per timed run")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    shutil.rmtree(OUT, ignore_errors=True)
+    modalities: tuple[Literal["rgb", "flow"], ...] = ("rgb", "flow")
+    for modality in modalities:
+        r = bench_modality(modality, args)
+        shape = "8x1 RGB" if modality == "rgb" else "8x5 flow pairs"
+        print(f"\n{modality} training samples ({shape}, 456x256 → 224x224), 1 core, median of "
+              f"{args.repeats}:")  # fmt: skip
+        frames_per_s = r["decode_bound"] * (8 if modality == "rgb" else 80)
+        print(f"  decode only:        {frames_per_s:7.0f} frames/s "
+              f"= {r['decode_bound']:6.1f} samples/s (bound)")  # fmt: skip
+        for name in ("ours", "ours_fast_decode", "ours_test_mode", "original"):
+            rate = r[name]
+            print(
+                f"  {name:<19} {rate:7.1f} samples/s  ({rate / r['original']:.2f}x original, "
+                f"{100 * rate / r['decode_bound']:.0f}% of decode bound)"
+            )
+        print(
+            f"  2 workers:          ours {r['ours_2_workers']:.1f} samples/s, original "
+            f"{r['original_2_workers']:.1f} samples/s "
+            f"({r['ours_2_workers'] / r['original_2_workers']:.2f}x)"
+        )
+
+
+if __name__ == "__main__":
+    main()

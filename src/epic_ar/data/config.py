@@ -1,0 +1,70 @@
+"""The `data.*` part of a run's configuration, with the original project's key names.
+
+Plain dataclasses: the training configs (Hydra) use them as their schema, and Python users
+can build them directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+
+
+@dataclass
+class Preprocessing:
+    """How uint8 frames become model input (applied on the device, after transfer).
+
+    The published RGB configs store `std` equal to the ImageNet *mean* (a quirk of the
+    original configs that the published checkpoints were trained with); keep it to evaluate
+    them as published.
+    """
+
+    bgr: bool = False
+    rescale: bool = True  # divide by 255 before normalising
+    input_size: int = 224
+    scale_size: int = 256
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+
+
+@dataclass
+class TrainAugmentation:
+    multiscale_crop_scales: list[float] = field(default_factory=lambda: [1, 0.875, 0.75, 0.66])
+
+
+@dataclass
+class TestAugmentation:
+    rescale_size: int = 256  # shorter side before the centre crop (val and test)
+
+
+@dataclass
+class DataConfig:
+    """Where the segments are and how they are sampled and loaded.
+
+    Sources: `{train,val,test}_gulp_dir` (gulp directories), or, when `frames_dir` is set,
+    the official frame archives under it with `{train,val,test}_labels` annotation files.
+    """
+
+    frame_count: int = 8
+    test_frame_count: int | None = None  # frame count at test time (default: frame_count)
+    segment_length: int = 1
+    _root_gulp_dir: str | None = None  # for the configs' `${data._root_gulp_dir}/...`
+    train_gulp_dir: str | None = None
+    val_gulp_dir: str | None = None
+    test_gulp_dir: str | None = None
+    frames_dir: str | None = None
+    train_labels: str | None = None
+    val_labels: str | None = None
+    test_labels: str | None = None
+    label_frame_numbers: str = "rgb"  # archives: labels count RGB frames (converted for flow)
+    worker_count: int = 8
+    pin_memory: bool = True
+    persistent_workers: bool = True
+    train_on_val: bool = False  # train on train + val (for a final test-set submission)
+    fast_decode: bool = False
+    participants: list[str] | None = None  # keep only these participants' segments
+    max_segments: int | None = None  # keep the first N segments of each split (quick runs)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    train_augmentation: TrainAugmentation = field(default_factory=TrainAugmentation)
+    test_augmentation: TestAugmentation = field(default_factory=TestAugmentation)

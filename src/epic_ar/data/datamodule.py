@@ -1,0 +1,151 @@
+"""The Lightning DataModule: train / val / test loaders from a `DataConfig`.
+
+Workers ship uint8 frames; `on_after_batch_transfer` turns them into normalised float32 on
+the device (4x fewer bytes through shared memory and the host-to-device copy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from lightning import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from epic_ar.data.config import DataConfig
+from epic_ar.data.dataset import (
+    Item,
+    JoinedDataset,
+    SeededShuffleSampler,
+    SegmentDataset,
+    build_dataset,
+)
+from epic_ar.data.transforms import normalize
+from epic_ar.errors import EpicArError
+
+Split = Literal["train", "val", "test"]
+
+
+def parse_modality(modality: str) -> Literal["rgb", "flow"]:
+    """ "RGB"/"Flow" (the original configs' spelling) or "rgb"/"flow"."""
+    lowered = modality.lower()
+    if lowered == "rgb":
+        return "rgb"
+    if lowered == "flow":
+        return "flow"
+    raise EpicArError(f"unknown modality {modality!r}; choose RGB or Flow")
+
+
+class EpicDataModule(LightningDataModule):
+    """Loaders for one modality. Training shuffles with `SeededShuffleSampler` (each item's
+    augmentation fixed by (seed, epoch, item)); when the trainer runs several processes the
+    sampler splits the data between them itself, so the trainer must be created with
+    `use_distributed_sampler=False`.
+    """
+
+    def __init__(self, data: DataConfig, *, modality: str, batch_size: int, seed: int = 0):
+        super().__init__()
+        self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.modality = parse_modality(modality)
+        self._datasets: dict[tuple[Split, bool], SegmentDataset] = {}
+
+    def source(self, split: Split) -> tuple[Path, Path | None]:
+        """(source, labels) of a split: its gulp directory, or the archives + its labels."""
+        data = self.data
+        if data.frames_dir is not None:
+            labels = {"train": data.train_labels, "val": data.val_labels, "test": data.test_labels}
+            if labels[split] is None:
+                raise EpicArError(f"data.frames_dir is set but data.{split}_labels is not")
+            return Path(data.frames_dir), Path(str(labels[split]))
+        gulp_dir = {"train": data.train_gulp_dir, "val": data.val_gulp_dir}.get(
+            split, data.test_gulp_dir
+        )
+        if gulp_dir is None:
+            raise EpicArError(f"data.{split}_gulp_dir is not set")
+        return Path(gulp_dir), None
+
+    def dataset(self, split: Split, *, train: bool) -> SegmentDataset:
+        """The split's dataset, in training mode or test mode (built once, then cached)."""
+        key = (split, train)
+        if key not in self._datasets:
+            data = self.data
+            source, labels = self.source(split)
+            frame_count = data.frame_count
+            if split == "test" and data.test_frame_count is not None:
+                frame_count = data.test_frame_count
+            dataset = build_dataset(
+                source,
+                self.modality,
+                frame_count=frame_count,
+                segment_length=data.segment_length,
+                train=train,
+                labels=labels,
+                input_size=data.preprocessing.input_size,
+                scale_size=data.test_augmentation.rescale_size,
+                scales=data.train_augmentation.multiscale_crop_scales,
+                fast_decode=data.fast_decode,
+                label_frame_numbers="flow" if data.label_frame_numbers == "flow" else "rgb",
+            )
+            restrict(dataset, data.participants, data.max_segments)
+            self._datasets[key] = dataset
+        return self._datasets[key]
+
+    def _loader(self, dataset: Dataset[Item], sampler: Any = None) -> DataLoader[Item]:
+        workers = self.data.worker_count
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=workers,
+            pin_memory=self.data.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.data.persistent_workers and workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader[Item]:
+        parts = [self.dataset("train", train=True)]
+        if self.data.train_on_val:
+            parts.append(self.dataset("val", train=True))
+        dataset = JoinedDataset(parts)
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        sampler = SeededShuffleSampler(
+            len(dataset), seed=self.seed, num_replicas=replicas, rank=rank
+        )
+        return self._loader(dataset, sampler)
+
+    def val_dataloader(self) -> DataLoader[Item]:
+        return self._loader(self.dataset("val", train=False))
+
+    def test_dataloader(self) -> DataLoader[Item]:
+        return self._loader(self.dataset("test", train=False))
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        frames, metadata = batch
+        return self.normalize(frames), metadata
+
+    def normalize(self, frames: torch.Tensor) -> torch.Tensor:
+        """[B, T, C, S, S] uint8 → float32 model input, on the frames' device."""
+        pre = self.data.preprocessing
+        return normalize(
+            frames, pre.mean, pre.std, rescale=pre.rescale, bgr=pre.bgr and self.modality == "rgb"
+        )
+
+
+def restrict(
+    dataset: SegmentDataset, participants: list[str] | None, max_segments: int | None
+) -> None:
+    """Keep only the given participants' segments, then only the first `max_segments`."""
+    mask = np.ones(len(dataset.table), dtype=bool)
+    if participants is not None:
+        mask &= np.isin(dataset.table.participant_id, [str(p) for p in participants])
+    if max_segments is not None:
+        mask &= np.cumsum(mask) <= max_segments
+    if not mask.any():
+        raise EpicArError(
+            f"no segments left after data.participants={participants} / "
+            f"data.max_segments={max_segments}"
+        )
+    dataset.keep(mask)

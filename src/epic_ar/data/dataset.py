@@ -1,0 +1,242 @@
+"""TSN datasets over gulp directories or frame archives: items are uint8 frame tensors.
+
+An item is `(frames, metadata)`: `frames` [T, C, S, S] uint8 (C = 3 for RGB; C = 2L for
+flow, channels u1, v1, u2, v2, ...), `metadata` a dict of `narration_id`, `video_id`,
+`participant_id` and, for labelled splits, `verb_class` and `noun_class`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from epic_ar.data.sampling import sample_test_offsets, sample_train_offsets, snippet_frame_indices
+from epic_ar.data.segment_sources import ArchiveSegments, GulpSegments, Modality
+from epic_ar.data.transforms import (
+    FLOW_SCALES,
+    RGB_SCALES,
+    center_crop_box,
+    crop_resize,
+    decode_frames,
+    invert_flow_u,
+    resize_shorter_side,
+    sample_multiscale_crop,
+)
+from epic_ar.errors import EpicArError
+from epic_ar.gulp.format import committed_chunks
+
+Item = tuple[torch.Tensor, dict[str, Any]]
+# An item's key: a segment index, or (index, seed) to fix the item's random draws.
+ItemKey = int | tuple[int, int]
+
+
+class SegmentDataset(Dataset[Item]):
+    """TSN sampling + group augmentation (train) or resize + centre crop (test mode).
+
+    Index with an int (random draws from a per-process generator seeded from torch's seed,
+    which DataLoader sets per worker) or with `(index, seed)` (draws fixed by the seed, so
+    augmentation does not depend on worker count or on restarts: see `SeededShuffleSampler`).
+    """
+
+    def __init__(
+        self,
+        segments: GulpSegments | ArchiveSegments,
+        *,
+        frame_count: int,
+        segment_length: int,
+        train: bool,
+        input_size: int = 224,
+        scale_size: int = 256,
+        scales: Sequence[float] | None = None,
+        fast_decode: bool = False,
+    ):
+        if frame_count < 1 or segment_length < 1:
+            raise EpicArError("frame_count and segment_length must be at least 1")
+        if not train and scale_size < input_size:
+            raise EpicArError(f"scale size {scale_size} is smaller than input size {input_size}")
+        self.segments, self.table = segments, segments.table
+        self.modality: Modality = segments.modality
+        self.frame_count, self.segment_length, self.train = frame_count, segment_length, train
+        self.input_size, self.scale_size, self.fast_decode = input_size, scale_size, fast_decode
+        default_scales = FLOW_SCALES if self.modality == "flow" else RGB_SCALES
+        self.scales = tuple(scales) if scales is not None else default_scales
+        self.rows = np.arange(len(self.table), dtype=np.int64)  # item → segment table row
+        self._rng_pid, self._rng = -1, np.random.default_rng()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Serve only the segments where `mask` ([S] bool over the table) is True."""
+        self.rows = np.flatnonzero(mask).astype(np.int64)
+
+    def _process_rng(self) -> np.random.Generator:
+        if self._rng_pid != os.getpid():
+            self._rng_pid = os.getpid()
+            self._rng = np.random.default_rng(torch.initial_seed())
+        return self._rng
+
+    def __getitem__(self, key: ItemKey) -> Item:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"segment index {index} out of range ({len(self)} segments)")
+        row = int(self.rows[index])
+        rng = np.random.default_rng(seed) if seed is not None else self._process_rng()
+        frames = self.load_frames(row, rng)
+        return frames, self.table.metadata(row)
+
+    def load_frames(self, row: int, rng: np.random.Generator) -> torch.Tensor:
+        """[T, C, S, S] uint8 for the segment in table row `row` (rng unused in test mode)."""
+        num_frames = int(self.table.num_frames[row])
+        length, count = self.segment_length, self.frame_count
+        if self.train:
+            offsets = sample_train_offsets(num_frames, count, length, rng)
+        else:
+            offsets = sample_test_offsets(num_frames, count, length)
+        indices = snippet_frame_indices(offsets, length, num_frames)
+        try:
+            pixels = decode_frames(self.segments.read_jpegs(row, indices), fast=self.fast_decode)
+        except (ValueError, EpicArError) as exc:
+            segment = self.table.narration_id[row]
+            raise EpicArError(f"segment {segment}: {exc}") from exc
+        height, width = pixels.shape[1:3]
+        flip = False
+        if self.train:
+            box = sample_multiscale_crop(width, height, self.scales, self.input_size, rng)
+            flip = bool(rng.random() < 0.5)
+        else:
+            pixels = resize_shorter_side(pixels, self.scale_size)
+            box = center_crop_box(pixels.shape[2], pixels.shape[1], self.input_size)
+        frames = crop_resize(pixels, box, self.input_size, flip=flip)  # [F, C, S, S]
+        if flip and self.modality == "flow":
+            invert_flow_u(frames)
+        return frames.reshape(count, -1, self.input_size, self.input_size)
+
+
+class JoinedDataset(Dataset[Item]):
+    """Datasets one after the other (e.g. train + val), indexable by `ItemKey` too."""
+
+    def __init__(self, parts: Sequence[SegmentDataset]):
+        self.parts = list(parts)
+        self.ends = np.cumsum([len(part) for part in self.parts])
+
+    def __len__(self) -> int:
+        return int(self.ends[-1]) if len(self.ends) else 0
+
+    def __getitem__(self, key: ItemKey) -> Item:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        part = int(np.searchsorted(self.ends, index, side="right"))
+        if not 0 <= index < len(self) or part >= len(self.parts):
+            raise IndexError(f"item {index} out of range ({len(self)} items)")
+        local = index - (int(self.ends[part - 1]) if part else 0)
+        return self.parts[part][(local, seed) if seed is not None else local]
+
+
+class SeededShuffleSampler(Sampler[tuple[int, int]]):
+    """Shuffles each epoch and gives every item its own seed for its random draws.
+
+    Order and seeds depend only on (seed, epoch), so a run restarted at an epoch boundary
+    and runs with any number of DataLoader workers see the same samples. With
+    `num_replicas` > 1 (DDP) each rank takes every num_replicas-th item of the padded
+    permutation, as torch's DistributedSampler does.
+    """
+
+    def __init__(self, length: int, *, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} outside [0, {num_replicas})")
+        self.length, self.seed = length, seed
+        self.num_replicas, self.rank = num_replicas, rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(self.length / self.num_replicas)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.length)
+        seeds = rng.integers(0, 2**63 - 1, size=self.length)
+        padded = len(self) * self.num_replicas
+        take = np.resize(np.arange(self.length), padded)[self.rank :: self.num_replicas]
+        for position in take.tolist():
+            yield int(order[position]), int(seeds[position])
+
+
+def is_gulp_directory(path: Path) -> bool:
+    return path.is_dir() and bool(committed_chunks(path))
+
+
+def build_dataset(
+    source: str | Path,
+    modality: Literal["rgb", "flow"] = "rgb",
+    frame_count: int = 8,
+    segment_length: int | None = None,
+    train: bool = True,
+    labels: str | Path | None = None,
+    *,
+    input_size: int = 224,
+    scale_size: int = 256,
+    scales: Sequence[float] | None = None,
+    fast_decode: bool = False,
+    label_frame_numbers: Literal["rgb", "flow"] = "rgb",
+    index_cache_dir: str | Path | None = None,
+) -> SegmentDataset:
+    """A map-style dataset of `(frames [T, C, S, S] uint8, metadata)` items.
+
+    Args:
+        source: a gulp directory, or the root of the official frame archives
+            (`ROOT/P01/rgb_frames/P01_01.tar`, or any layout `epic-ar gulp` reads).
+        modality: "rgb" (C = 3) or "flow" (C = 2 * segment_length).
+        frame_count: T, snippets per segment. segment_length: L, frames per snippet
+            (default 1 for RGB, 5 for flow).
+        train: random TSN offsets + multi-scale crop + flip; False: test mode (centre
+            offsets, resize to `scale_size`, centre crop).
+        labels: annotation file (CSV or pickle): which segments to serve. Required for
+            archives; optional for a gulp directory (a subset of its segments).
+        input_size: S. scales: multi-scale crop scales (defaults as published).
+        fast_decode: libjpeg-turbo's fast DCT/upsampling (not what published models saw).
+        label_frame_numbers: archives only: whether `labels` counts RGB frames (converted
+            for flow, as `epic-ar convert-flow-idxs` does) or already counts flow frames.
+        index_cache_dir: archives only: where tar indexes go (default: beside each archive,
+            or ~/.cache/epic-ar when that is read-only).
+    """
+    if modality not in ("rgb", "flow"):
+        raise EpicArError(f"unknown modality {modality!r}; choose rgb or flow")
+    path = Path(source)
+    labels_path = Path(labels) if labels is not None else None
+    segments: GulpSegments | ArchiveSegments
+    if is_gulp_directory(path):
+        segments = GulpSegments(path, modality, labels_path)
+    elif labels_path is None:
+        raise EpicArError(
+            f"{path}: not a gulp directory; to read frame archives, pass labels (which segments)"
+        )
+    else:
+        cache = Path(index_cache_dir) if index_cache_dir is not None else None
+        segments = ArchiveSegments(
+            path,
+            modality,
+            labels_path,
+            label_frame_numbers=label_frame_numbers,
+            index_cache_dir=cache,
+        )
+    length = segment_length if segment_length is not None else (5 if modality == "flow" else 1)
+    return SegmentDataset(
+        segments,
+        frame_count=frame_count,
+        segment_length=length,
+        train=train,
+        input_size=input_size,
+        scale_size=scale_size,
+        scales=scales,
+        fast_decode=fast_decode,
+    )

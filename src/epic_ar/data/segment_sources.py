@@ -1,0 +1,231 @@
+"""Where a dataset's segments and their JPEG frames come from: a gulp directory, or the
+official frame archives (tar files read in place, or extracted folders) plus a label file.
+
+Both give a `SegmentTable` (numpy columns, no per-segment Python objects, so that forked
+DataLoader workers share it without copying) and read a segment's JPEGs by snippet-frame
+index: RGB frame i, or flow pair i as two JPEGs (u, then v).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from epic_ar.annotations.flow_frames import to_flow_frame_numbers
+from epic_ar.annotations.labels import read_annotations
+from epic_ar.data.tar_index import AXES, IndexedTar, cached_tar_index, tar_index
+from epic_ar.errors import EpicArError
+from epic_ar.gulp import GulpDirectory
+from epic_ar.gulp.sources import FolderSource, candidate_locations, frame_name
+from epic_ar.progress import Progress
+
+Modality = Literal["rgb", "flow"]
+LABEL_COLUMNS = ("verb_class", "noun_class")
+_LOCATION_COLUMNS = ("participant_id", "video_id", "start_frame", "stop_frame")
+
+
+@dataclass
+class SegmentTable:
+    """One row per segment. String columns are numpy unicode arrays.
+
+    Attributes:
+        narration_id, participant_id, video_id: [S] str.
+        num_frames: [S] int64, frames (RGB) or u/v pairs (flow) the segment has.
+        labels: `verb_class`, `noun_class` → [S] int64; empty for unlabelled splits (test).
+    """
+
+    narration_id: np.ndarray
+    participant_id: np.ndarray
+    video_id: np.ndarray
+    num_frames: np.ndarray
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.narration_id)
+
+    def metadata(self, row: int) -> dict[str, Any]:
+        """Collatable metadata: ids as str, labels as int."""
+        meta: dict[str, Any] = {
+            "narration_id": str(self.narration_id[row]),
+            "video_id": str(self.video_id[row]),
+            "participant_id": str(self.participant_id[row]),
+        }
+        meta.update({name: int(column[row]) for name, column in self.labels.items()})
+        return meta
+
+
+def _label_arrays(metas: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Label columns that every segment's metadata holds as an integer; others left out."""
+    labels = {}
+    for name in LABEL_COLUMNS:
+        values = [meta.get(name) for meta in metas]
+        if values and all(isinstance(v, int | np.integer) for v in values):
+            labels[name] = np.asarray(values, dtype=np.int64)
+    return labels
+
+
+def _pairs(modality: Modality) -> int:
+    return 2 if modality == "flow" else 1
+
+
+class GulpSegments:
+    """Segments of a gulp directory (ours or one the original project wrote)."""
+
+    def __init__(self, path: Path, modality: Modality, labels: Path | None = None):
+        self.gulp = GulpDirectory(path)
+        self.modality = modality
+        ids = self.gulp.segment_ids
+        if labels is not None:
+            wanted = read_annotations(labels).index.astype(str).tolist()
+            missing = [i for i in wanted if i not in self.gulp]
+            if missing:
+                raise EpicArError(
+                    f"{path}: {len(missing)} segment(s) of {labels} are not stored, "
+                    f"e.g. {missing[0]!r}"
+                )
+            ids = wanted
+        if not ids:
+            raise EpicArError(f"{path}: no segments to serve")
+        metas = [self.gulp.meta(i) for i in ids]
+        self._check_modality(path, metas[0])
+        for key in ("participant_id", "video_id"):
+            absent = next((i for i, m in zip(ids, metas, strict=True) if key not in m), None)
+            if absent is not None:
+                raise EpicArError(f"{path}: segment {absent!r} has no {key!r} in its metadata")
+        self.table = SegmentTable(
+            narration_id=np.asarray(ids, dtype=str),
+            participant_id=np.asarray([str(m["participant_id"]) for m in metas], dtype=str),
+            video_id=np.asarray([str(m["video_id"]) for m in metas], dtype=str),
+            num_frames=np.asarray([self.gulp.num_frames(i) for i in ids], dtype=np.int64)
+            // _pairs(modality),
+            labels=_label_arrays(metas),
+        )
+
+    def _check_modality(self, path: Path, meta: dict[str, Any]) -> None:
+        size = meta.get("frame_size")
+        if isinstance(size, list) and len(size) in (2, 3):
+            stored: Modality = "flow" if len(size) == 2 else "rgb"
+            if stored != self.modality:
+                raise EpicArError(f"{path}: holds {stored} frames, not {self.modality}")
+
+    def read_jpegs(self, row: int, frame_indices: np.ndarray) -> list[bytes]:
+        """JPEGs of snippet frames `frame_indices` (flow: u and v of each pair)."""
+        if self.modality == "flow":
+            frame_indices = (frame_indices[:, None] * 2 + np.arange(2)).reshape(-1)
+        return self.gulp.read_jpegs(str(self.table.narration_id[row]), frame_indices.tolist())
+
+
+class ArchiveSegments:
+    """Segments of a label file, read from the official per-video frame archives.
+
+    Each video is found as gulp finds it (`epic-ar gulp FRAMES` layouts): a tar archive,
+    read through its cached member index, or a folder of JPEGs.
+    """
+
+    def __init__(
+        self,
+        frames_root: Path,
+        modality: Modality,
+        labels: Path,
+        *,
+        label_frame_numbers: Literal["rgb", "flow"] = "rgb",
+        index_cache_dir: Path | None = None,
+    ):
+        if not frames_root.is_dir():
+            raise EpicArError(f"{frames_root}: no such directory (frames)")
+        self.frames_root, self.modality, self.index_cache_dir = (
+            frames_root, modality, index_cache_dir
+        )  # fmt: skip
+        frame = read_annotations(labels, required_columns=_LOCATION_COLUMNS)
+        if modality == "flow" and label_frame_numbers == "rgb":
+            frame = to_flow_frame_numbers(frame)
+        counts = frame["stop_frame"].to_numpy() - frame["start_frame"].to_numpy()
+        counts = counts + (0 if modality == "flow" else 1)
+        if len(frame) == 0:
+            raise EpicArError(f"{labels}: no segments")
+        if (counts < 1).any():
+            bad = str(frame.index[int(np.argmax(counts < 1))])
+            raise EpicArError(f"{labels}: segment {bad!r} has no {modality} frames")
+        videos = frame[["participant_id", "video_id"]].astype(str).drop_duplicates()
+        video_row = {v: i for i, v in enumerate(videos["video_id"])}
+        self._video_row = frame["video_id"].astype(str).map(video_row).to_numpy(np.int64)
+        self._start = frame["start_frame"].to_numpy(np.int64)
+        self._locations = [self._locate(p, v) for p, v in videos.itertuples(index=False)]
+        self._tables: dict[int, np.ndarray] = {}
+        self._index_archives()
+        self.table = SegmentTable(
+            narration_id=frame.index.to_numpy(dtype=str),
+            participant_id=frame["participant_id"].to_numpy(dtype=str),
+            video_id=frame["video_id"].to_numpy(dtype=str),
+            num_frames=counts.astype(np.int64),
+            labels={
+                name: frame[name].to_numpy(np.int64)
+                for name in LABEL_COLUMNS
+                if name in frame.columns and pd.api.types.is_integer_dtype(frame[name])
+            },
+        )
+
+    def _locate(self, participant: str, video: str) -> Path:
+        for location in candidate_locations(self.frames_root, participant, video, self.modality):
+            if (location.suffix == ".tar" and location.is_file()) or location.is_dir():
+                return location
+        raise EpicArError(f"unknown video {video}: no {self.modality} frames under "
+                          f"{self.frames_root}")  # fmt: skip
+
+    def _index_archives(self) -> None:
+        """Map every archive's index, building (once, with progress) those not cached."""
+        unindexed = []
+        for video, path in enumerate(self._locations):
+            if path.suffix == ".tar":
+                cached = cached_tar_index(path, self.index_cache_dir)
+                if cached is None:
+                    unindexed.append(video)
+                else:
+                    self._tables[video] = cached
+        if unindexed:
+            progress = Progress(
+                "indexing tar archives", len(unindexed), unit="archives", extra_unit=None
+            )
+            for video in unindexed:
+                self._table(video)
+                progress.update()
+            progress.close()
+
+    def _table(self, video: int) -> np.ndarray:
+        table = self._tables.get(video)
+        if table is None:
+            table = tar_index(self._locations[video], self.index_cache_dir)
+            self._tables[video] = table
+        return table
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Memory maps would be pickled as full arrays: spawned workers map them again.
+        return {**self.__dict__, "_tables": {}}
+
+    def read_jpegs(self, row: int, frame_indices: np.ndarray) -> list[bytes]:
+        """JPEGs of snippet frames `frame_indices` (flow: u and v of each pair)."""
+        video = int(self._video_row[row])
+        numbers = self._start[row] + np.asarray(frame_indices, dtype=np.int64)
+        axes = AXES[self.modality]
+        location = self._locations[video]
+        if location.suffix != ".tar":
+            folder = FolderSource(location)
+            return [
+                folder.read(f"{axis}/{frame_name(n)}" if axis else frame_name(n))
+                for n in numbers.tolist()
+                for axis in axes
+            ]
+        archive = IndexedTar(location, self._table(video))
+        places = [archive.locate(axis, numbers) for axis in axes]
+        offsets = np.stack([offset for offset, _ in places], axis=1).reshape(-1).tolist()
+        sizes = np.stack([size for _, size in places], axis=1).reshape(-1).tolist()
+        fd = os.open(location, os.O_RDONLY)
+        try:
+            return [os.pread(fd, size, offset) for offset, size in zip(offsets, sizes, strict=True)]
+        finally:
+            os.close(fd)

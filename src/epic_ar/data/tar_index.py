@@ -1,0 +1,147 @@
+"""The official per-video tar archives as a random-access frame store.
+
+A member of an uncompressed tar archive is a contiguous byte range of the file, so with an
+index of (offset, size) per frame the archives serve frames with one `pread` each: no
+extraction, no gulping. The index is built once per archive (a scan of its headers) and
+cached as a small `.npy` file next to the archive, or in a cache folder when that is not
+writable. It is memory-mapped when used, so DataLoader workers share it through the page
+cache.
+
+Index layout: int64 [K, M + 1, 2] of (offset, size) for frame numbers 0..M, K = 1 for an
+RGB archive (`frame_*.jpg`) and 2 for a flow archive (`u/...`, `v/...`); missing frames hold
+(-1, -1). Frame numbers are 1-based, so row 0 of the first axis is free: it stores the
+archive's (size, mtime_ns), and an archive that changed is indexed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from epic_ar.errors import EpicArError
+from epic_ar.fileio.atomic import atomic_write_path
+
+INDEX_SUFFIX = ".epic_ar_index.npy"
+AXES = {"rgb": ("",), "flow": ("u", "v")}
+_MEMBER = re.compile(r"(?:\./)?(?:(u|v)/)?frame_(\d+)\.jpg")
+
+
+def default_cache_dir() -> Path:
+    """Where indexes go when an archive's folder is read-only: $XDG_CACHE_HOME/epic-ar."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "epic-ar" / "tar-index"
+
+
+def _stamp(archive: Path) -> tuple[int, int]:
+    stat = archive.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def build_tar_index(archive: Path) -> np.ndarray:
+    """Scan the archive's headers: int64 [K, M + 1, 2] (see the module docstring).
+
+    Raises:
+        EpicArError: the file is not a readable tar archive, or holds no frames.
+    """
+    members: list[tuple[str, int, int, int]] = []  # axis, frame number, offset, size
+    try:
+        with tarfile.open(archive, mode="r:") as tar:
+            for member in tar:
+                match = _MEMBER.fullmatch(member.name)
+                if match and member.isfile():
+                    axis = match.group(1) or ""
+                    members.append((axis, int(match.group(2)), member.offset_data, member.size))
+    except (tarfile.TarError, OSError) as exc:
+        raise EpicArError(f"{archive}: unreadable tar archive ({exc})") from exc
+    if not members:
+        raise EpicArError(f"{archive}: no frame_*.jpg members")
+    axes = AXES["flow"] if any(axis for axis, *_ in members) else AXES["rgb"]
+    last = max(number for _, number, _, _ in members)
+    table = np.full((len(axes), last + 1, 2), -1, dtype=np.int64)
+    for axis, number, offset, size in members:
+        if axis in axes:
+            table[axes.index(axis), number] = (offset, size)
+    table[0, 0] = _stamp(archive)
+    return table
+
+
+def _cache_candidates(archive: Path, cache_dir: Path | None) -> list[Path]:
+    key = hashlib.sha1(str(archive.resolve()).encode()).hexdigest()[:16]
+    cached_name = f"{archive.stem}-{key}{INDEX_SUFFIX}"
+    if cache_dir is not None:
+        return [cache_dir / cached_name]
+    return [archive.with_name(archive.name + INDEX_SUFFIX), default_cache_dir() / cached_name]
+
+
+def _load_if_current(path: Path, archive: Path) -> np.ndarray | None:
+    try:
+        table: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if table.ndim != 3 or table.shape[2] != 2 or tuple(table[0, 0]) != _stamp(archive):
+        return None
+    return table
+
+
+def cached_tar_index(archive: Path, cache_dir: Path | None = None) -> np.ndarray | None:
+    """The archive's cached index if one is current (memory-mapped), else None."""
+    for path in _cache_candidates(archive, cache_dir):
+        table = _load_if_current(path, archive)
+        if table is not None:
+            return table
+    return None
+
+
+def tar_index(archive: Path, cache_dir: Path | None = None) -> np.ndarray:
+    """The archive's index, memory-mapped from its cache file (built and saved if needed).
+
+    The cache file is `ARCHIVE.tar.epic_ar_index.npy` next to the archive, or, when that
+    folder is not writable, in `default_cache_dir()`; `cache_dir` forces a folder.
+    """
+    cached = cached_tar_index(archive, cache_dir)
+    if cached is not None:
+        return cached
+    built = build_tar_index(archive)
+    for path in _cache_candidates(archive, cache_dir):
+        try:
+            with atomic_write_path(path, force=True) as tmp, tmp.open("wb") as out:
+                np.save(out, built)
+        except OSError:
+            continue  # read-only folder: try the next place
+        loaded = _load_if_current(path, archive)
+        if loaded is not None:
+            return loaded
+    return built  # nowhere writable: keep it in memory
+
+
+class IndexedTar:
+    """Frames of one archive by axis ("" for RGB, "u"/"v" for flow) and frame number."""
+
+    def __init__(self, archive: Path, table: np.ndarray):
+        self.archive, self.table = archive, table
+        self.axes = AXES["flow"] if table.shape[0] == 2 else AXES["rgb"]
+
+    def locate(self, axis: str, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, sizes) of frames `numbers` on `axis`, as int64 arrays.
+
+        Raises:
+            EpicArError: a frame is not in the archive (named, with the archive).
+        """
+        if axis not in self.axes:
+            kind = "flow" if self.axes == AXES["flow"] else "RGB"
+            raise EpicArError(f"{self.archive}: holds {kind} frames, not {axis or 'RGB'!s}")
+        numbers = np.asarray(numbers, dtype=np.int64)
+        last = self.table.shape[1] - 1
+        valid = (numbers >= 1) & (numbers <= last)
+        rows = self.table[self.axes.index(axis), np.where(valid, numbers, 0)]
+        missing = ~valid | (rows[:, 1] < 0)
+        if missing.any():
+            number = int(numbers[missing][0])
+            name = f"{axis}/frame_{number:010d}.jpg" if axis else f"frame_{number:010d}.jpg"
+            raise EpicArError(f"missing frame {self.archive}:{name}")
+        return rows[:, 0], rows[:, 1]

@@ -1,0 +1,211 @@
+"""Group transforms on uint8 frames, against PIL and the original's definitions."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import simplejpeg
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from epic_ar.data.transforms import (
+    FLOW_SCALES,
+    RGB_SCALES,
+    CropBox,
+    center_crop_box,
+    crop_resize,
+    decode_frames,
+    fixed_crop_offsets,
+    invert_flow_u,
+    multiscale_crop_sizes,
+    normalize,
+    resize_shorter_side,
+    sample_multiscale_crop,
+)
+
+
+def textured(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 255, (8, 12, channels), dtype=np.uint8)
+    image = Image.fromarray(coarse[..., 0] if channels == 1 else coarse)
+    smooth = np.asarray(image.resize((width, height), Image.Resampling.BICUBIC), dtype=float)
+    noisy = smooth.reshape(height, width, channels) + rng.normal(0, 6, (height, width, channels))
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def jpeg(pixels: np.ndarray) -> bytes:
+    gray = pixels.shape[2] == 1
+    return bytes(simplejpeg.encode_jpeg(pixels, quality=90, colorspace="GRAY" if gray else "RGB"))
+
+
+def test_crop_sizes_for_epic_frames() -> None:
+    # 456x256: base 256 → 256, 224, 192, 168; pairs whose scale indices differ by <= 1
+    sizes = multiscale_crop_sizes(456, 256, RGB_SCALES, 224)
+    assert sizes == [
+        (256, 256), (224, 256),
+        (256, 224), (224, 224), (192, 224),
+        (224, 192), (192, 192), (168, 192),
+        (192, 168), (168, 168),
+    ]  # fmt: skip
+    assert len(multiscale_crop_sizes(456, 256, FLOW_SCALES, 224)) == 7
+
+
+def test_crop_sizes_snap_to_the_input_size() -> None:
+    # base 255: int(255 * .875) = 223 is within 3 pixels of 224
+    assert {w for w, _ in multiscale_crop_sizes(300, 255, RGB_SCALES, 224)} == {255, 224, 191, 168}
+
+
+def test_thirteen_fixed_offsets() -> None:
+    offsets = fixed_crop_offsets(456, 256, 224, 192)  # steps 58, 16
+    assert offsets == [
+        (0, 0), (232, 0), (0, 64), (232, 64), (116, 32),
+        (0, 32), (232, 32), (116, 64), (116, 0),
+        (58, 16), (174, 16), (58, 48), (174, 48),
+    ]  # fmt: skip
+
+
+@given(st.integers(16, 600), st.integers(16, 600), st.integers(0, 2**32 - 1))
+def test_multiscale_crops_stay_inside_the_frame(width: int, height: int, seed: int) -> None:
+    box = sample_multiscale_crop(width, height, RGB_SCALES, 224, np.random.default_rng(seed))
+    assert box.x >= 0 and box.y >= 0
+    assert box.x + box.width <= width and box.y + box.height <= height
+    assert box.width >= 1 and box.height >= 1
+
+
+def test_multiscale_crop_choices_are_uniform() -> None:
+    rng = np.random.default_rng(0)
+    boxes = [sample_multiscale_crop(456, 256, RGB_SCALES, 224, rng) for _ in range(6500)]
+    sizes: dict[tuple[int, int], int] = {}
+    for box in boxes:
+        sizes[(box.width, box.height)] = sizes.get((box.width, box.height), 0) + 1
+    assert len(sizes) == 10 and max(sizes.values()) / min(sizes.values()) < 1.3
+    positions = {(b.x, b.y) for b in boxes if (b.width, b.height) == (224, 192)}
+    assert positions == set(fixed_crop_offsets(456, 256, 224, 192))
+
+
+def test_center_crop_rounds_like_torchvision() -> None:
+    assert center_crop_box(456, 256, 224) == CropBox(116, 16, 224, 224)
+    assert center_crop_box(225, 227, 224) == CropBox(0, 2, 224, 224)  # round(0.5) = 0, 1.5 → 2
+
+
+def test_accurate_decoding_equals_pil() -> None:
+    pixels = textured(48, 64)
+    data = jpeg(pixels)
+    ours = decode_frames([data, data])
+    assert ours.shape == (2, 48, 64, 3)
+    pil = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert np.array_equal(ours[0], pil) and np.array_equal(ours[1], pil)
+    fast = decode_frames([data], fast=True)
+    assert not np.array_equal(fast[0], pil)  # fast DCT moves pixels
+
+
+def test_decoding_refuses_frames_of_another_size() -> None:
+    with pytest.raises(ValueError, match="frame 1"):
+        decode_frames([jpeg(textured(48, 64)), jpeg(textured(40, 64))])
+    with pytest.raises(ValueError, match="frame 1"):
+        decode_frames([jpeg(textured(48, 64)), b"not a jpeg"])
+
+
+def pil_crop_resize(frame: np.ndarray, box: CropBox, size: int) -> np.ndarray:
+    image = Image.fromarray(frame[..., 0] if frame.shape[2] == 1 else frame)
+    cropped = image.crop((box.x, box.y, box.x + box.width, box.y + box.height))
+    resized = np.asarray(cropped.resize((size, size), Image.Resampling.BILINEAR))
+    return resized if resized.ndim == 3 else resized[..., None]
+
+
+@settings(deadline=None, max_examples=30)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([1, 3]),
+    st.integers(1, 9),
+    st.sampled_from([24, 32]),
+)
+def test_crop_resize_matches_pil_within_one_level(
+    seed: int, channels: int, count: int, size: int
+) -> None:
+    frames = np.stack([textured(48, 64, channels, seed + i) for i in range(count)])
+    box = sample_multiscale_crop(64, 48, RGB_SCALES, size, np.random.default_rng(seed))
+    ours = crop_resize(frames, box, size)
+    assert ours.shape == (count, channels, size, size) and ours.dtype == torch.uint8
+    for i in range(count):
+        expected = pil_crop_resize(frames[i], box, size).transpose(2, 0, 1).astype(int)
+        assert np.abs(ours[i].numpy().astype(int) - expected).max() <= 1
+
+
+def test_grey_frames_resize_exactly_as_one_channel_images() -> None:
+    frames = np.stack([textured(48, 64, 1, i) for i in range(7)])  # not a multiple of 4
+    box = CropBox(5, 3, 40, 36)
+    ours = crop_resize(frames, box, 32)
+    crop = torch.from_numpy(frames[:, 3:39, 5:45, 0].copy()).unsqueeze(1)
+    single = torch.nn.functional.interpolate(
+        crop, size=(32, 32), mode="bilinear", antialias=True, align_corners=False
+    )
+    assert torch.equal(ours, single)
+
+
+def test_flip_mirrors_and_inverts_horizontal_flow() -> None:
+    frames = np.stack([textured(48, 64, 1, i) for i in range(4)])  # u1, v1, u2, v2
+    box = CropBox(8, 0, 48, 48)
+    plain = crop_resize(frames, box, 32)
+    flipped = invert_flow_u(crop_resize(frames, box, 32, flip=True))
+    mirrored = plain.flip(-1)
+    assert torch.equal(flipped[1::2], mirrored[1::2])  # v unchanged
+    assert torch.equal(flipped[0::2], 255 - mirrored[0::2])  # u → 255 - u
+    rgb = np.stack([textured(48, 64, 3, i) for i in range(2)])
+    assert torch.equal(crop_resize(rgb, box, 32, flip=True), crop_resize(rgb, box, 32).flip(-1))
+
+
+def test_no_resize_when_the_crop_is_the_input_size() -> None:
+    frames = np.stack([textured(48, 64, 3, i) for i in range(2)])
+    out = crop_resize(frames, CropBox(10, 4, 32, 32), 32)
+    assert np.array_equal(out.numpy(), frames[:, 4:36, 10:42].transpose(0, 3, 1, 2))
+    frames[:] = 0  # the output does not alias the decode buffer
+    assert out.max() > 0
+
+
+def test_resize_shorter_side_is_pils() -> None:
+    frames = np.stack([textured(60, 100, 3, i) for i in range(2)])
+    resized = resize_shorter_side(frames, 48)
+    assert resized.shape == (2, 48, 80, 3)
+    pil = np.asarray(Image.fromarray(frames[1]).resize((80, 48), Image.Resampling.BILINEAR))
+    assert np.array_equal(resized[1], pil)
+    assert resize_shorter_side(frames, 60) is frames
+
+
+def original_normalize(frames: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    """The original: stack channels, float / 255, per-channel sub_/div_ with Python floats."""
+    count, channels, height, width = frames.shape
+    stacked = frames.reshape(count * channels, height, width).float().div(255)
+    repeat = stacked.shape[0] // len(mean)
+    for channel, m, s in zip(stacked, mean * repeat, std * repeat, strict=True):
+        channel.sub_(m).div_(s)
+    return stacked.reshape(count, channels, height, width)
+
+
+@pytest.mark.parametrize(
+    ("channels", "mean", "std"),
+    [(3, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]), (10, [0.5], [0.226])],
+)
+def test_normalize_is_bit_identical_to_the_original(
+    channels: int, mean: list[float], std: list[float]
+) -> None:
+    frames = torch.randint(0, 256, (8, channels, 16, 16), dtype=torch.uint8)
+    ours = normalize(frames, mean, std)
+    assert ours.dtype == torch.float32
+    assert torch.equal(ours, original_normalize(frames, mean, std))
+    batch = normalize(frames.unsqueeze(0).repeat(2, 1, 1, 1, 1), mean, std)
+    assert torch.equal(batch[1], ours)
+
+
+def test_normalize_bgr_and_bad_channel_counts() -> None:
+    frames = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
+    bgr = normalize(frames, [0.1, 0.2, 0.3], [1.0, 1.0, 1.0], bgr=True)
+    assert torch.equal(bgr, normalize(frames.flip(1), [0.1, 0.2, 0.3], [1.0, 1.0, 1.0]))
+    raw = normalize(frames, [0.0], [1.0], rescale=False)
+    assert torch.equal(raw, frames.float())
+    with pytest.raises(ValueError, match="3 channels but 2 means"):
+        normalize(frames, [0.1, 0.2], [1.0, 1.0])
