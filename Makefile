@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Stamps re-run the install when the dependency declarations change.
-$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt setup.py src/epic_ar/data/_crop_decode.c
 	$(PIP) --editable .
 	touch $@
 

@@ -12,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from epic_ar.data import transforms
 from epic_ar.data.transforms import (
     FLOW_SCALES,
+    PARTIAL_DECODING,
     RGB_SCALES,
     CropBox,
     center_crop_box,
@@ -110,6 +112,67 @@ def test_decoding_refuses_frames_of_another_size() -> None:
         decode_frames([jpeg(textured(48, 64)), b"not a jpeg"])
 
 
+def subsampled_jpeg(pixels: np.ndarray, subsampling: str) -> bytes:
+    if pixels.shape[2] == 1:
+        return jpeg(pixels)
+    return bytes(
+        simplejpeg.encode_jpeg(pixels, quality=85, colorspace="RGB", colorsubsampling=subsampling)
+    )
+
+
+needs_partial_decoding = pytest.mark.skipif(
+    not PARTIAL_DECODING, reason="the partial-decoding extension is not built"
+)
+
+
+@needs_partial_decoding
+@settings(deadline=None, max_examples=60)
+@given(
+    st.sampled_from(["444", "422", "420", "440", "411", "gray"]),
+    st.integers(1, 120),
+    st.integers(1, 90),
+    st.data(),
+    st.booleans(),
+)
+def test_region_decoding_equals_a_slice_of_the_full_decode(
+    subsampling: str, width: int, height: int, data: st.DataObject, fast: bool
+) -> None:
+    frame = textured(height + data.draw(st.integers(0, 40)), width + data.draw(st.integers(0, 60)),
+                     1 if subsampling == "gray" else 3, seed=width * height)  # fmt: skip
+    frame_height, frame_width = frame.shape[:2]
+    x = data.draw(st.integers(0, frame_width - width))
+    y = data.draw(st.integers(0, frame_height - height))
+    encoded = subsampled_jpeg(frame, subsampling)
+    whole = decode_frames([encoded, encoded], fast=fast)
+    region = decode_frames(
+        [encoded, encoded], fast=fast, region=CropBox(x, y, width, height), scratch=bytearray(7)
+    )
+    assert region.shape == (2, height, width, frame.shape[2])
+    assert np.array_equal(region, whole[:, y : y + height, x : x + width])
+
+
+def test_region_decoding_without_the_extension(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded = jpeg(textured(48, 64))
+    box = CropBox(5, 7, 30, 20)
+    expected = decode_frames([encoded])[:, 7:27, 5:35]
+    monkeypatch.setattr(transforms, "_decode_crop", None)
+    assert np.array_equal(decode_frames([encoded], region=box), expected)
+
+
+@needs_partial_decoding
+def test_region_decoding_errors_name_the_frame() -> None:
+    good = jpeg(textured(48, 64))
+    box = CropBox(0, 0, 32, 32)
+    with pytest.raises(ValueError, match="frame 1 of the sample is 64x40"):
+        decode_frames([good, jpeg(textured(40, 64))], region=box)
+    with pytest.raises(ValueError, match="frame 1 of the sample: JPEG decoding failed"):
+        decode_frames([good, b"not a jpeg"], region=box)
+    with pytest.raises(ValueError, match="frame 0 of the sample: JPEG decoding failed"):
+        decode_frames([good[: len(good) // 3]], region=box)  # truncated: no silent grey rows
+    with pytest.raises(ValueError, match="outside the image"):
+        decode_frames([good], region=CropBox(40, 0, 32, 32))
+
+
 def pil_crop_resize(frame: np.ndarray, box: CropBox, size: int) -> np.ndarray:
     image = Image.fromarray(frame[..., 0] if frame.shape[2] == 1 else frame)
     cropped = image.crop((box.x, box.y, box.x + box.width, box.y + box.height))
@@ -157,6 +220,18 @@ def test_flip_mirrors_and_inverts_horizontal_flow() -> None:
     assert torch.equal(flipped[0::2], 255 - mirrored[0::2])  # u → 255 - u
     rgb = np.stack([textured(48, 64, 3, i) for i in range(2)])
     assert torch.equal(crop_resize(rgb, box, 32, flip=True), crop_resize(rgb, box, 32).flip(-1))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("flip", [False, True])
+def test_outputs_never_alias_the_decode_buffer(channels: int, flip: bool) -> None:
+    encoded = jpeg(textured(32, 40, channels))
+    scratch = bytearray()
+    frames = decode_frames([encoded] * 2, region=CropBox(4, 2, 24, 24), scratch=scratch)
+    out = crop_resize(frames, CropBox(0, 0, 24, 24), 24, flip=flip)
+    before = out.clone()
+    scratch[:] = bytes(len(scratch))
+    assert torch.equal(out, before)
 
 
 def test_no_resize_when_the_crop_is_the_input_size() -> None:

@@ -22,10 +22,12 @@ from epic_ar.data.segment_sources import ArchiveSegments, GulpSegments, Modality
 from epic_ar.data.transforms import (
     FLOW_SCALES,
     RGB_SCALES,
+    CropBox,
     center_crop_box,
     crop_resize,
     decode_frames,
     invert_flow_u,
+    jpeg_frame_size,
     resize_shorter_side,
     sample_multiscale_crop,
 )
@@ -69,6 +71,7 @@ class SegmentDataset(Dataset[Item]):
         self.scales = tuple(scales) if scales is not None else default_scales
         self.rows = np.arange(len(self.table), dtype=np.int64)  # item → segment table row
         self._rng_pid, self._rng = -1, np.random.default_rng()
+        self._scratch = bytearray()  # decode buffer, reused (outputs never alias it)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -92,6 +95,9 @@ class SegmentDataset(Dataset[Item]):
         frames = self.load_frames(row, rng)
         return frames, self.table.metadata(row)
 
+    def _decode(self, jpegs: list[bytes], region: CropBox | None) -> np.ndarray:
+        return decode_frames(jpegs, fast=self.fast_decode, region=region, scratch=self._scratch)
+
     def load_frames(self, row: int, rng: np.random.Generator) -> torch.Tensor:
         """[T, C, S, S] uint8 for the segment in table row `row` (rng unused in test mode)."""
         num_frames = int(self.table.num_frames[row])
@@ -102,19 +108,25 @@ class SegmentDataset(Dataset[Item]):
             offsets = sample_test_offsets(num_frames, count, length)
         indices = snippet_frame_indices(offsets, length, num_frames)
         try:
-            pixels = decode_frames(self.segments.read_jpegs(row, indices), fast=self.fast_decode)
+            jpegs = self.segments.read_jpegs(row, indices)
+            height, width, _ = jpeg_frame_size(jpegs[0])
+            flip = False
+            if self.train:
+                box = sample_multiscale_crop(width, height, self.scales, self.input_size, rng)
+                flip = bool(rng.random() < 0.5)
+                pixels = self._decode(jpegs, box)
+            elif min(height, width) == self.scale_size:  # no resize: decode the crop only
+                box = center_crop_box(width, height, self.input_size)
+                pixels = self._decode(jpegs, box)
+            else:
+                resized = resize_shorter_side(self._decode(jpegs, None), self.scale_size)
+                box = center_crop_box(resized.shape[2], resized.shape[1], self.input_size)
+                pixels = resized[:, box.y : box.y + box.height, box.x : box.x + box.width]
         except (ValueError, EpicArError) as exc:
             segment = self.table.narration_id[row]
             raise EpicArError(f"segment {segment}: {exc}") from exc
-        height, width = pixels.shape[1:3]
-        flip = False
-        if self.train:
-            box = sample_multiscale_crop(width, height, self.scales, self.input_size, rng)
-            flip = bool(rng.random() < 0.5)
-        else:
-            pixels = resize_shorter_side(pixels, self.scale_size)
-            box = center_crop_box(pixels.shape[2], pixels.shape[1], self.input_size)
-        frames = crop_resize(pixels, box, self.input_size, flip=flip)  # [F, C, S, S]
+        whole = CropBox(0, 0, pixels.shape[2], pixels.shape[1])
+        frames = crop_resize(pixels, whole, self.input_size, flip=flip)  # [F, C, S, S]
         if flip and self.modality == "flow":
             invert_flow_u(frames)
         return frames.reshape(count, -1, self.input_size, self.input_size)

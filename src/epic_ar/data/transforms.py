@@ -8,16 +8,32 @@ before resizing, so only the cropped pixels are resized.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import simplejpeg
 import torch
 from PIL import Image
 from torch.nn import functional
 
 from epic_ar.gulp.segments import resized_size
+
+# decode_crop(jpeg, out, x, y, width, height, gray, fast) -> (image width, image height)
+DecodeCrop = Callable[
+    [bytes, npt.NDArray[np.uint8], int, int, int, int, bool, bool], tuple[int, int]
+]
+_decode_crop: DecodeCrop | None
+try:  # optional C extension (built when libjpeg-turbo's headers are present)
+    from epic_ar.data import _crop_decode
+
+    _decode_crop = _crop_decode.decode_crop
+except ImportError:  # pragma: no cover - depends on the build machine
+    _decode_crop = None
+
+PARTIAL_DECODING = _decode_crop is not None
 
 RGB_SCALES = (1.0, 0.875, 0.75, 0.66)
 FLOW_SCALES = (1.0, 0.875, 0.75)
@@ -82,19 +98,60 @@ def center_crop_box(width: int, height: int, size: int) -> CropBox:
     return CropBox(round((width - size) / 2), round((height - size) / 2), size, size)
 
 
-def decode_frames(jpegs: Sequence[bytes], *, fast: bool = False) -> np.ndarray:
-    """Decode JPEGs of one size into one array: [F, H, W, 3] uint8 RGB or [F, H, W, 1] grey
-    (grey when the first frame is greyscale).
+def jpeg_frame_size(jpeg: bytes) -> tuple[int, int, bool]:
+    """(height, width, is_grey) from a JPEG's header."""
+    height, width, colorspace, _ = simplejpeg.decode_jpeg_header(jpeg)
+    return height, width, colorspace == "Gray"
+
+
+def _scratch_array(scratch: bytearray | None, shape: tuple[int, ...]) -> np.ndarray:
+    if scratch is None:
+        return np.empty(shape, dtype=np.uint8)
+    size = math.prod(shape)
+    if len(scratch) < size:
+        scratch.extend(bytes(size - len(scratch)))
+    return np.frombuffer(scratch, dtype=np.uint8, count=size).reshape(shape)
+
+
+def decode_frames(
+    jpegs: Sequence[bytes],
+    *,
+    fast: bool = False,
+    region: CropBox | None = None,
+    scratch: bytearray | None = None,
+) -> np.ndarray:
+    """Decode JPEGs of one size: [F, h, w, 3] uint8 RGB or [F, h, w, 1] grey (grey when the
+    first frame is), the whole frames or only `region` of each.
+
+    With the partial-decoding extension (`PARTIAL_DECODING`), only the region (plus a small
+    margin) is decoded, with pixels equal to those of a full decode; without it, whole frames
+    are decoded and the region is a view.
 
     `fast` uses libjpeg-turbo's fast DCT and upsampling (gulpio2's choice): quicker, but
     pixels move by several grey levels from what PIL/OpenCV (and the published models) see.
+    `scratch`, when given, is grown as needed and decoded into (the result is a view of it).
 
     Raises:
         ValueError: a frame is not a JPEG, or its size differs from the first frame's.
     """
-    height, width, colorspace, _ = simplejpeg.decode_jpeg_header(jpegs[0])
-    gray = colorspace == "Gray"
-    frames = np.empty((len(jpegs), height, width, 1 if gray else 3), dtype=np.uint8)
+    height, width, gray = jpeg_frame_size(jpegs[0])
+    channels = 1 if gray else 3
+    if region is not None and _decode_crop is not None:
+        shape = (len(jpegs), region.height, region.width, channels)
+        frames = _scratch_array(scratch, shape)
+        for i, jpeg in enumerate(jpegs):
+            try:
+                size = _decode_crop(
+                    jpeg, frames[i], region.x, region.y, region.width, region.height, gray, fast
+                )
+            except ValueError as exc:
+                raise ValueError(f"frame {i} of the sample: {exc}") from None
+            if size != (width, height):
+                raise ValueError(
+                    f"frame {i} of the sample is {size[0]}x{size[1]}, the first is {width}x{height}"
+                )
+        return frames
+    frames = _scratch_array(scratch, (len(jpegs), height, width, channels))
     for i, jpeg in enumerate(jpegs):
         try:
             decoded = simplejpeg.decode_jpeg(
@@ -111,7 +168,9 @@ def decode_frames(jpegs: Sequence[bytes], *, fast: bool = False) -> np.ndarray:
                 f"frame {i} of the sample is {decoded.shape[1]}x{decoded.shape[0]}, "
                 f"the first is {width}x{height}"
             )
-    return frames
+    if region is None:
+        return frames
+    return frames[:, region.y : region.y + region.height, region.x : region.x + region.width]
 
 
 def _resize(pixels: torch.Tensor, size: int) -> torch.Tensor:
@@ -135,21 +194,26 @@ def crop_resize(frames: np.ndarray, box: CropBox, size: int, *, flip: bool = Fal
         decoded and resized: batching copies it anyway, so it is not reordered here.
     """
     count = frames.shape[0]
-    crop = torch.from_numpy(frames)[:, box.y : box.y + box.height, box.x : box.x + box.width]
+    crop = frames[:, box.y : box.y + box.height, box.x : box.x + box.width]
     same_size = (box.width, box.height) == (size, size)
     if frames.shape[3] == 3:
-        pixels = crop.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-        out = pixels if same_size else _resize(pixels, size)
-        return out.flip(-1) if flip else out
+        # One copy makes the crop contiguous (channels-last), mirrored on the way if asked.
+        view = torch.from_numpy(crop)
+        # (a clone, not .contiguous(): `frames` may be a reused decode buffer)
+        copy = view.flip(2) if flip else view.clone(memory_format=torch.contiguous_format)
+        pixels = copy.permute(0, 3, 1, 2)
+        return pixels if same_size else _resize(pixels, size)
     if same_size:
-        grey = crop[..., 0].clone()
+        grey = torch.from_numpy(crop[..., 0].copy())
     else:
         # Grey frames: resize 4 at a time as the channels of one RGBA image (~3x faster).
         groups = -(-count // 4)
-        packed = torch.zeros((groups * 4, box.height, box.width), dtype=torch.uint8)
-        packed[:count] = crop[..., 0]
-        quads = packed.view(groups, 4, box.height, box.width)
-        resized = _resize(quads.contiguous(memory_format=torch.channels_last), size)
+        quads = np.empty((groups, box.height, box.width, 4), dtype=np.uint8)
+        for channel in range(4):
+            part = crop[channel::4, :, :, 0]
+            quads[: len(part), :, :, channel] = part
+            quads[len(part) :, :, :, channel] = 0
+        resized = _resize(torch.from_numpy(quads).permute(0, 3, 1, 2), size)
         grey = resized.contiguous().view(groups * 4, size, size)[:count]
     grey = grey.flip(-1) if flip else grey
     return grey.unsqueeze(1)

@@ -1,0 +1,14 @@
+import numpy as np
+import numpy.typing as npt
+
+def decode_crop(
+    jpeg: bytes,
+    out: npt.NDArray[np.uint8],
+    x: int,
+    y: int,
+    width: int,
+    height: int,
+    gray: bool,
+    fast: bool,
+    /,
+) -> tuple[int, int]: ...
