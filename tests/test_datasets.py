@@ -14,13 +14,15 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from epic_ar.data import SeededShuffleSampler, build_dataset, normalize
+from epic_ar.data import SeededShuffleSampler, build_dataset, decode, normalize
 from epic_ar.data.config import DataConfig, Preprocessing
 from epic_ar.data.datamodule import EpicDataModule
 from epic_ar.data.dataset import JoinedDataset, SegmentDataset
-from epic_ar.data.sampling import sample_test_offsets
+from epic_ar.data.decode import decode_frames
+from epic_ar.data.sampling import sample_test_offsets, sample_train_offsets, snippet_frame_indices
 from epic_ar.data.synthetic import SyntheticConfig
 from epic_ar.data.tar_index import INDEX_SUFFIX, tar_index
+from epic_ar.data.transforms import crop_resize, invert_flow_u, sample_multiscale_crop
 from epic_ar.errors import EpicArError
 from epic_ar.gulp.ingest import GulpJob, run_gulp
 from gulp_fixtures import SMALL, SyntheticData, make_synthetic_data
@@ -71,6 +73,37 @@ def test_gulp_tars_and_folders_give_identical_samples(
             assert torch.equal(frames, other_frames)
             assert meta == other_meta
     assert set(meta) == {"narration_id", "video_id", "participant_id", "verb_class", "noun_class"}
+
+
+@pytest.mark.parametrize("modality", ["rgb", "flow"])
+@pytest.mark.parametrize("partial_decoding", [True, False])
+def test_train_items_compose_sampling_crop_resize_and_flip(
+    data: SyntheticData, modality: str, partial_decoding: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Items equal the plain composition: full decode, crop, resize, flip (+ u inversion)."""
+    if not partial_decoding:
+        monkeypatch.setattr(decode, "_decode_crop", None)
+        monkeypatch.setattr(decode, "_split_quads", None)
+    dataset = small(gulp_dir(data, modality), modality, train=True)
+    length = dataset.segment_length
+    flips = set()
+    for index in range(min(len(dataset), 12)):
+        frames, _ = dataset[(index, 99 + index)]
+        row = int(dataset.rows[index])
+        num_frames = int(dataset.table.num_frames[row])
+        rng = np.random.default_rng(99 + index)  # the draws, in the dataset's order
+        offsets = sample_train_offsets(num_frames, 8, length, rng)
+        indices = snippet_frame_indices(offsets, length, num_frames)
+        decoded = decode_frames(dataset.segments.read_jpegs(row, indices))
+        height, width = decoded.shape[1:3]
+        box = sample_multiscale_crop(width, height, dataset.scales, 32, rng)
+        flip = bool(rng.random() < 0.5)
+        flips.add(flip)
+        expected = crop_resize(decoded, box, 32, flip=flip)
+        if flip and modality == "flow":
+            invert_flow_u(expected)
+        assert torch.equal(frames, expected.reshape(8, -1, 32, 32))
+    assert flips == {False, True}
 
 
 def test_flow_labels_already_converted(data: SyntheticData) -> None:

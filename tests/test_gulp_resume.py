@@ -74,9 +74,38 @@ def run_and_kill(command: list[str], out: Path, rng: random.Random) -> bool:
         time.sleep(0.005)
     time.sleep(rng.uniform(0, 0.05))
     running = process.poll() is None
+    workers = children(process.pid)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    deadline = time.monotonic() + 10
+    while workers and time.monotonic() < deadline:
+        workers = {pid for pid in workers if alive(pid)}
+        time.sleep(0.05)
+    assert not workers, f"worker processes {sorted(workers)} outlived the killed job"
     return running
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()  # after "pid (name) ": state, ppid, ...
+
+
+def children(pid: int) -> set[int]:
+    """Linux: the processes whose parent is `pid` (empty elsewhere)."""
+    found = set()
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = _stat_fields(int(entry.name))
+        if fields is not None and int(fields[1]) == pid:
+            found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
 
 
 @pytest.mark.parametrize("workers", [1, 2])

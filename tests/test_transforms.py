@@ -12,15 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from epic_ar.data import transforms
+from epic_ar.data import decode
+from epic_ar.data.decode import PARTIAL_DECODING, CropBox, decode_frames
 from epic_ar.data.transforms import (
     FLOW_SCALES,
-    PARTIAL_DECODING,
     RGB_SCALES,
-    CropBox,
     center_crop_box,
     crop_resize,
-    decode_frames,
     fixed_crop_offsets,
     invert_flow_u,
     multiscale_crop_sizes,
@@ -133,9 +131,10 @@ needs_partial_decoding = pytest.mark.skipif(
     st.integers(1, 90),
     st.data(),
     st.booleans(),
+    st.booleans(),
 )
 def test_region_decoding_equals_a_slice_of_the_full_decode(
-    subsampling: str, width: int, height: int, data: st.DataObject, fast: bool
+    subsampling: str, width: int, height: int, data: st.DataObject, fast: bool, mirror: bool
 ) -> None:
     frame = textured(height + data.draw(st.integers(0, 40)), width + data.draw(st.integers(0, 60)),
                      1 if subsampling == "gray" else 3, seed=width * height)  # fmt: skip
@@ -144,19 +143,25 @@ def test_region_decoding_equals_a_slice_of_the_full_decode(
     y = data.draw(st.integers(0, frame_height - height))
     encoded = subsampled_jpeg(frame, subsampling)
     whole = decode_frames([encoded, encoded], fast=fast)
+    box = CropBox(x, y, width, height)
     region = decode_frames(
-        [encoded, encoded], fast=fast, region=CropBox(x, y, width, height), scratch=bytearray(7)
+        [encoded] * 2, fast=fast, region=box, mirror=mirror, scratch=bytearray(7)
     )
+    expected = whole[:, y : y + height, x : x + width]
     assert region.shape == (2, height, width, frame.shape[2])
-    assert np.array_equal(region, whole[:, y : y + height, x : x + width])
+    assert np.array_equal(region, expected[:, :, ::-1] if mirror else expected)
 
 
 def test_region_decoding_without_the_extension(monkeypatch: pytest.MonkeyPatch) -> None:
     encoded = jpeg(textured(48, 64))
     box = CropBox(5, 7, 30, 20)
     expected = decode_frames([encoded])[:, 7:27, 5:35]
-    monkeypatch.setattr(transforms, "_decode_crop", None)
+    mirrored = decode_frames([encoded], region=box, mirror=True)
+    monkeypatch.setattr(decode, "_decode_crop", None)
     assert np.array_equal(decode_frames([encoded], region=box), expected)
+    assert np.array_equal(decode_frames([encoded], region=box, mirror=True), mirrored)
+    assert np.array_equal(mirrored, expected[:, :, ::-1])
+    assert np.array_equal(decode_frames([encoded], mirror=True)[:, 7:27, 29:59], mirrored)
 
 
 @needs_partial_decoding

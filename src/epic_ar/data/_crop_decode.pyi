@@ -10,5 +10,8 @@ def decode_crop(
     height: int,
     gray: bool,
     fast: bool,
+    mirror: bool,
+    step: int = ...,
     /,
 ) -> tuple[int, int]: ...
+def split_quads(src: npt.NDArray[np.uint8], dst: npt.NDArray[np.uint8], count: int, /) -> None: ...

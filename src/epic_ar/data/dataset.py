@@ -17,17 +17,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from epic_ar.data.decode import CropBox, decode_frames, decode_grey_quads, jpeg_frame_size
 from epic_ar.data.sampling import sample_test_offsets, sample_train_offsets, snippet_frame_indices
 from epic_ar.data.segment_sources import ArchiveSegments, GulpSegments, Modality
 from epic_ar.data.transforms import (
     FLOW_SCALES,
     RGB_SCALES,
-    CropBox,
     center_crop_box,
     crop_resize,
-    decode_frames,
     invert_flow_u,
-    jpeg_frame_size,
+    resize_grey_quads,
     resize_shorter_side,
     sample_multiscale_crop,
 )
@@ -95,9 +94,6 @@ class SegmentDataset(Dataset[Item]):
         frames = self.load_frames(row, rng)
         return frames, self.table.metadata(row)
 
-    def _decode(self, jpegs: list[bytes], region: CropBox | None) -> np.ndarray:
-        return decode_frames(jpegs, fast=self.fast_decode, region=region, scratch=self._scratch)
-
     def load_frames(self, row: int, rng: np.random.Generator) -> torch.Tensor:
         """[T, C, S, S] uint8 for the segment in table row `row` (rng unused in test mode)."""
         num_frames = int(self.table.num_frames[row])
@@ -109,27 +105,51 @@ class SegmentDataset(Dataset[Item]):
         indices = snippet_frame_indices(offsets, length, num_frames)
         try:
             jpegs = self.segments.read_jpegs(row, indices)
-            height, width, _ = jpeg_frame_size(jpegs[0])
-            flip = False
             if self.train:
-                box = sample_multiscale_crop(width, height, self.scales, self.input_size, rng)
-                flip = bool(rng.random() < 0.5)
-                pixels = self._decode(jpegs, box)
-            elif min(height, width) == self.scale_size:  # no resize: decode the crop only
-                box = center_crop_box(width, height, self.input_size)
-                pixels = self._decode(jpegs, box)
+                frames, flip = self._train_frames(jpegs, rng)
             else:
-                resized = resize_shorter_side(self._decode(jpegs, None), self.scale_size)
-                box = center_crop_box(resized.shape[2], resized.shape[1], self.input_size)
-                pixels = resized[:, box.y : box.y + box.height, box.x : box.x + box.width]
+                frames, flip = self._test_frames(jpegs), False
         except (ValueError, EpicArError) as exc:
             segment = self.table.narration_id[row]
             raise EpicArError(f"segment {segment}: {exc}") from exc
-        whole = CropBox(0, 0, pixels.shape[2], pixels.shape[1])
-        frames = crop_resize(pixels, whole, self.input_size, flip=flip)  # [F, C, S, S]
         if flip and self.modality == "flow":
             invert_flow_u(frames)
         return frames.reshape(count, -1, self.input_size, self.input_size)
+
+    def _train_frames(
+        self, jpegs: list[bytes], rng: np.random.Generator
+    ) -> tuple[torch.Tensor, bool]:
+        """[F, C, S, S] and whether it is flipped: a multi-scale crop, decoded alone (mirrored
+        as it is decoded when flipped), then resized."""
+        height, width, grey = jpeg_frame_size(jpegs[0])
+        size = self.input_size
+        box = sample_multiscale_crop(width, height, self.scales, size, rng)
+        flip = bool(rng.random() < 0.5)
+        fast, scratch = self.fast_decode, self._scratch
+        if grey and (box.width, box.height) != (size, size):
+            quads = decode_grey_quads(jpegs, fast=fast, region=box, mirror=flip, scratch=scratch)
+            return resize_grey_quads(quads, len(jpegs), size), flip
+        pixels = decode_frames(jpegs, fast=fast, region=box, mirror=flip, scratch=scratch)
+        return crop_resize(pixels, _whole(pixels), size), flip
+
+    def _test_frames(self, jpegs: list[bytes]) -> torch.Tensor:
+        """[F, C, S, S]: shorter side resized to `scale_size`, then the centre crop."""
+        height, width, _ = jpeg_frame_size(jpegs[0])
+        size, fast, scratch = self.input_size, self.fast_decode, self._scratch
+        if min(height, width) == self.scale_size:  # no resize: decode the crop only
+            box = center_crop_box(width, height, size)
+            pixels = decode_frames(jpegs, fast=fast, region=box, scratch=scratch)
+        else:
+            decoded = decode_frames(jpegs, fast=fast, scratch=scratch)
+            resized = resize_shorter_side(decoded, self.scale_size)
+            box = center_crop_box(resized.shape[2], resized.shape[1], size)
+            pixels = resized[:, box.y : box.y + box.height, box.x : box.x + box.width]
+        return crop_resize(pixels, _whole(pixels), size)
+
+
+def _whole(frames: np.ndarray) -> CropBox:
+    """The box covering [F, H, W, C] frames."""
+    return CropBox(0, 0, frames.shape[2], frames.shape[1])
 
 
 class JoinedDataset(Dataset[Item]):

@@ -10,9 +10,13 @@ re-run with different ones is refused instead of mixing two jobs.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import multiprocessing
+import os
+import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -147,6 +151,7 @@ def gulp_chunk(
     return write_chunk(job.out_dir, chunk, segments)
 
 
+_PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 # The worker processes' channel for progress messages, set by the pool's initializer.
 _progress_queue: Any = None
 
@@ -154,6 +159,26 @@ _progress_queue: Any = None
 def _init_worker(queue: Any) -> None:
     global _progress_queue  # noqa: PLW0603 - per-process state of the worker pool
     _progress_queue = queue
+    # A worker must never outlive a killed parent: at exit it would wait forever to flush
+    # progress messages nobody reads, and it would go on gulping meanwhile. Chunks are
+    # committed by rename, so dying mid-chunk leaves only a temp file the next run removes.
+    queue.cancel_join_thread()
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this process when its parent dies (elsewhere a no-op)."""
+    if not sys.platform.startswith("linux"):
+        return
+    spawner = multiprocessing.parent_process()
+    parent = spawner.pid if spawner is not None else os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - unusual C libraries
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect (or at start-up)
+        os._exit(1)
 
 
 def _report_to_parent(segments: int, frames: int) -> None:

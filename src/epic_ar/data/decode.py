@@ -1,0 +1,197 @@
+"""JPEG frames to uint8 arrays: whole frames, or only the crop a sample needs.
+
+Decoding is libjpeg-turbo's accurate mode by default (integer DCT, fancy upsampling: the
+pixels PIL and OpenCV give, on which the published checkpoints were trained).
+
+The optional C extension `_crop_decode` (built when libjpeg-turbo's headers are present)
+decodes only a crop region of each frame, mirrors it as it copies rows out, and can write
+grey frames straight into the 4-channel packing that the resize uses. Its pixels equal
+those of a full decode (tested); without it, whole frames are decoded with simplejpeg and
+the same results are produced with array operations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import simplejpeg
+
+# decode_crop(jpeg, out, x, y, width, height, gray, fast, mirror, step) -> (image width, height)
+DecodeCrop = Callable[
+    [bytes, npt.NDArray[np.uint8], int, int, int, int, bool, bool, bool, int], tuple[int, int]
+]
+# split_quads(src, dst, count)
+SplitQuads = Callable[[npt.NDArray[np.uint8], npt.NDArray[np.uint8], int], None]
+_decode_crop: DecodeCrop | None
+_split_quads: SplitQuads | None
+try:
+    from epic_ar.data import _crop_decode
+
+    _decode_crop, _split_quads = _crop_decode.decode_crop, _crop_decode.split_quads
+except ImportError:  # pragma: no cover - depends on the build machine
+    _decode_crop, _split_quads = None, None
+
+PARTIAL_DECODING = _decode_crop is not None
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A crop in pixels: left `x`, top `y`, `width`, `height`."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+def jpeg_frame_size(jpeg: bytes) -> tuple[int, int, bool]:
+    """(height, width, is_grey) from a JPEG's header."""
+    height, width, colorspace, _ = simplejpeg.decode_jpeg_header(jpeg)
+    return height, width, colorspace == "Gray"
+
+
+def _scratch_array(scratch: bytearray | None, shape: tuple[int, ...]) -> np.ndarray:
+    if scratch is None:
+        return np.empty(shape, dtype=np.uint8)
+    size = math.prod(shape)
+    if len(scratch) < size:
+        scratch.extend(bytes(size - len(scratch)))
+    return np.frombuffer(scratch, dtype=np.uint8, count=size).reshape(shape)
+
+
+def _check_size(index: int, size: tuple[int, int], first: tuple[int, int]) -> None:
+    if size != first:
+        raise ValueError(
+            f"frame {index} of the sample is {size[0]}x{size[1]}, the first is "
+            f"{first[0]}x{first[1]}"
+        )
+
+
+def _decode_region(
+    decode_crop: DecodeCrop,
+    jpeg: bytes,
+    index: int,
+    out: np.ndarray,
+    region: CropBox,
+    options: tuple[bool, bool, bool, int],
+) -> tuple[int, int]:
+    try:
+        box = (region.x, region.y, region.width, region.height)
+        return decode_crop(jpeg, out, *box, *options)
+    except ValueError as exc:
+        raise ValueError(f"frame {index} of the sample: {exc}") from None
+
+
+def _decode_whole(jpegs: Sequence[bytes], frames: np.ndarray, gray: bool, fast: bool) -> None:
+    height, width = frames.shape[1:3]
+    for i, jpeg in enumerate(jpegs):
+        try:
+            decoded = simplejpeg.decode_jpeg(
+                jpeg,
+                colorspace="GRAY" if gray else "RGB",
+                fastdct=fast,
+                fastupsample=fast,
+                buffer=frames[i],
+            )
+        except ValueError as exc:  # also raised when a larger frame does not fit the buffer
+            raise ValueError(f"frame {i} of the sample: {exc}") from None
+        _check_size(i, (decoded.shape[1], decoded.shape[0]), (width, height))
+
+
+def decode_frames(
+    jpegs: Sequence[bytes],
+    *,
+    fast: bool = False,
+    region: CropBox | None = None,
+    mirror: bool = False,
+    scratch: bytearray | None = None,
+) -> np.ndarray:
+    """Decode JPEGs of one size: [F, h, w, 3] uint8 RGB or [F, h, w, 1] grey (grey when the
+    first frame is), the whole frames or only `region` of each, mirrored left-right if
+    `mirror`.
+
+    `fast` uses libjpeg-turbo's fast DCT and upsampling (gulpio2's choice): quicker, but
+    pixels move by several grey levels from what PIL/OpenCV (and the published models) see.
+    `scratch`, when given, is grown as needed and decoded into (the result may be a view of
+    it, valid until the next call with the same scratch).
+
+    Raises:
+        ValueError: a frame is not a JPEG, or its size differs from the first frame's.
+    """
+    height, width, gray = jpeg_frame_size(jpegs[0])
+    channels = 1 if gray else 3
+    # Whole frames: simplejpeg's full-frame path is a little faster than the extension's.
+    decode_crop = _decode_crop if region is not None or mirror else None
+    region = region or CropBox(0, 0, width, height)
+    if decode_crop is not None:
+        frames = _scratch_array(scratch, (len(jpegs), region.height, region.width, channels))
+        for i, jpeg in enumerate(jpegs):
+            options = (gray, fast, mirror, channels)
+            size = _decode_region(decode_crop, jpeg, i, frames[i], region, options)
+            _check_size(i, size, (width, height))
+        return frames
+    frames = _scratch_array(scratch, (len(jpegs), height, width, channels))
+    _decode_whole(jpegs, frames, gray, fast)
+    frames = frames[:, region.y : region.y + region.height, region.x : region.x + region.width]
+    return np.ascontiguousarray(frames[:, :, ::-1]) if mirror else frames
+
+
+def pack_grey_quads(frames: np.ndarray) -> np.ndarray:
+    """[F, h, w, 1] uint8 grey → [ceil(F/4), h, w, 4]: frame 4g + k in channel k of group g,
+    unused channels of the last group zero (torch's uint8 resize is vectorised for 4
+    interleaved channels, not for 1)."""
+    count, height, width = frames.shape[:3]
+    quads = np.empty((-(-count // 4), height, width, 4), dtype=np.uint8)
+    for channel in range(4):
+        part = frames[channel::4, :, :, 0]
+        quads[: len(part), :, :, channel] = part
+        quads[len(part) :, :, :, channel] = 0
+    return quads
+
+
+def split_grey_quads(quads: np.ndarray, count: int) -> np.ndarray:
+    """Inverse of `pack_grey_quads`: [G, h, w, 4] → [count, h, w] uint8, a new array."""
+    groups, height, width = quads.shape[:3]
+    if _split_quads is None:
+        planes = np.ascontiguousarray(quads.transpose(0, 3, 1, 2))
+        frames: np.ndarray = planes.reshape(groups * 4, height, width)[:count].copy()
+        return frames
+    frames = np.empty((count, height, width), dtype=np.uint8)
+    _split_quads(np.ascontiguousarray(quads), frames, count)
+    return frames
+
+
+def decode_grey_quads(
+    jpegs: Sequence[bytes],
+    *,
+    fast: bool = False,
+    region: CropBox | None = None,
+    mirror: bool = False,
+    scratch: bytearray | None = None,
+) -> np.ndarray:
+    """Decode grey JPEGs of one size, packed: [ceil(F/4), h, w, 4] uint8 (see
+    `pack_grey_quads`), the whole frames or `region`, mirrored if `mirror`. The extension
+    writes the packing as it decodes; the result may be a view of `scratch`.
+
+    Raises:
+        ValueError: a frame is not a JPEG or not grey, or its size differs from the first's.
+    """
+    height, width, gray = jpeg_frame_size(jpegs[0])
+    if not gray:
+        raise ValueError("frame 0 of the sample is not a greyscale JPEG")
+    region = region or CropBox(0, 0, width, height)
+    if _decode_crop is None:
+        return pack_grey_quads(decode_frames(jpegs, fast=fast, region=region, mirror=mirror))
+    count = len(jpegs)
+    quads = _scratch_array(scratch, (-(-count // 4), region.height, region.width, 4))
+    quads[-1, :, :, count % 4 or 4 :] = 0
+    for i, jpeg in enumerate(jpegs):
+        group, channel = divmod(i, 4)
+        out = quads[group].reshape(-1)[channel:]  # every 4th byte from `channel` on
+        options = (True, fast, mirror, 4)
+        _check_size(i, _decode_region(_decode_crop, jpeg, i, out, region, options), (width, height))
+    return quads

@@ -1,0 +1,82 @@
+"""Grey frames packed four to an RGBA image: decoding into the packing, and back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from epic_ar.data import decode
+from epic_ar.data.decode import (
+    CropBox,
+    decode_frames,
+    decode_grey_quads,
+    pack_grey_quads,
+    split_grey_quads,
+)
+from epic_ar.data.transforms import _resize, crop_resize, resize_grey_quads
+from test_transforms import jpeg, textured
+
+
+def grey_jpegs(count: int, height: int = 40, width: int = 56) -> list[bytes]:
+    return [jpeg(textured(height, width, 1, seed=i)) for i in range(count)]
+
+
+@pytest.mark.parametrize("extension", [True, False])
+@settings(deadline=None, max_examples=25)
+@given(st.integers(1, 11), st.integers(0, 20), st.integers(0, 12), st.booleans())
+def test_grey_quads_hold_each_frame_in_its_channel(
+    extension: bool, count: int, x: int, y: int, mirror: bool
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        if not extension:
+            patch.setattr(decode, "_decode_crop", None)
+        jpegs = grey_jpegs(count)
+        box = CropBox(x, y, 30, 25)
+        quads = decode_grey_quads(jpegs, region=box, mirror=mirror, scratch=bytearray(b"\xff" * 9))
+    frames = decode_frames(jpegs, region=box, mirror=mirror)
+    assert quads.shape == (-(-count // 4), 25, 30, 4)
+    assert np.array_equal(quads, pack_grey_quads(frames))
+    for i in range(count):
+        assert np.array_equal(quads[i // 4, :, :, i % 4], frames[i, :, :, 0])
+    assert not quads[-1, :, :, count % 4 or 4 :].any()  # unused channels are zero
+
+
+@pytest.mark.parametrize("extension", [True, False])
+@pytest.mark.parametrize("count", [1, 4, 7, 80])
+def test_split_quads_inverts_the_packing(
+    extension: bool, count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not extension:
+        monkeypatch.setattr(decode, "_split_quads", None)
+    frames = np.random.default_rng(count).integers(0, 256, (count, 9, 13, 1), dtype=np.uint8)
+    split = split_grey_quads(pack_grey_quads(frames), count)
+    assert split.shape == (count, 9, 13) and split.flags.c_contiguous
+    assert np.array_equal(split, frames[..., 0])
+
+
+def test_packed_resize_equals_one_channel_resize() -> None:
+    frames = np.stack([textured(37, 45, 1, seed=i) for i in range(6)])
+    one_channel = _resize(torch.from_numpy(frames).permute(0, 3, 1, 2), 24)
+    assert torch.equal(resize_grey_quads(pack_grey_quads(frames), 6, 24), one_channel)
+    assert torch.equal(crop_resize(frames, CropBox(0, 0, 45, 37), 24), one_channel)
+
+
+def test_grey_quads_refuse_colour_frames() -> None:
+    with pytest.raises(ValueError, match="not a greyscale JPEG"):
+        decode_grey_quads([jpeg(textured(40, 56))])
+
+
+@pytest.mark.skipif(not decode.PARTIAL_DECODING, reason="the extension is not built")
+def test_extension_checks_its_buffers() -> None:
+    from epic_ar.data import _crop_decode
+
+    data = grey_jpegs(1)[0]
+    with pytest.raises(ValueError, match="too small"):
+        _crop_decode.decode_crop(data, np.empty(10, np.uint8), 0, 0, 8, 8, True, False, False)
+    with pytest.raises(ValueError, match="step"):
+        _crop_decode.decode_crop(data, np.empty(999, np.uint8), 0, 0, 8, 8, False, False, False, 4)
+    with pytest.raises(ValueError, match="count"):
+        _crop_decode.split_quads(np.empty(16, np.uint8), np.empty(8, np.uint8), 5)
