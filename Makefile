@@ -40,6 +40,7 @@ lint: install-test
 bench: install-test
 	$(BIN)/python benchmarks/bench_results_toolkit.py
 	$(BIN)/python benchmarks/bench_gulp.py
+	$(BIN)/python benchmarks/bench_loader.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 from epic_ar.data import decode
 from epic_ar.data.decode import (
     CropBox,
+    ScratchBuffer,
     decode_frames,
     decode_grey_quads,
     pack_grey_quads,
@@ -18,6 +21,12 @@ from epic_ar.data.decode import (
 )
 from epic_ar.data.transforms import _resize, crop_resize, resize_grey_quads
 from test_transforms import jpeg, textured
+
+
+def dirty_scratch() -> ScratchBuffer:
+    scratch = ScratchBuffer()
+    scratch.array((4096,))[:] = 255
+    return scratch
 
 
 def grey_jpegs(count: int, height: int = 40, width: int = 56) -> list[bytes]:
@@ -35,7 +44,7 @@ def test_grey_quads_hold_each_frame_in_its_channel(
             patch.setattr(decode, "_decode_crop", None)
         jpegs = grey_jpegs(count)
         box = CropBox(x, y, 30, 25)
-        quads = decode_grey_quads(jpegs, region=box, mirror=mirror, scratch=bytearray(b"\xff" * 9))
+        quads = decode_grey_quads(jpegs, region=box, mirror=mirror, scratch=dirty_scratch())
     frames = decode_frames(jpegs, region=box, mirror=mirror)
     assert quads.shape == (-(-count // 4), 25, 30, 4)
     assert np.array_equal(quads, pack_grey_quads(frames))
@@ -80,3 +89,13 @@ def test_extension_checks_its_buffers() -> None:
         _crop_decode.decode_crop(data, np.empty(999, np.uint8), 0, 0, 8, 8, False, False, False, 4)
     with pytest.raises(ValueError, match="count"):
         _crop_decode.split_quads(np.empty(16, np.uint8), np.empty(8, np.uint8), 5)
+
+
+def test_scratch_buffer_is_aligned_grows_and_pickles_empty() -> None:
+    scratch = ScratchBuffer()
+    small = scratch.array((3, 5))
+    large = scratch.array((7, 100, 3))
+    assert large.shape == (7, 100, 3) and large.ctypes.data % 64 == 0
+    assert small.shape == (3, 5)  # an earlier array stays usable after the buffer grows
+    copied = pickle.loads(pickle.dumps(scratch))
+    assert copied._memory.size == 0

@@ -17,7 +17,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from epic_ar.data.decode import CropBox, decode_frames, decode_grey_quads, jpeg_frame_size
+from epic_ar.data.decode import (
+    CropBox,
+    ScratchBuffer,
+    decode_frames,
+    decode_grey_quads,
+    jpeg_frame_size,
+)
 from epic_ar.data.sampling import sample_test_offsets, sample_train_offsets, snippet_frame_indices
 from epic_ar.data.segment_sources import ArchiveSegments, GulpSegments, Modality
 from epic_ar.data.transforms import (
@@ -70,7 +76,7 @@ class SegmentDataset(Dataset[Item]):
         self.scales = tuple(scales) if scales is not None else default_scales
         self.rows = np.arange(len(self.table), dtype=np.int64)  # item → segment table row
         self._rng_pid, self._rng = -1, np.random.default_rng()
-        self._scratch = bytearray()  # decode buffer, reused (outputs never alias it)
+        self._scratch = ScratchBuffer()  # reused for every item (outputs never alias it)
 
     def __len__(self) -> int:
         return len(self.rows)

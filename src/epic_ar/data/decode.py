@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover - depends on the build machine
     _decode_crop, _split_quads = None, None
 
 PARTIAL_DECODING = _decode_crop is not None
+_ALIGN = 64  # bytes
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,27 @@ def jpeg_frame_size(jpeg: bytes) -> tuple[int, int, bool]:
     return height, width, colorspace == "Gray"
 
 
-def _scratch_array(scratch: bytearray | None, shape: tuple[int, ...]) -> np.ndarray:
-    if scratch is None:
-        return np.empty(shape, dtype=np.uint8)
-    size = math.prod(shape)
-    if len(scratch) < size:
-        scratch.extend(bytes(size - len(scratch)))
-    return np.frombuffer(scratch, dtype=np.uint8, count=size).reshape(shape)
+class ScratchBuffer:
+    """Reusable decode memory, 64-byte aligned (torch's resize kernels run faster on aligned
+    rows). An array taken from it stays valid until the next one is taken."""
+
+    def __init__(self) -> None:
+        self._memory = np.empty(0, dtype=np.uint8)
+
+    def __reduce__(self) -> tuple[type[ScratchBuffer], tuple[()]]:
+        return ScratchBuffer, ()  # workers start with their own, empty
+
+    def array(self, shape: tuple[int, ...]) -> np.ndarray:
+        """An uninitialised uint8 array of `shape` in this buffer (grown as needed)."""
+        size = math.prod(shape)
+        if self._memory.size < size + _ALIGN:
+            self._memory = np.empty(size + _ALIGN, dtype=np.uint8)
+        start = -self._memory.ctypes.data % _ALIGN
+        return self._memory[start : start + size].reshape(shape)
+
+
+def _scratch_array(scratch: ScratchBuffer | None, shape: tuple[int, ...]) -> np.ndarray:
+    return (scratch if scratch is not None else ScratchBuffer()).array(shape)
 
 
 def _check_size(index: int, size: tuple[int, int], first: tuple[int, int]) -> None:
@@ -108,7 +123,7 @@ def decode_frames(
     fast: bool = False,
     region: CropBox | None = None,
     mirror: bool = False,
-    scratch: bytearray | None = None,
+    scratch: ScratchBuffer | None = None,
 ) -> np.ndarray:
     """Decode JPEGs of one size: [F, h, w, 3] uint8 RGB or [F, h, w, 1] grey (grey when the
     first frame is), the whole frames or only `region` of each, mirrored left-right if
@@ -171,7 +186,7 @@ def decode_grey_quads(
     fast: bool = False,
     region: CropBox | None = None,
     mirror: bool = False,
-    scratch: bytearray | None = None,
+    scratch: ScratchBuffer | None = None,
 ) -> np.ndarray:
     """Decode grey JPEGs of one size, packed: [ceil(F/4), h, w, 4] uint8 (see
     `pack_grey_quads`), the whole frames or `region`, mirrored if `mirror`. The extension
