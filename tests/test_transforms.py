@@ -235,8 +235,7 @@ def test_outputs_never_alias_the_decode_buffer(channels: int, flip: bool) -> Non
     frames = decode_frames([encoded] * 2, region=CropBox(4, 2, 24, 24), scratch=scratch)
     out = crop_resize(frames, CropBox(0, 0, 24, 24), 24, flip=flip)
     before = out.clone()
-    scratch.array((2, 32, 40, channels))[:] = 0  # covers the decode, with or without the extension
-    assert not frames.any()  # the same memory
+    frames[:] = 0  # the decode buffer, reused by the next decode
     assert torch.equal(out, before)
 
 
