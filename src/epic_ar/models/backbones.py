@@ -1,0 +1,39 @@
+"""ResNet backbones from torchvision, adapted to TSN: flow input, dropout head."""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import nn
+
+
+def build_resnet(name: str) -> torchvision.models.ResNet:
+    """An uninitialised torchvision ResNet (`resnet18` ... `resnet152`)."""
+    model = getattr(torchvision.models, name)(weights=None)
+    assert isinstance(model, torchvision.models.ResNet)
+    return model
+
+
+def feature_dim(resnet: torchvision.models.ResNet) -> int:
+    """Size of the pooled features the classifier takes (512 or 2048)."""
+    return int(resnet.fc.in_features)
+
+
+def flow_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
+    """A copy of `conv` taking `in_channels` channels, its kernel the mean of the original
+    kernel over input channels, repeated (the original's RGB → flow initialisation)."""
+    new = nn.Conv2d(
+        in_channels,
+        conv.out_channels,
+        conv.kernel_size,  # type: ignore[arg-type]
+        conv.stride,  # type: ignore[arg-type]
+        conv.padding,  # type: ignore[arg-type]
+        bias=conv.bias is not None,
+    )
+    with torch.no_grad():
+        mean = conv.weight.mean(dim=1, keepdim=True)  # [O, 1, kh, kw]
+        new.weight.copy_(mean.expand(-1, in_channels, -1, -1))
+        if conv.bias is not None:
+            assert new.bias is not None
+            new.bias.copy_(conv.bias)
+    return new
