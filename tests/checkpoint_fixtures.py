@@ -29,7 +29,7 @@ class _Pickled:
         self._state = state
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
-        return (copyreg.__newobj__, (type(self),), self._state)
+        return (copyreg.__newobj__, (type(self),), self._state)  # type: ignore[attr-defined]
 
 
 _CLASSES = {
@@ -43,7 +43,9 @@ _CLASSES = {
 @contextlib.contextmanager
 def stand_in_omegaconf() -> Iterator[None]:
     """Importable `omegaconf.*` modules of state-keeping classes, for the block."""
-    saved = {name: sys.modules.get(name) for name in ["omegaconf", *_CLASSES]}
+    saved: dict[str, types.ModuleType | None] = {
+        name: sys.modules.get(name) for name in ["omegaconf", *_CLASSES]
+    }
     sys.modules["omegaconf"] = types.ModuleType("omegaconf")
     for module_name, class_names in _CLASSES.items():
         module = types.ModuleType(module_name)
@@ -54,11 +56,11 @@ def stand_in_omegaconf() -> Iterator[None]:
     try:
         yield
     finally:
-        for name, module in saved.items():
-            if module is None:
+        for name, previous in saved.items():
+            if previous is None:
                 sys.modules.pop(name, None)
             else:
-                sys.modules[name] = module
+                sys.modules[name] = previous
 
 
 def manifest_state_dict(name: str, seed: int = 0) -> dict[str, torch.Tensor]:

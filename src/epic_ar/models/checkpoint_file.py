@@ -87,7 +87,9 @@ def read_checkpoint(path: Path, *, trust: bool = False) -> dict[str, Any]:
                 f"{path}: refused to load '{refused.group(1)}': the file names a class or "
                 "function outside the checkpoint allow-list; if you trust the file, pass --trust"
             ) from None
-        first_line = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+        # the reason, past the advice torch prints first
+        detail = message.rsplit("WeightsUnpickler error:", maxsplit=1)[-1].strip()
+        first_line = detail.splitlines()[0] if detail else type(exc).__name__
         raise EpicArError(f"{path}: not a readable checkpoint ({first_line})") from None
     if not isinstance(loaded, dict):
         raise EpicArError(f"{path}: not a Lightning checkpoint (top level is not a dict)")

@@ -45,7 +45,8 @@ def temporal_shift(x: torch.Tensor, segments: int, shift_div: int = 8) -> torch.
     if frames % segments:
         raise ValueError(f"{frames} frames is not a multiple of {segments} segments")
     clips = x.reshape(frames // segments, segments, *x.shape[1:])
-    return _TemporalShift.apply(clips, channels // shift_div).reshape(x.shape)
+    shifted: torch.Tensor = _TemporalShift.apply(clips, channels // shift_div)
+    return shifted.reshape(x.shape)
 
 
 class TemporalShift(nn.Module):
@@ -91,4 +92,4 @@ def insert_temporal_shift(
         for block in getattr(resnet, name):
             block.conv1 = TemporalShift(block.conv1, layer_segments, shift_div)
     if temporal_pool:
-        resnet.layer2 = TemporalPool(resnet.layer2, segments)  # type: ignore[assignment]
+        resnet.register_module("layer2", TemporalPool(resnet.get_submodule("layer2"), segments))

@@ -57,7 +57,7 @@ class MultiScaleRelations(nn.Module):
         batch = features.shape[0]
         chosen = features[:, torch.as_tensor(subsets, device=features.device)]  # [B, S, k, D]
         flat = chosen.reshape(batch * len(subsets), -1)  # [B*S, k*D]
-        scores = self.fc_fusion_scales[scale_index](flat)  # [B*S, classes]
+        scores: torch.Tensor = self.fc_fusion_scales[scale_index](flat)  # [B*S, classes]
         return scores.view(batch, len(subsets), -1).sum(dim=1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

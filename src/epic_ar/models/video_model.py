@@ -56,7 +56,7 @@ class VideoModel(nn.Module):
         head_outputs = config.backbone_dim if config.type == "MTRN" else classes
         self.new_fc: nn.Linear | None
         if config.dropout > 0 or config.type == "MTRN":
-            self.base_model.fc = nn.Dropout(p=config.dropout)  # type: ignore[assignment]
+            self.base_model.fc = nn.Dropout(p=config.dropout)
             self.new_fc = nn.Linear(features, head_outputs)
             _init_classifier(self.new_fc)
         else:  # the backbone's own fc is the classifier (no new_fc key)
@@ -83,12 +83,13 @@ class VideoModel(nn.Module):
                 f"got {list(frames.shape)}"
             )
         images = frames.reshape(batch * count, channels, height, width)
-        features = self.base_model(images)  # [B*T', F] (or scores when fc is the classifier)
+        features: torch.Tensor = self.base_model(images)  # [B*T', F] (scores if fc classifies)
         if self.new_fc is not None:
             features = self.new_fc(features)  # [B*T', classes or backbone_dim]
         per_frame = features.view(batch, self.output_frames, -1)  # [B, T', ...]
         if self.consensus is not None:
-            return self.consensus(per_frame)  # type: ignore[no-any-return]  # [B, classes]
+            relations: torch.Tensor = self.consensus(per_frame)  # [B, classes]
+            return relations
         return per_frame.mean(dim=1)  # [B, classes]
 
     def train(self, mode: bool = True) -> VideoModel:
@@ -131,7 +132,7 @@ def parameter_groups(
     them to SGD, which ignored them, and the published models were trained so.
     """
     flow = model.spec.modality == "Flow"
-    groups: dict[str, list[nn.Parameter]] = {
+    groups: dict[str, list[torch.Tensor]] = {
         name: []
         for name in ("first_conv_weight", "first_conv_bias", "normal_weight", "normal_bias", "bn")
     }
