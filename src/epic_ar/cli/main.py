@@ -11,6 +11,7 @@ from epic_ar import __version__
 from epic_ar.cli import (
     convert_flow_idxs,
     demo,
+    download,
     evaluate,
     fuse,
     gulp,
@@ -30,6 +31,7 @@ COMMANDS = (
     evaluate,
     submit,
     synthetic_results,
+    download,
     demo,
 )
 EXIT_ERROR = 1

@@ -1,0 +1,130 @@
+"""Initialising a model from ImageNet (torchvision), Kinetics (TSM) or a local file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+import torchvision
+
+from epic_ar.errors import EpicArError
+from epic_ar.fileio.download import download
+from epic_ar.models.video_model import VideoModel
+
+# The TSM authors' Kinetics-400 checkpoints (8 segments, shift 1/8, residual shift)
+KINETICS_TSM_URL = (
+    "https://hanlab.mit.edu/projects/tsm/models/"
+    "TSM_kinetics_{modality}_resnet50_shift8_blockres_avg_segment8_e50.pth"
+)
+
+
+def hub_checkpoint_dir() -> Path:
+    """Where downloaded weights are cached: torch hub's `checkpoints` folder."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def load_pretrained(model: VideoModel, pretrained: str | None) -> None:
+    """Initialise `model`'s backbone in place: "imagenet", "kinetics" (TSM), a file, or None.
+
+    The classifier stays freshly initialised. Flow models get the RGB first conv averaged
+    over its input channels and repeated (unless the weights already are flow weights).
+    """
+    if pretrained is None:
+        return
+    if pretrained == "imagenet":
+        state = _imagenet_state(model.config.backbone)
+        _load_backbone(model, _backbone_from_torchvision(state, model), "ImageNet weights")
+    elif pretrained == "kinetics":
+        if model.config.type != "TSM" or model.config.backbone != "resnet50":
+            raise EpicArError("pretrained: kinetics weights exist for TSM with resnet50 only")
+        url = KINETICS_TSM_URL.format(modality="RGB" if model.spec.modality == "RGB" else "Flow")
+        path = _cached(url)
+        _load_backbone(model, _our_layout(_read_weights(path)), str(path))
+    else:
+        path = Path(pretrained)
+        if not path.is_file():
+            raise EpicArError(
+                f"pretrained: {pretrained!r} is not imagenet, kinetics or an existing file"
+            )
+        state = _our_layout(_read_weights(path))
+        if not any(key.startswith("base_model.") for key in state):
+            state = _backbone_from_torchvision(state, model)
+        _load_backbone(model, state, str(path))
+
+
+def _imagenet_state(backbone: str) -> dict[str, torch.Tensor]:
+    # The original used torchvision's `pretrained=True`, i.e. the V1 weights.
+    weights = torchvision.models.get_model_weights(backbone)["IMAGENET1K_V1"]
+    return _read_weights(_cached(weights.url))
+
+
+def _cached(url: str) -> Path:
+    """The file for `url` in the hub cache, downloaded first if missing."""
+    path = hub_checkpoint_dir() / Path(url.split("?", maxsplit=1)[0]).name
+    if not path.is_file():
+        try:
+            download(url, path)
+        except EpicArError as exc:
+            raise EpicArError(
+                f"{exc}; without network access, place {path.name} in {path.parent}"
+            ) from None
+    return path
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for bad files
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise EpicArError(f"{path}: not a readable weights file ({reason})") from None
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict) or not all(
+        isinstance(v, torch.Tensor) for v in loaded.values()
+    ):
+        raise EpicArError(f"{path}: holds no state dict of tensors")
+    return loaded
+
+
+def _our_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip the `module.` (DataParallel) and `model.` (Lightning) prefixes."""
+    return {re.sub(r"^(module\.|model\.)+", "", key): value for key, value in state.items()}
+
+
+def _backbone_from_torchvision(
+    state: dict[str, torch.Tensor], model: VideoModel
+) -> dict[str, torch.Tensor]:
+    """torchvision ResNet keys → `base_model.*` keys of `model` (TSM's shifted convs live
+    under `.net`); the ImageNet classifier is dropped."""
+    ours = set(model.state_dict())
+    mapped = {}
+    for key, value in state.items():
+        if key.startswith("fc."):
+            continue
+        name = f"base_model.{key}"
+        if name not in ours:
+            name = re.sub(r"\.conv1\.(weight|bias)$", r".conv1.net.\1", name)
+        mapped[name] = value
+    return mapped
+
+
+def _load_backbone(model: VideoModel, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load every backbone weight (all of `base_model` but its classifier) from `state`;
+    other keys (e.g. a Kinetics classifier) are ignored. A missing backbone key is an error."""
+    current = model.state_dict()
+    wanted = {
+        k for k in current if k.startswith("base_model.") and not k.startswith("base_model.fc.")
+    }
+    missing = sorted(wanted - set(state))
+    if missing:
+        raise EpicArError(f"{source}: lacks backbone weights {missing[:5]}")
+    conv1 = "base_model.conv1.weight"
+    selected = {key: state[key] for key in wanted}
+    if selected[conv1].shape[1] != current[conv1].shape[1]:  # RGB weights for a flow model
+        mean = selected[conv1].mean(dim=1, keepdim=True)
+        selected[conv1] = mean.expand(-1, current[conv1].shape[1], -1, -1).contiguous()
+    wrong = sorted(k for k in wanted if selected[k].shape != current[k].shape)
+    if wrong:
+        raise EpicArError(f"{source}: weights of another shape for {wrong[:5]}")
+    model.load_state_dict(selected, strict=False)

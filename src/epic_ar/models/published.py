@@ -1,0 +1,44 @@
+"""The six published EPIC-KITCHENS-100 checkpoints: where they are, fetching them."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from epic_ar.errors import EpicArError
+from epic_ar.fileio.atomic import check_can_write
+from epic_ar.fileio.download import download
+from epic_ar.models.checkpoint import load_checkpoint
+
+# From the original project's README (TSN / TRN / TSM, RGB and flow; 8 frames each)
+PUBLISHED_URLS = {
+    "tsn_rgb": "https://www.dropbox.com/s/4i99mzddk95edyq/tsn_rgb.ckpt?dl=1",
+    "tsn_flow": "https://www.dropbox.com/s/res0i1ns7v30g9y/tsn_flow.ckpt?dl=1",
+    "trn_rgb": "https://www.dropbox.com/s/l1cs7kozz3f03r4/trn_rgb.ckpt?dl=1",
+    "trn_flow": "https://www.dropbox.com/s/4rehj36vyip82mu/trn_flow.ckpt?dl=1",
+    "tsm_rgb": "https://www.dropbox.com/s/5yxnzubch7b6niu/tsm_rgb.ckpt?dl=1",
+    "tsm_flow": "https://www.dropbox.com/s/8x9hh404k641rqj/tsm_flow.ckpt?dl=1",
+}
+
+
+def download_published(
+    name: str, directory: Path, *, url: str | None = None, force: bool = False
+) -> Path:
+    """Fetch published checkpoint `name` (e.g. "tsm_rgb") into `directory/<name>.ckpt`,
+    check that it loads (strictly, without trusting it), then move it into place.
+
+    `url` replaces the published address (a mirror, or a file:// URL).
+    """
+    if name not in PUBLISHED_URLS:
+        raise EpicArError(f"unknown checkpoint {name!r}; choose from {sorted(PUBLISHED_URLS)}")
+    destination = directory / f"{name}.ckpt"
+    check_can_write(destination, force=force)
+    partial = directory / f".{name}.ckpt.partial"
+    try:
+        download(url or PUBLISHED_URLS[name], partial, force=True)
+        load_checkpoint(partial)  # refuses files that are not what they should be
+        partial.replace(destination)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    return destination
