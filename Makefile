@@ -41,6 +41,7 @@ bench: install-test
 	$(BIN)/python benchmarks/bench_results_toolkit.py
 	$(BIN)/python benchmarks/bench_gulp.py
 	$(BIN)/python benchmarks/bench_loader.py
+	$(BIN)/python benchmarks/bench_models.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -85,7 +85,8 @@ def read_checkpoint(path: Path, *, trust: bool = False) -> dict[str, Any]:
         if refused:
             raise EpicArError(
                 f"{path}: refused to load '{refused.group(1)}': the file names a class or "
-                "function outside the checkpoint allow-list; if you trust the file, pass --trust"
+                "function outside the checkpoint allow-list; if you trust the file, pass --trust "
+                "(trust=True in Python)"
             ) from None
         # the reason, past the advice torch prints first
         detail = message.rsplit("WeightsUnpickler error:", maxsplit=1)[-1].strip()
