@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -77,7 +78,7 @@ def test_kinetics_weights_from_a_url(
     published = tmp_path / "published"
     published.mkdir()
     torch.save(
-        {"epoch": 50, "arch": "resnet50", "state_dict": state},
+        {"epoch": 50, "arch": "resnet50", "state_dict": state, "best_prec1": np.float64(72.5)},
         published / "TSM_kinetics_Flow_x.pth",
     )
     monkeypatch.setattr(

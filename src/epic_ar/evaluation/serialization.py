@@ -19,17 +19,15 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.safe_pickle import (
-    DATA_GLOBALS,
     InvalidPickleError,
     PersistentIdError,
     RefusedGlobalError,
     check_loaded_arrays,
     quiet_teardown,
     restricted_pickle_load,
+    torch_data_globals,
 )
 
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -83,24 +81,11 @@ def _load_torch_zip(path: Path) -> Any:
         raise EpicArError(f"{path}: corrupted zip/torch file ({exc})") from None
 
 
-def _torch_allowed_globals() -> list[Any]:
-    # torch matches globals by their qualified name; the tuple form lets numpy-1 names
-    # (numpy.core.*) resolve to the numpy-2 objects (numpy._core.*).
-    # torch also checks the class of each dtype it rebuilds (numpy.dtypes.Float32DType, ...).
-    allowed: list[Any] = [(obj, f"{module}.{name}") for (module, name), obj in DATA_GLOBALS.items()]
-    dtype_classes = getattr(np, "dtypes", None)  # numpy >= 1.25
-    if dtype_classes is not None:
-        allowed += [
-            getattr(dtype_classes, name) for name in dir(dtype_classes) if name.endswith("DType")
-        ]
-    return allowed
-
-
 def _load_with_torch(path: Path) -> Any:
     import torch  # only here: importing it costs seconds
 
     try:
-        with quiet_teardown(), torch.serialization.safe_globals(_torch_allowed_globals()):
+        with quiet_teardown(), torch.serialization.safe_globals(torch_data_globals()):
             loaded = torch.load(path, map_location="cpu", weights_only=True)
             check_loaded_arrays(loaded, str(path))
             return loaded

@@ -68,6 +68,20 @@ BUILTIN_GLOBALS[("collections", "OrderedDict")] = collections.OrderedDict
 DATA_GLOBALS: dict[tuple[str, str], Any] = {**NUMPY_GLOBALS, **BUILTIN_GLOBALS}
 
 
+def torch_data_globals() -> list[Any]:
+    """`DATA_GLOBALS` in the form torch's weights-only loader takes (`safe_globals`)."""
+    # torch matches globals by their qualified name; the tuple form lets numpy-1 names
+    # (numpy.core.*) resolve to the numpy-2 objects (numpy._core.*).
+    # torch also checks the class of each dtype it rebuilds (numpy.dtypes.Float32DType, ...).
+    allowed: list[Any] = [(obj, f"{module}.{name}") for (module, name), obj in DATA_GLOBALS.items()]
+    dtype_classes = getattr(np, "dtypes", None)  # numpy >= 1.25
+    if dtype_classes is not None:
+        allowed += [
+            getattr(dtype_classes, name) for name in dir(dtype_classes) if name.endswith("DType")
+        ]
+    return allowed
+
+
 class InvalidPickleError(EpicArError):
     """The bytes are not a complete, valid pickle."""
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from epic_ar.errors import EpicArError
+from epic_ar.fileio.safe_pickle import torch_data_globals
 
 
 class _PickledState:
@@ -47,6 +48,7 @@ _OMEGACONF_CLASSES = [
 STAND_INS: dict[str, type[_PickledState]] = {name: _stand_in(name) for name in _OMEGACONF_CLASSES}
 _ANY = object()  # what `typing.Any` (a node's declared type) becomes: never used
 _SAFE_GLOBALS: list[Any] = [
+    *torch_data_globals(),  # numpy arrays and scalars (e.g. a stored best score)
     *((cls, name) for name, cls in STAND_INS.items()),
     (_ANY, "typing.Any"),
     dict,
@@ -102,6 +104,10 @@ def plain_config(value: Any) -> Any:
     anything else is returned as it is."""
     if isinstance(value, _PickledState):
         return _plain_node(value)
+    if type(value).__module__.startswith("omegaconf"):  # a real one (only with --trust)
+        from omegaconf import OmegaConf  # type: ignore[import-not-found, unused-ignore]
+
+        return OmegaConf.to_container(value, resolve=False)
     return value
 
 

@@ -10,6 +10,7 @@ import torchvision
 
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.download import download
+from epic_ar.fileio.safe_pickle import torch_data_globals
 from epic_ar.models.video_model import VideoModel
 
 # The TSM authors' Kinetics-400 checkpoints (8 segments, shift 1/8, residual shift)
@@ -74,7 +75,8 @@ def _cached(url: str) -> Path:
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(torch_data_globals()):
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise EpicArError(f"{path}: not a readable weights file ({reason})") from None
