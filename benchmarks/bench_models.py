@@ -27,22 +27,11 @@ from epic_ar.models import temporal_shift as shift_module
 NAIVE_NOTE = "zeros + three slice copies, autograd through the copies"
 
 
-def naive_shift(x: torch.Tensor, segments: int, shift_div: int = 8) -> torch.Tensor:
-    frames, channels, height, width = x.shape
-    clips = x.view(frames // segments, segments, channels, height, width)
-    fold = channels // shift_div
-    out = torch.zeros_like(clips)
-    out[:, :-1, :fold] = clips[:, 1:, :fold]
-    out[:, 1:, fold : 2 * fold] = clips[:, :-1, fold : 2 * fold]
-    out[:, :, 2 * fold :] = clips[:, :, 2 * fold :]
-    return out.view(frames, channels, height, width)
-
-
 @contextlib.contextmanager
 def shift_implementation(naive: bool) -> Iterator[None]:
     saved = shift_module.temporal_shift
     if naive:
-        shift_module.temporal_shift = naive_shift
+        shift_module.temporal_shift = shift_module.reference_temporal_shift
     try:
         yield
     finally:
@@ -82,7 +71,10 @@ def shift_runs(device: torch.device, calls: int) -> dict[str, Callable[[], None]
 
         return go
 
-    return {"shift ours": run(shift_module.temporal_shift), "shift naive": run(naive_shift)}
+    return {
+        "shift ours": run(shift_module.temporal_shift),
+        "shift naive": run(shift_module.reference_temporal_shift),
+    }
 
 
 def step_runs(device: torch.device, amp: bool, batch: int) -> dict[str, Callable[[], None]]:

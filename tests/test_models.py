@@ -16,24 +16,12 @@ from epic_ar.errors import EpicArError
 from epic_ar.models import InputSpec, ModelConfig, build_model, load_checkpoint, parameter_groups
 from epic_ar.models.backbones import flow_conv
 from epic_ar.models.checkpoint import current_config, resolve_interpolations
-from epic_ar.models.temporal_shift import temporal_shift
+from epic_ar.models.temporal_shift import reference_temporal_shift, temporal_shift
 from epic_ar.models.trn import MultiScaleRelations, relation_subsets
 
 needs_reference = pytest.mark.skipif(
     not REFERENCE.is_dir(), reason=f"reference checkpoints not available at {REFERENCE}"
 )
-
-
-def naive_shift(x: torch.Tensor, segments: int, shift_div: int) -> torch.Tensor:
-    """The original's formulation: a zero tensor and three slice copies."""
-    frames, channels, height, width = x.shape
-    clips = x.view(frames // segments, segments, channels, height, width)
-    fold = channels // shift_div
-    out = torch.zeros_like(clips)
-    out[:, :-1, :fold] = clips[:, 1:, :fold]
-    out[:, 1:, fold : 2 * fold] = clips[:, :-1, fold : 2 * fold]
-    out[:, :, 2 * fold :] = clips[:, :, 2 * fold :]
-    return out.view(frames, channels, height, width)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -47,7 +35,7 @@ def test_shift_equals_the_naive_reference_forward_and_backward(
     ours_in, naive_in = x.clone().requires_grad_(), x.clone().requires_grad_()
     ours, naive = (
         temporal_shift(ours_in, segments, shift_div),
-        naive_shift(naive_in, segments, shift_div),
+        reference_temporal_shift(naive_in, segments, shift_div),
     )
     assert torch.equal(ours, naive)
     upstream = torch.randn_like(ours)

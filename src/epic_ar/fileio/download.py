@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from epic_ar.errors import EpicArError
@@ -14,8 +15,16 @@ _CHUNK = 1 << 20  # bytes
 _TIMEOUT = 60  # seconds without data
 
 
-def download(url: str, destination: Path, *, force: bool = False) -> Path:
+def download(
+    url: str,
+    destination: Path,
+    *,
+    force: bool = False,
+    check: Callable[[Path], object] | None = None,
+) -> Path:
     """Fetch `url` to `destination` (whole or not at all), showing MiB/s and an ETA.
+    `check`, when given, is called on the complete temporary file before it is moved into
+    place: raising there leaves nothing behind.
 
     Raises:
         EpicArError: the URL cannot be fetched (named, with the reason).
@@ -37,4 +46,6 @@ def download(url: str, destination: Path, *, force: bool = False) -> Path:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise EpicArError(f"could not download {url}: {reason}") from None
+        if check is not None:
+            check(temporary)
     return destination

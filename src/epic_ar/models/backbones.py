@@ -19,6 +19,13 @@ def feature_dim(resnet: torchvision.models.ResNet) -> int:
     return int(resnet.fc.in_features)
 
 
+def flow_kernel(rgb_kernel: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """[O, C, kh, kw] → [O, in_channels, kh, kw]: the mean over input channels, repeated
+    (the original's RGB → flow initialisation of the first conv)."""
+    mean = rgb_kernel.mean(dim=1, keepdim=True)  # [O, 1, kh, kw]
+    return mean.expand(-1, in_channels, -1, -1).contiguous()
+
+
 def flow_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
     """A copy of `conv` taking `in_channels` channels, its kernel the mean of the original
     kernel over input channels, repeated (the original's RGB → flow initialisation)."""
@@ -31,8 +38,7 @@ def flow_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
         bias=conv.bias is not None,
     )
     with torch.no_grad():
-        mean = conv.weight.mean(dim=1, keepdim=True)  # [O, 1, kh, kw]
-        new.weight.copy_(mean.expand(-1, in_channels, -1, -1))
+        new.weight.copy_(flow_kernel(conv.weight, in_channels))
         if conv.bias is not None:
             assert new.bias is not None
             new.bias.copy_(conv.bias)

@@ -11,6 +11,7 @@ import torchvision
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.download import download
 from epic_ar.fileio.safe_pickle import torch_data_globals
+from epic_ar.models.backbones import flow_kernel
 from epic_ar.models.video_model import VideoModel
 
 # The TSM authors' Kinetics-400 checkpoints (8 segments, shift 1/8, residual shift)
@@ -124,8 +125,7 @@ def _load_backbone(model: VideoModel, state: dict[str, torch.Tensor], source: st
     conv1 = "base_model.conv1.weight"
     selected = {key: state[key] for key in wanted}
     if selected[conv1].shape[1] != current[conv1].shape[1]:  # RGB weights for a flow model
-        mean = selected[conv1].mean(dim=1, keepdim=True)
-        selected[conv1] = mean.expand(-1, current[conv1].shape[1], -1, -1).contiguous()
+        selected[conv1] = flow_kernel(selected[conv1], current[conv1].shape[1])
     wrong = sorted(k for k in wanted if selected[k].shape != current[k].shape)
     if wrong:
         raise EpicArError(f"{source}: weights of another shape for {wrong[:5]}")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from epic_ar.errors import EpicArError
-from epic_ar.fileio.atomic import check_can_write
 from epic_ar.fileio.download import download
 from epic_ar.models.checkpoint import load_checkpoint
 
@@ -31,14 +29,10 @@ def download_published(
     """
     if name not in PUBLISHED_URLS:
         raise EpicArError(f"unknown checkpoint {name!r}; choose from {sorted(PUBLISHED_URLS)}")
-    destination = directory / f"{name}.ckpt"
-    check_can_write(destination, force=force)
-    partial = directory / f".{name}.ckpt.partial"
-    try:
-        download(url or PUBLISHED_URLS[name], partial, force=True)
-        load_checkpoint(partial)  # refuses files that are not what they should be
-        partial.replace(destination)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
-    return destination
+    # load_checkpoint refuses files that are not what they should be
+    return download(
+        url or PUBLISHED_URLS[name],
+        directory / f"{name}.ckpt",
+        force=force,
+        check=load_checkpoint,
+    )
