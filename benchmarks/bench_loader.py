@@ -11,6 +11,9 @@ One run, one core (torch and OpenMP limited to 1 thread), same gulp directories 
   PIL group transforms, normalisation in the worker);
 - both through a real DataLoader with 2 workers (batch 16).
 
+The runs alternate; rates are medians over the repeats, and ratios are medians of the
+per-repeat ratios (each between runs that sat next to each other in time).
+
 Frames are 456x256 JPEGs (RGB with 4:2:0 chroma, as the official frames) with photo-like
 texture, generated so that decoding runs at about the rate of real EPIC-KITCHENS frames
 (~2,400 RGB, ~3,700 grey frames/s per core).
@@ -96,18 +99,30 @@ def make_gulp(directory: Path, modality: str, segments: int, frames: int) -> Non
     write_chunk(directory, 0, stored)
 
 
-def interleaved_rates(runs: dict[str, Callable[[], int]], repeats: int) -> dict[str, float]:
-    """Median items/s of each run; runs alternate within each repeat (after a warm-up), so
-    that slow phases of a noisy machine hit them all alike."""
+Rates = dict[str, list[float]]
+
+
+def interleaved_rates(runs: dict[str, Callable[[], int]], repeats: int) -> Rates:
+    """Items/s of each run in each repeat; runs alternate within each repeat (after a
+    warm-up), so that slow phases of a noisy machine hit them all alike."""
     for run in runs.values():
         run()
-    rates: dict[str, list[float]] = {name: [] for name in runs}
+    rates: Rates = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
             start = time.perf_counter()
             items = run()
             rates[name].append(items / (time.perf_counter() - start))
-    return {name: statistics.median(values) for name, values in rates.items()}
+    return rates
+
+
+def median_rate(rates: Rates, name: str) -> float:
+    return statistics.median(rates[name])
+
+
+def median_ratio(rates: Rates, name: str, baseline: str) -> float:
+    """The median over repeats of name's rate / baseline's rate in the same repeat."""
+    return statistics.median(a / b for a, b in zip(rates[name], rates[baseline], strict=True))
 
 
 def decode_run(directory: Path, frames_per_sample: int, samples: int) -> Callable[[], int]:
@@ -177,7 +192,7 @@ def loader_run(dataset: Any, sampler: Any, batches: int) -> Callable[[], int]:
     return run
 
 
-def bench_modality(modality: Literal["rgb", "flow"], args: argparse.Namespace) -> dict[str, float]:
+def bench_modality(modality: Literal["rgb", "flow"], args: argparse.Namespace) -> Rates:
     directory = OUT / modality
     frames = 60
     make_gulp(directory, modality, args.segments, frames)
@@ -226,19 +241,20 @@ def main() -> None:
         shape = "8x1 RGB" if modality == "rgb" else "8x5 flow pairs"
         print(f"\n{modality} training samples ({shape}, 456x256 → 224x224), 1 core, median of "
               f"{args.repeats}:")  # fmt: skip
-        frames_per_s = r["decode_bound"] * (8 if modality == "rgb" else 80)
+        bound = median_rate(r, "decode_bound")
+        frames_per_s = bound * (8 if modality == "rgb" else 80)
         print(f"  decode only:        {frames_per_s:7.0f} frames/s "
-              f"= {r['decode_bound']:6.1f} samples/s (bound)")  # fmt: skip
+              f"= {bound:6.1f} samples/s (bound)")  # fmt: skip
         for name in ("ours", "ours_full_decode", "ours_fast_decode", "ours_test_mode", "original"):
-            rate = r[name]
             print(
-                f"  {name:<19} {rate:7.1f} samples/s  ({rate / r['original']:.2f}x original, "
-                f"{100 * rate / r['decode_bound']:.0f}% of decode bound)"
+                f"  {name:<19} {median_rate(r, name):7.1f} samples/s  "
+                f"({median_ratio(r, name, 'original'):.2f}x original, "
+                f"{100 * median_ratio(r, name, 'decode_bound'):.0f}% of decode bound)"
             )
         print(
-            f"  2 workers:          ours {r['ours_2_workers']:.1f} samples/s, original "
-            f"{r['original_2_workers']:.1f} samples/s "
-            f"({r['ours_2_workers'] / r['original_2_workers']:.2f}x)"
+            f"  2 workers:          ours {median_rate(r, 'ours_2_workers'):.1f} samples/s, "
+            f"original {median_rate(r, 'original_2_workers'):.1f} samples/s "
+            f"({median_ratio(r, 'ours_2_workers', 'original_2_workers'):.2f}x)"
         )
 
 

@@ -99,3 +99,16 @@ def test_scratch_buffer_is_aligned_grows_and_pickles_empty() -> None:
     assert small.shape == (3, 5)  # an earlier array stays usable after the buffer grows
     copied = pickle.loads(pickle.dumps(scratch))
     assert copied._memory.size == 0
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_grey_quads_of_every_row_width_at_both_edges(mirror: bool) -> None:
+    """The vectorised packing moves 16 pixels a step, merging into the other channels'
+    bytes, and finishes each row pixel by pixel."""
+    jpegs = grey_jpegs(7, height=12, width=48)
+    for width in (*range(1, 20), 31, 32, 33, 47, 48):
+        for x in (0, 48 - width):
+            box = CropBox(x, 2, width, 5)
+            quads = decode_grey_quads(jpegs, region=box, mirror=mirror, scratch=dirty_scratch())
+            expected = pack_grey_quads(decode_frames(jpegs, region=box, mirror=mirror))
+            assert np.array_equal(quads, expected), (width, x)

@@ -289,3 +289,14 @@ def test_normalize_bgr_and_bad_channel_counts() -> None:
     assert torch.equal(raw, frames.float())
     with pytest.raises(ValueError, match="3 channels but 2 means"):
         normalize(frames, [0.1, 0.2], [1.0, 1.0])
+
+
+@needs_partial_decoding
+def test_mirrored_rows_of_every_short_width_and_at_both_edges() -> None:
+    """The vectorised mirror moves 5 pixels a step and finishes the row pixel by pixel."""
+    encoded = jpeg(textured(20, 40))
+    whole = decode_frames([encoded])
+    for width in range(1, 17):
+        for x in (0, 40 - width):
+            region = decode_frames([encoded], region=CropBox(x, 3, width, 9), mirror=True)
+            assert np.array_equal(region, whole[:, 3:12, x : x + width][:, :, ::-1]), (width, x)
