@@ -19,6 +19,7 @@ from epic_ar.cli import (
     submit,
     synth,
     synthetic_results,
+    train,
 )
 from epic_ar.errors import EpicArError
 
@@ -32,6 +33,7 @@ COMMANDS = (
     submit,
     synthetic_results,
     download,
+    train,
     demo,
 )
 EXIT_ERROR = 1
@@ -51,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["train"]:  # Hydra parses its own command line
+        return train.run_hydra(arguments[1:])
+    args = build_parser().parse_args(arguments)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     try:
         return int(args.run(args))

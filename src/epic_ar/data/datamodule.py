@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from lightning import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from epic_ar.data.config import DataConfig
 from epic_ar.data.dataset import (
@@ -92,11 +92,27 @@ class EpicDataModule(LightningDataModule):
             self._datasets[key] = dataset
         return self._datasets[key]
 
+    def _world(self) -> tuple[int, int]:
+        """(processes, this one's rank) of the attached trainer; (1, 0) without one."""
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def process_batch_size(self) -> int:
+        """`batch_size` is the global batch (the original's, over all its GPUs): each of the
+        trainer's processes loads an equal share."""
+        processes = self._world()[0]
+        if self.batch_size % processes:
+            raise EpicArError(
+                f"learning.batch_size {self.batch_size} does not split evenly between "
+                f"{processes} processes"
+            )
+        return self.batch_size // processes
+
     def _loader(self, dataset: Dataset[Item], sampler: Any = None) -> DataLoader[Item]:
         workers = self.data.worker_count
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=self.process_batch_size(),
             sampler=sampler,
             shuffle=False,
             num_workers=workers,
@@ -109,18 +125,24 @@ class EpicDataModule(LightningDataModule):
         if self.data.train_on_val:
             parts.append(self.dataset("val", train=True))
         dataset = JoinedDataset(parts)
-        trainer = self.trainer
-        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        replicas, rank = self._world()
         sampler = SeededShuffleSampler(
             len(dataset), seed=self.seed, num_replicas=replicas, rank=rank
         )
         return self._loader(dataset, sampler)
 
+    def _evaluation_loader(self, dataset: SegmentDataset) -> DataLoader[Item]:
+        processes, rank = self._world()
+        sampler: DistributedSampler[Item] | None = None
+        if processes > 1:  # each process takes every processes-th segment (padded)
+            sampler = DistributedSampler(dataset, processes, rank, shuffle=False)
+        return self._loader(dataset, sampler)
+
     def val_dataloader(self) -> DataLoader[Item]:
-        return self._loader(self.dataset("val", train=False))
+        return self._evaluation_loader(self.dataset("val", train=False))
 
     def test_dataloader(self) -> DataLoader[Item]:
-        return self._loader(self.dataset("test", train=False))
+        return self._evaluation_loader(self.dataset("test", train=False))
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         frames, metadata = batch

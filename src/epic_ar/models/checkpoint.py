@@ -23,9 +23,10 @@ _TRAINER_KEYS: dict[str, str | None] = {
     "terminate_on_nan": None,
     "weights_summary": None,
     "distributed_backend": "strategy",
-    "accelerator": "strategy",
     "gpus": "devices",
 }
+# Lightning 0.9/1.x took these distributed backends as `accelerator`; Lightning 2 as `strategy`
+_OLD_BACKENDS = ("dp", "ddp", "ddp2", "ddp_spawn", "ddp_cpu", "horovod")
 
 
 def resolve_interpolations(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
@@ -64,6 +65,8 @@ def translate_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
     translated: dict[str, Any] = {}
     for key, value in trainer.items():
         new_key = _TRAINER_KEYS.get(key, key)
+        if key == "accelerator" and value in _OLD_BACKENDS:
+            new_key = "strategy"
         if new_key is None:
             continue
         if new_key == "strategy" and value in ("dp", "ddp2"):

@@ -13,6 +13,8 @@ Backbone = Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 TrnEval = Literal["sampled", "expected"]
 NUM_CLASSES = N_VERBS + N_NOUNS  # scores: 97 verbs, then 300 nouns
 
+# model.* keys about how a run trains the network, not about the network itself
+TRAINING_KEYS = ("weights", "weights_strict", "channels_last", "compile")
 MODEL_TYPES: tuple[ModelType, ...] = ("TSN", "MTRN", "TSM")
 BACKBONES: tuple[Backbone, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
@@ -39,7 +41,9 @@ class ModelConfig:
 
 
 def model_config_from_dict(values: dict[str, Any], source: str = "model") -> ModelConfig:
-    """A ModelConfig from the `model` section of a config; unknown keys are refused."""
+    """A ModelConfig from the `model` section of a config (its `TRAINING_KEYS` ignored);
+    unknown keys are refused."""
+    values = {key: value for key, value in values.items() if key not in TRAINING_KEYS}
     known = {field.name for field in fields(ModelConfig)}
     unknown = sorted(set(values) - known)
     if unknown:

@@ -1,0 +1,75 @@
+"""`epic-ar train [HYDRA ARGS]`: Hydra's own command line over the packaged configs.
+
+Everything after `train` goes to a `@hydra.main` entry point, so Hydra's options work as
+usual (`--config-name`, `key=value`, `+trainer.<kwarg>=...`, `-m` sweeps, `--cfg job`,
+`hydra.run.dir=...`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from epic_ar.errors import EpicArError
+
+DESCRIPTION = (
+    "Train a model with Hydra overrides, e.g. epic-ar train --config-name tsm_rgb "
+    "data._root_gulp_dir=/gulp trainer.devices=4 hydra.run.dir=outputs/tsm_rgb. "
+    "Configs: tsn_rgb, tsn_flow, trn_rgb, trn_flow, tsm_rgb, tsm_flow; --help lists "
+    "Hydra's options."
+)
+_COMMAND_LINE: list[str] = []  # sys.argv as the user gave it (with `train`)
+
+
+def add_parser(subparsers: Any) -> None:
+    # Listed for `epic-ar --help`; `main` hands `train ...` to Hydra before argparse runs.
+    subparsers.add_parser("train", help="train a model (Hydra overrides)", description=DESCRIPTION)
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+def _train_main(config: DictConfig) -> None:
+    from epic_ar.training.run_config import plain_run_config
+    from epic_ar.training.train import remove_unused_run_dir, summary_lines, train
+
+    # Lightning's DDP launcher starts the other processes with this process's sys.argv.
+    sys.argv = list(_COMMAND_LINE)
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # via Hydra's handlers
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    # Lightning 2.6 with torch >= 2.10 warns about its own use of a torch API, every step
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        result = train(plain_run_config(config), run_dir)
+    except EpicArError as exc:
+        remove_unused_run_dir(run_dir)
+        print(f"epic-ar train: error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if int(_rank()) == 0:
+        print("\n".join(summary_lines(result)))
+
+
+def _rank() -> str:
+    import os
+
+    return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))
+
+
+def run_hydra(arguments: Sequence[str]) -> int:
+    """Run `epic-ar train` with `arguments` (those after `train`)."""
+    saved = sys.argv
+    _COMMAND_LINE[:] = [saved[0], "train", *arguments]
+    sys.argv = [sys.argv[0], *arguments]
+    try:
+        _train_main()
+    finally:
+        sys.argv = saved
+    return 0

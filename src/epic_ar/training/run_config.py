@@ -1,0 +1,302 @@
+"""A training run's configuration: the resolved Hydra config as plain dicts, checked.
+
+The keys are the original project's (`data.*`, `model.*`, `learning.*`, `trainer.*`); the
+original's Lightning 0.9 names (`trainer.gpus`, `+trainer.resume_from_checkpoint`,
+`distributed_backend`, ...) are translated here. Every check runs before any work starts and
+fails with one `EpicArError` line naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from epic_ar.data.config import (
+    DataConfig,
+    Preprocessing,
+    TestAugmentation,
+    TrainAugmentation,
+)
+from epic_ar.errors import EpicArError
+from epic_ar.gulp.format import committed_chunks
+from epic_ar.models.checkpoint import translate_trainer
+from epic_ar.models.config import TRAINING_KEYS, ModelConfig, model_config_from_dict
+from epic_ar.models.video_model import InputSpec, Modality
+
+OPTIMIZERS = ("SGD", "Adam", "AdamW")
+LR_SCHEDULERS = ("StepLR", "MultiStepLR", None)
+
+
+@dataclass(frozen=True)
+class LearningConfig:
+    """`learning.*`: the global batch size (split between processes) and the optimiser."""
+
+    batch_size: int
+    optimizer: str
+    lr: float
+    momentum: float
+    weight_decay: float
+    scheduler: str | None
+    gamma: float
+    milestones: tuple[int, ...]  # epochs at which the learning rate is multiplied by gamma
+
+
+@dataclass(frozen=True)
+class ModelInit:
+    """How the model starts: `weights` (a state dict or checkpoint) wins over `pretrained`."""
+
+    weights: str | None
+    weights_strict: bool
+    channels_last: bool
+    compile: bool
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    modality: Modality
+    seed: int
+    data: DataConfig
+    model: ModelConfig
+    init: ModelInit
+    learning: LearningConfig
+    trainer: dict[str, Any]  # Lightning 2 Trainer arguments
+    resume: str | None  # a checkpoint path, "auto", or None
+    stored: dict[str, Any]  # what checkpoints keep under `hyper_parameters`
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return InputSpec(
+            self.modality,
+            frame_count=self.data.frame_count,
+            segment_length=self.data.segment_length,
+        )
+
+
+def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
+    value = config.get(name, {})
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise EpicArError(f"{name}: expected a mapping of keys, got {value!r}")
+    return dict(value)
+
+
+def _dataclass_from(cls: type[Any], values: dict[str, Any], source: str) -> Any:
+    known = {field.name for field in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise EpicArError(f"{source}: unknown keys {unknown}; known: {sorted(known)}")
+    return cls(**values)
+
+
+def parse_data_config(values: dict[str, Any]) -> DataConfig:
+    """`data.*` (plain dicts) → DataConfig, unknown keys refused."""
+    nested = {
+        "preprocessing": Preprocessing,
+        "train_augmentation": TrainAugmentation,
+        "test_augmentation": TestAugmentation,
+    }
+    for key, cls in nested.items():
+        if key in values:
+            values[key] = _dataclass_from(cls, _section(values, key), f"data.{key}")
+    data: DataConfig = _dataclass_from(DataConfig, values, "data")
+    for key in ("frame_count", "segment_length", "worker_count"):
+        minimum = 0 if key == "worker_count" else 1
+        if not isinstance(getattr(data, key), int) or getattr(data, key) < minimum:
+            raise EpicArError(f"data.{key}: {getattr(data, key)!r} is not an integer >= {minimum}")
+    return data
+
+
+def parse_learning_config(values: dict[str, Any]) -> LearningConfig:
+    optimizer = _section(values, "optimizer")
+    scheduler = _section(values, "lr_scheduler")
+    batch_size = values.get("batch_size")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise EpicArError(f"learning.batch_size: {batch_size!r} is not a positive integer")
+    optimizer_type = optimizer.get("type", "SGD")
+    if optimizer_type not in OPTIMIZERS:
+        raise EpicArError(f"learning.optimizer.type: {optimizer_type!r} is not one of {OPTIMIZERS}")
+    scheduler_type = scheduler.get("type")
+    if scheduler_type not in LR_SCHEDULERS:
+        raise EpicArError(
+            f"learning.lr_scheduler.type: {scheduler_type!r} is not one of {LR_SCHEDULERS}"
+        )
+    milestones = scheduler.get("epochs", [])
+    if not isinstance(milestones, list) or not all(isinstance(m, int) for m in milestones):
+        raise EpicArError(f"learning.lr_scheduler.epochs: {milestones!r} is not a list of epochs")
+    return LearningConfig(
+        batch_size=batch_size,
+        optimizer=str(optimizer_type),
+        lr=float(values.get("lr", 0.01)),
+        momentum=float(optimizer.get("momentum", 0.0)),
+        weight_decay=float(optimizer.get("weight_decay", 0.0)),
+        scheduler=scheduler_type,
+        gamma=float(scheduler.get("gamma", 0.1)),
+        milestones=tuple(sorted(milestones)),
+    )
+
+
+def trainer_arguments(values: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """`trainer.*` → (Lightning 2 Trainer arguments, `resume_from_checkpoint` if given).
+
+    `gpus: N` becomes `devices: N` on GPUs; unknown arguments are refused by name.
+    """
+    from lightning import Trainer
+
+    resume = values.pop("resume_from_checkpoint", None)
+    gpus = values.pop("gpus", None)
+    if gpus is not None:
+        if values.get("devices", "auto") != "auto":
+            raise EpicArError("trainer: set trainer.devices or trainer.gpus, not both")
+        values["gpus"] = gpus
+    translated = translate_trainer(values)
+    if gpus is not None and translated.get("accelerator", "auto") == "auto":
+        translated["accelerator"] = "gpu"
+    accepted = set(inspect.signature(Trainer.__init__).parameters) - {"self"}
+    reserved = {"logger", "callbacks", "default_root_dir", "use_distributed_sampler"}
+    for key in sorted(translated):
+        if key in reserved:
+            raise EpicArError(f"trainer.{key}: set by epic-ar train; remove it")
+        if key not in accepted:
+            raise EpicArError(f"trainer.{key}: not an argument of Lightning's Trainer")
+    return translated, str(resume) if resume is not None else None
+
+
+def parse_run_config(config: dict[str, Any]) -> RunConfig:
+    """Check a resolved run config (plain dicts, as `OmegaConf.to_container` gives)."""
+    config = copy.deepcopy(config)
+    modality = config.get("modality")
+    if modality not in ("RGB", "Flow"):
+        raise EpicArError(f"modality: {modality!r} is not RGB or Flow")
+    seed = config.get("seed", 0)
+    if not isinstance(seed, int):
+        raise EpicArError(f"seed: {seed!r} is not an integer")
+    model_values = _section(config, "model")
+    training_keys = {key: model_values.pop(key, None) for key in TRAINING_KEYS}
+    model = model_config_from_dict(model_values)
+    init = ModelInit(
+        weights=str(training_keys["weights"]) if training_keys["weights"] else None,
+        weights_strict=bool(training_keys["weights_strict"] is not False),
+        channels_last=bool(training_keys["channels_last"]),
+        compile=bool(training_keys["compile"]),
+    )
+    data = parse_data_config(_section(config, "data"))
+    learning = parse_learning_config(_section(config, "learning"))
+    trainer, old_resume = trainer_arguments(_section(config, "trainer"))
+    resume = config.get("resume")
+    if old_resume is not None:
+        if resume is not None:
+            raise EpicArError("set resume or trainer.resume_from_checkpoint, not both")
+        resume = old_resume
+    run = RunConfig(
+        modality=modality,
+        seed=seed,
+        data=data,
+        model=model,
+        init=init,
+        learning=learning,
+        trainer=trainer,
+        resume=str(resume) if resume is not None else None,
+        stored=_stored_config(config, trainer),
+    )
+    check_combinations(run)
+    return run
+
+
+def _stored_config(config: dict[str, Any], trainer: dict[str, Any]) -> dict[str, Any]:
+    """The config checkpoints keep: as given, with today's trainer keys, without `resume`."""
+    stored = {key: value for key, value in config.items() if key != "resume"}
+    stored["trainer"] = trainer
+    return stored
+
+
+def check_combinations(run: RunConfig) -> None:
+    """Settings that cannot work together (one line each)."""
+    model, data = run.model, run.data
+    if model.type != "TSM" and model.temporal_pool:
+        raise EpicArError("model.temporal_pool: applies to TSM only")
+    if model.temporal_pool and data.frame_count % 2:
+        raise EpicArError(
+            f"model.temporal_pool halves the frames: data.frame_count {data.frame_count} is odd"
+        )
+    if model.type == "MTRN" and data.frame_count < 2:
+        raise EpicArError("model.type MTRN relates frames: data.frame_count must be at least 2")
+    if model.pretrained == "kinetics" and (model.type, model.backbone) != ("TSM", "resnet50"):
+        raise EpicArError("model.pretrained: kinetics weights exist for TSM with resnet50 only")
+    input_size, rescale_size = data.preprocessing.input_size, data.test_augmentation.rescale_size
+    if input_size > rescale_size:
+        raise EpicArError(
+            f"data.preprocessing.input_size {input_size} is larger than "
+            f"data.test_augmentation.rescale_size {rescale_size} (the frames' shorter side at "
+            "test time, from which the centre crop is taken)"
+        )
+    scales = data.train_augmentation.multiscale_crop_scales
+    if not scales or not all(0 < scale <= 1 for scale in scales):
+        raise EpicArError(
+            f"data.train_augmentation.multiscale_crop_scales: {scales} must be in (0, 1]"
+        )
+
+
+def check_sources(data: DataConfig, *, need_val: bool) -> None:
+    """The frames the run reads exist: gulp directories, or archives and label files."""
+    splits = ["train"] + (["val"] if need_val or data.train_on_val else [])
+    if data.frames_dir is not None:
+        if not Path(data.frames_dir).is_dir():
+            raise EpicArError(f"data.frames_dir: {data.frames_dir} is not a directory")
+        for split in splits:
+            labels = getattr(data, f"{split}_labels")
+            if labels is None:
+                raise EpicArError(f"data.frames_dir is set but data.{split}_labels is not")
+            if not Path(labels).is_file():
+                raise EpicArError(f"data.{split}_labels: no such file {labels}")
+        return
+    for split in splits:
+        gulp_dir = getattr(data, f"{split}_gulp_dir")
+        if gulp_dir is None:
+            raise EpicArError(f"data.{split}_gulp_dir is not set")
+        path = Path(gulp_dir)
+        if not path.is_dir():
+            raise EpicArError(f"data.{split}_gulp_dir: {path} does not exist")
+        if not committed_chunks(path):
+            raise EpicArError(
+                f"data.{split}_gulp_dir: {path} holds no gulp chunks (run epic-ar gulp)"
+            )
+
+
+def plain_run_config(config: Any) -> dict[str, Any]:
+    """A composed Hydra config (DictConfig) → plain dicts, interpolations resolved.
+
+    `data._root_gulp_dir` may stay unset when the frame archives are read instead; any
+    other unset (`???`) value is an error naming its key.
+    """
+    from omegaconf import DictConfig, OmegaConf, open_dict
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+    if not isinstance(config, DictConfig) or "modality" not in config:
+        raise EpicArError(
+            "no run config: choose one with --config-name (tsn_rgb, tsn_flow, trn_rgb, "
+            "trn_flow, tsm_rgb, tsm_flow)"
+        )
+    config = copy.deepcopy(config)
+    data = config.get("data")
+    archives = isinstance(data, DictConfig) and data.get("frames_dir") is not None
+    if archives and OmegaConf.is_missing(data, "_root_gulp_dir"):
+        with open_dict(data):
+            data["_root_gulp_dir"] = None
+            for split in ("train", "val", "test"):
+                data[f"{split}_gulp_dir"] = None
+    try:
+        plain = OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as exc:
+        key = exc.full_key or "a value"
+        hint = ""
+        if "_root_gulp_dir" in str(exc):
+            hint = " (the folder holding the gulp directories, or set data.frames_dir)"
+        raise EpicArError(f"{key} is not set: add {key}=...{hint}") from None
+    except OmegaConfBaseException as exc:
+        raise EpicArError(f"config: {str(exc).splitlines()[0]}") from None
+    assert isinstance(plain, dict)
+    return {str(key): value for key, value in plain.items()}

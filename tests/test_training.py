@@ -1,0 +1,459 @@
+"""`epic-ar train`: packaged configs, resume after a kill, DDP on CPU, weights, config errors."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import epic_ar_command
+from epic_ar.data.synthetic import SyntheticConfig
+from epic_ar.errors import EpicArError
+from epic_ar.evaluation import metrics as official
+from epic_ar.gulp.ingest import GulpJob, run_gulp
+from epic_ar.models import load_checkpoint
+from epic_ar.models.checkpoint_file import read_checkpoint
+from epic_ar.training import metrics
+from epic_ar.training.run_config import parse_run_config, plain_run_config, trainer_arguments
+from epic_ar.training.train import find_resume_checkpoint
+from gulp_fixtures import make_synthetic_data
+
+CONFIGS = ["tsn_rgb", "tsn_flow", "trn_rgb", "trn_flow", "tsm_rgb", "tsm_flow"]
+TRAIN_DATA = SyntheticConfig(
+    participants=2,
+    videos_per_participant=2,
+    segments_per_video=8,
+    frame_width=64,
+    frame_height=48,
+    min_frames=6,
+    max_frames=12,
+    layouts=("tar",),
+    seed=5,
+)
+
+
+@pytest.fixture(scope="module")
+def gulp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ROOT/{rgb,flow}_{train,validation}: gulp directories of a small synthetic dataset."""
+    data = make_synthetic_data(tmp_path_factory.mktemp("train_data"), TRAIN_DATA)
+    root = data.root / "gulp"
+    for modality in ("rgb", "flow"):
+        for split in ("train", "validation"):
+            frames, labels = data.frames("tar", modality), data.labels(modality, split)
+            run_gulp(GulpJob(frames, root / f"{modality}_{split}", labels, modality))
+    return root
+
+
+def tiny(gulp_root: Path, run_dir: Path, *extra: str) -> list[str]:
+    """Overrides that make any packaged config train in seconds on the CPU."""
+    return [
+        f"data._root_gulp_dir={gulp_root}",
+        "model.backbone=resnet18",
+        "model.pretrained=null",
+        "data.preprocessing.input_size=32",
+        "data.test_augmentation.rescale_size=48",
+        "data.frame_count=2",
+        "data.worker_count=0",
+        "learning.batch_size=4",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "+trainer.enable_progress_bar=false",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+    ]
+
+
+def train_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [*epic_ar_command(), "train", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def version_dir(run_dir: Path, version: int = 0) -> Path:
+    return run_dir / "lightning_logs" / f"version_{version}"
+
+
+def logged_rows(log_dir: Path) -> list[dict[str, str]]:
+    with (log_dir / "metrics.csv").open() as file:
+        return list(csv.DictReader(file))
+
+
+def last_values(log_dir: Path) -> dict[str, str]:
+    """The last logged value of every column of metrics.csv."""
+    values: dict[str, str] = {}
+    for row in logged_rows(log_dir):
+        values.update({key: value for key, value in row.items() if value})
+    return values
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_packaged_config_trains(gulp_root: Path, tmp_path: Path, name: str) -> None:
+    run_dir = tmp_path / name
+    done = train_cli(
+        "--config-name", name, *tiny(gulp_root, run_dir, "trainer.limit_train_batches=2")
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    checkpoint = version_dir(run_dir) / "checkpoints" / "last.ckpt"
+    model, config = load_checkpoint(checkpoint)
+    expected_type = {"tsn": "TSN", "trn": "MTRN", "tsm": "TSM"}[name[:3]]
+    assert model.config.type == expected_type
+    assert model.spec.channels == (3 if name.endswith("rgb") else 10)
+    assert config["learning"]["batch_size"] == 4 and config["data"]["frame_count"] == 2
+    stored = read_checkpoint(checkpoint)
+    assert all(key.startswith("model.") for key in stored["state_dict"])
+    assert stored["global_step"] == 2
+    logged = last_values(version_dir(run_dir))
+    for metric in ("train/loss_epoch", "val/loss", "val/verb_top1", "val/action_top5"):
+        assert metric in logged
+    assert 0 <= float(logged["val/action_top5"]) <= 100
+    assert "run directory:" in done.stdout and str(checkpoint.parent) in done.stdout
+
+
+def wait_for(path: Path, process: subprocess.Popen[str], timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, "training ended before the checkpoint appeared"
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_reaches_the_uninterrupted_result(
+    gulp_root: Path, tmp_path: Path
+) -> None:
+    options = [
+        "--config-name",
+        "tsm_rgb",
+        "trainer.max_epochs=3",
+        "trainer.deterministic=true",
+        "data.frame_count=4",
+        "data.preprocessing.input_size=48",
+        "trainer.benchmark=false",
+        "learning.batch_size=2",
+        "model.dropout=0.5",
+        "learning.lr_scheduler.epochs=[1]",
+    ]
+    whole_dir, killed_dir = tmp_path / "whole", tmp_path / "killed"
+    whole = train_cli(*options[:2], *tiny(gulp_root, whole_dir), *options[2:])
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    command = [
+        *epic_ar_command(),
+        "train",
+        *options[:2],
+        *tiny(gulp_root, killed_dir),
+        *options[2:],
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    checkpoints = version_dir(killed_dir) / "checkpoints"
+    wait_for(checkpoints / "epoch=1.ckpt", process)
+    time.sleep(0.2)  # let last.ckpt follow; the third epoch takes several seconds
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (checkpoints / "epoch=2.ckpt").exists(), "killed too late to test resuming"
+
+    resumed = train_cli(*options[:2], *tiny(gulp_root, killed_dir), *options[2:], "resume=auto")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = {
+        run: read_checkpoint(version_dir(run, version) / "checkpoints" / "epoch=2.ckpt")
+        for run, version in ((whole_dir, 0), (killed_dir, 1))
+    }
+    whole_state, resumed_state = (final[run]["state_dict"] for run in (whole_dir, killed_dir))
+    assert whole_state.keys() == resumed_state.keys()
+    for key, value in whole_state.items():
+        assert torch.equal(value, resumed_state[key]), key
+    assert final[whole_dir]["global_step"] == final[killed_dir]["global_step"]
+    whole_last = [r for r in logged_rows(version_dir(whole_dir)) if r["epoch"] == "2"]
+    resumed_last = [r for r in logged_rows(version_dir(killed_dir, 1)) if r["epoch"] == "2"]
+    columns = [
+        key
+        for key in whole_last[-1]
+        if key.startswith("val/") or (key.startswith("train/") and key.endswith("_epoch"))
+    ]
+    assert columns
+    for column in columns:
+        whole_values = [row[column] for row in whole_last if row[column]]
+        assert whole_values == [row[column] for row in resumed_last if row[column]], column
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_splits_the_global_batch(gulp_root: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "ddp"
+    done = train_cli(
+        "--config-name",
+        "tsn_rgb",
+        *tiny(gulp_root, run_dir),
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.limit_train_batches=3",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    checkpoint = read_checkpoint(version_dir(run_dir) / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 3
+    assert not (run_dir / "lightning_logs" / "version_1").exists()  # one log dir, by rank 0
+    # batch 4 over 2 processes: each loads 2 per step, and every rank's share differs
+    from epic_ar.data.dataset import SeededShuffleSampler
+
+    shares = [list(SeededShuffleSampler(10, seed=42, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert not set(shares[0]) & set(shares[1])
+    assert "val/verb_top1" in last_values(version_dir(run_dir))
+
+
+@pytest.mark.slow
+def test_training_starts_from_given_weights(gulp_root: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    assert train_cli("--config-name", "tsn_rgb", *tiny(gulp_root, first)).returncode == 0
+    weights = version_dir(first) / "checkpoints" / "last.ckpt"
+    plain = tmp_path / "plain.pt"
+    state = {k[len("model.") :]: v for k, v in read_checkpoint(weights)["state_dict"].items()}
+    torch.save(state, plain)
+
+    # lr 0: the weights stay as loaded (except the running stats of the one training BN)
+    second = tmp_path / "second"
+    done = train_cli(
+        "--config-name",
+        "tsn_rgb",
+        *tiny(gulp_root, second),
+        f"+model.weights={plain}",
+        "learning.lr=0",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    trained = read_checkpoint(version_dir(second) / "checkpoints" / "last.ckpt")["state_dict"]
+    assert torch.equal(trained["model.new_fc.weight"], state["new_fc.weight"])
+    assert torch.equal(
+        trained["model.base_model.layer4.1.conv2.weight"], state["base_model.layer4.1.conv2.weight"]
+    )
+
+    state["extra.weight"] = torch.zeros(1)
+    del state["new_fc.bias"]
+    torch.save(state, plain)
+    strict = train_cli(
+        "--config-name", "tsn_rgb", *tiny(gulp_root, tmp_path / "third"), f"+model.weights={plain}"
+    )
+    assert strict.returncode == 1
+    error = strict.stderr.strip().splitlines()[-1]
+    assert "missing keys: new_fc.bias" in error and "unexpected keys: extra.weight" in error
+    partial = train_cli(
+        "--config-name",
+        "tsn_rgb",
+        *tiny(gulp_root, tmp_path / "fourth"),
+        f"+model.weights={plain}",
+        "model.weights_strict=false",
+    )
+    assert partial.returncode == 0, partial.stderr[-3000:]
+    assert "left as initialised: new_fc.bias" in partial.stdout + partial.stderr
+
+
+@pytest.mark.slow
+def test_published_layout_checkpoint_initialises_training(gulp_root: Path, tmp_path: Path) -> None:
+    checkpoint_fixtures = pytest.importorskip("checkpoint_fixtures")
+    if not checkpoint_fixtures.REFERENCE.is_dir():
+        pytest.skip("../shared/reference is not available")
+    published = checkpoint_fixtures.filled_skeleton("tsn_rgb", tmp_path / "tsn_rgb.ckpt")
+    run_dir = tmp_path / "from_published"
+    done = train_cli(
+        "--config-name",
+        "tsn_rgb",
+        *tiny(gulp_root, run_dir),
+        "model.backbone=resnet50",
+        f"+model.weights={published}",
+        "learning.lr=0",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    trained = read_checkpoint(version_dir(run_dir) / "checkpoints" / "last.ckpt")["state_dict"]
+    source = read_checkpoint(published)["state_dict"]
+    assert trained.keys() == source.keys()
+    assert torch.equal(trained["model.new_fc.weight"], source["model.new_fc.weight"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "data._root_gulp_dir=/nonexistent",
+            "data.train_gulp_dir: /nonexistent/rgb_train does not exist",
+        ),
+        ("model.type=C3D", "model.type: 'C3D' is not one of"),
+        ("model.backbone=vgg16", "model.backbone: 'vgg16' is not one of"),
+        ("+model.temporal_pool=true", "model.temporal_pool: applies to TSM only"),
+        (
+            "+trainer.not_an_option=1",
+            "trainer.not_an_option: not an argument of Lightning's Trainer",
+        ),
+        ("learning.batch_size=0", "learning.batch_size: 0 is not a positive integer"),
+    ],
+)
+def test_config_errors_are_one_line(
+    gulp_root: Path, tmp_path: Path, override: str, message: str
+) -> None:
+    done = train_cli("--config-name", "tsn_rgb", *tiny(gulp_root, tmp_path / "run"), override)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("epic-ar train: error: "), done.stderr
+    assert message in lines[0]
+    assert not (tmp_path / "run").exists()  # nothing left behind
+
+
+def test_unset_gulp_root_and_missing_config_name(tmp_path: Path) -> None:
+    done = train_cli("--config-name", "tsm_flow", f"hydra.run.dir={tmp_path}")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "epic-ar train: error: data._root_gulp_dir is not set: add data._root_gulp_dir=... "
+        "(the folder holding the gulp directories, or set data.frames_dir)"
+    )
+    done = train_cli(f"hydra.run.dir={tmp_path}")
+    assert done.returncode == 1 and "choose one with --config-name" in done.stderr
+
+
+def test_hydra_prints_the_composed_config() -> None:
+    done = train_cli("--config-name", "tsm_rgb", "--cfg", "job", "data._root_gulp_dir=/g")
+    assert done.returncode == 0, done.stderr
+    assert "type: TSM" in done.stdout and "batch_size: 64" in done.stdout
+    assert "std:\n    - 0.485" in done.stdout  # the published RGB std quirk
+
+
+def test_packaged_configs_hold_the_published_values() -> None:
+    from hydra import compose, initialize_config_module
+
+    reference = Path(__file__).resolve().parents[2] / "shared" / "reference"
+    published_path = reference / "official_hyper_parameters.json"
+    if not published_path.is_file():
+        pytest.skip("../shared/reference is not available")
+    import json
+
+    published = json.loads(published_path.read_text())
+    with initialize_config_module("epic_ar.configs", version_base="1.3"):
+        for name in CONFIGS:
+            ours = plain_run_config(compose(name, ["data._root_gulp_dir=/g"]))
+            theirs = published[name]
+            for section in ("model", "learning"):
+                for key, value in theirs[section].items():
+                    assert ours[section][key] == value, (name, section, key)
+            for key, value in theirs["data"].items():
+                if key.endswith("gulp_dir") or key == "_root_gulp_dir":
+                    continue
+                assert ours["data"][key] == value, (name, key)
+            for key in ("gradient_clip_val", "max_epochs"):
+                assert ours["trainer"][key] == theirs["trainer"][key]
+            assert ours["seed"] == theirs["seed"] and ours["modality"] == theirs["modality"]
+
+
+def test_original_trainer_arguments_are_translated() -> None:
+    arguments, resume = trainer_arguments(
+        {
+            "gpus": 4,
+            "devices": "auto",
+            "distributed_backend": "dp",
+            "resume_from_checkpoint": "/runs/epoch=3.ckpt",
+            "row_log_interval": 5,
+        }
+    )
+    assert arguments == {
+        "devices": 4,
+        "accelerator": "gpu",
+        "strategy": "auto",
+        "log_every_n_steps": 5,
+    }
+    assert resume == "/runs/epoch=3.ckpt"
+    arguments, _ = trainer_arguments({"accelerator": "cpu", "devices": 2, "strategy": "ddp"})
+    assert arguments == {"accelerator": "cpu", "devices": 2, "strategy": "ddp"}
+    with pytest.raises(EpicArError, match="not both"):
+        trainer_arguments({"gpus": 2, "devices": 2})
+
+
+def base_config(**sections: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "modality": "RGB",
+        "seed": 1,
+        "data": {},
+        "learning": {"batch_size": 8},
+        "model": {"type": "TSN", "backbone": "resnet18"},
+        "trainer": {},
+    }
+    for key, value in sections.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) else value
+    return config
+
+
+def test_run_config_checks_combinations() -> None:
+    run = parse_run_config(base_config(model={"weights": "w.pt", "weights_strict": False}))
+    assert run.init.weights == "w.pt" and not run.init.weights_strict
+    assert "weights" in run.stored["model"]  # kept, as the original kept it
+    with pytest.raises(EpicArError, match="kinetics weights exist for TSM with resnet50 only"):
+        parse_run_config(base_config(model={"pretrained": "kinetics"}))
+    with pytest.raises(EpicArError, match=r"data\.frame_count 3 is odd"):
+        parse_run_config(
+            base_config(model={"type": "TSM", "temporal_pool": True}, data={"frame_count": 3})
+        )
+    with pytest.raises(EpicArError, match="data: unknown keys \\['frames'\\]"):
+        parse_run_config(base_config(data={"frames": 3}))
+    with pytest.raises(EpicArError, match=r"resume or trainer\.resume_from_checkpoint"):
+        parse_run_config(base_config(resume="a.ckpt", trainer={"resume_from_checkpoint": "b"}))
+
+
+def test_resume_auto_takes_the_newest_complete_checkpoint(tmp_path: Path) -> None:
+    assert find_resume_checkpoint("auto", tmp_path) is None
+    folder = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    folder.mkdir(parents=True)
+    older, newer, broken = folder / "epoch=0.ckpt", folder / "epoch=1.ckpt", folder / "last.ckpt"
+    for index, path in enumerate((older, newer)):
+        torch.save({"epoch": index}, path)
+        os.utime(path, (1000 + index, 1000 + index))
+    broken.write_bytes(newer.read_bytes()[:100])  # killed while writing
+    assert find_resume_checkpoint("auto", tmp_path) == newer
+    with pytest.raises(EpicArError, match="no such checkpoint"):
+        find_resume_checkpoint(str(tmp_path / "nope.ckpt"), tmp_path)
+
+
+def test_training_ranks_equal_the_evaluator_ranks() -> None:
+    rng = np.random.default_rng(0)
+    verb_scores = rng.integers(0, 6, (64, 97)).astype(np.float32)  # many ties
+    noun_scores = rng.normal(size=(64, 300)).astype(np.float32)
+    noun_scores[:8] = 0.0  # whole rows tied
+    verbs, nouns = rng.integers(0, 97, 64), rng.integers(0, 300, 64)
+    rows = np.arange(16, 40)  # true classes score high here: low action ranks
+    verb_scores[rows, verbs[rows]] = 9.0
+    noun_scores[rows, nouns[rows]] = 4.0
+    as_torch = [torch.from_numpy(a) for a in (verb_scores, noun_scores, verbs, nouns)]
+    assert np.array_equal(
+        metrics.class_ranks(as_torch[0], as_torch[2]).numpy(),
+        official.class_ranks(verb_scores, verbs),
+    )
+    ours = metrics.action_ranks(as_torch[0], as_torch[1], as_torch[2], as_torch[3]).numpy()
+    theirs = official.action_ranks(verb_scores, noun_scores, verbs, nouns)
+    assert np.array_equal(np.minimum(ours, 10**6), np.minimum(theirs, 10**6))
+    assert (ours < 5).any() and (ours >= 10**6).any()
+
+
+def test_cli_lists_train_and_passes_hydra_help() -> None:
+    done = subprocess.run(
+        [*epic_ar_command(), "--help"], capture_output=True, text=True, check=False
+    )
+    assert "train" in done.stdout
+    done = train_cli("--help")
+    assert done.returncode == 0 and "--config-name" in done.stdout
+    assert sys.executable  # the same interpreter runs the CLI
