@@ -8,6 +8,7 @@ usual (`--config-name`, `key=value`, `+trainer.<kwarg>=...`, `-m` sweeps, `--cfg
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -53,14 +54,8 @@ def _train_main(config: DictConfig) -> None:
         remove_unused_run_dir(run_dir)
         print(f"epic-ar train: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    if int(_rank()) == 0:
+    if os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0":  # DDP: print once
         print("\n".join(summary_lines(result)))
-
-
-def _rank() -> str:
-    import os
-
-    return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))
 
 
 def run_hydra(arguments: Sequence[str]) -> int:
