@@ -30,9 +30,10 @@ def split_scores(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return scores[:, :N_VERBS], scores[:, N_VERBS:]
 
 
-def step_seed(seed: int, step: int, rank: int) -> int:
-    """The seed of one process's random draws in one training step (dropout, TRN subsets)."""
-    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
+def batch_seed(seed: int, step: int, batch_index: int, rank: int) -> int:
+    """The seed of one process's random draws (dropout, TRN subsets) for one batch:
+    optimiser step, batch within the epoch (distinct under gradient accumulation), rank."""
+    return int(np.random.SeedSequence([seed, step, batch_index, rank]).generate_state(1)[0])
 
 
 class ActionRecognitionSystem(LightningModule):
@@ -76,10 +77,10 @@ class ActionRecognitionSystem(LightningModule):
         return losses, ranks
 
     def on_train_batch_start(self, batch: Batch, batch_index: int) -> None:
-        # Random draws depend on (seed, step, rank) only, so a run resumed from a checkpoint
-        # continues exactly as the uninterrupted run would have (whatever else drew from
-        # the global generator in between, e.g. DataLoader iterators).
-        seed = step_seed(self.run_config.seed, self.global_step, self.global_rank)
+        # Random draws depend on (seed, step, batch, rank) only, so a run resumed from a
+        # checkpoint continues exactly as the uninterrupted run would have (whatever else
+        # drew from the global generator in between, e.g. DataLoader iterators).
+        seed = batch_seed(self.run_config.seed, self.global_step, batch_index, self.global_rank)
         torch.manual_seed(seed)
         if self.model.consensus is not None:
             self.model.consensus.seed(seed)
