@@ -158,6 +158,29 @@ def test_test_mode_equals_pil_decode_and_centre_crop(tmp_path: Path) -> None:
             assert np.array_equal(frames[t].permute(1, 2, 0).numpy(), expected)
 
 
+def test_test_time_clips_and_crops(data: SyntheticData) -> None:
+    source = gulp_dir(data, "rgb", "validation")
+    plain = build_dataset(source, "rgb", frame_count=3, train=False, scale_size=48,
+                          input_size=40)  # fmt: skip
+    views = build_dataset(source, "rgb", frame_count=3, train=False, scale_size=48,
+                          input_size=40, clips=3, crops=3)  # fmt: skip
+    for index in range(len(plain)):
+        one, _ = plain[index]
+        nine, _ = views[index]
+        assert nine.shape == (9, 3, 3, 40, 40)
+        assert torch.equal(nine[4], one)  # middle clip, centre crop: the default view
+        row = plain.table
+        frames = int(row.num_frames[plain.rows[index]])
+        for clip, position in enumerate((1 / 6, 1 / 2, 5 / 6)):
+            offsets = sample_test_offsets(frames, 3, 1, position)
+            jpegs = plain.segments.read_jpegs(int(plain.rows[index]), offsets)
+            whole = torch.from_numpy(decode_frames(jpegs)).permute(0, 3, 1, 2)  # 64 x 48
+            assert torch.equal(nine[3 * clip], whole[:, :, 4:44, 0:40])  # left
+            assert torch.equal(nine[3 * clip + 2], whole[:, :, 4:44, 24:64])  # right
+    with pytest.raises(EpicArError, match="crops 1 or 3"):
+        build_dataset(source, "rgb", train=False, crops=2)
+
+
 def test_test_split_without_labels(data: SyntheticData) -> None:
     labels = data.annotations / "EPIC_100_test_timestamps.csv"
     dataset = small(data.frames("tar", "rgb"), "rgb", train=False, labels=labels)

@@ -63,15 +63,20 @@ class SegmentDataset(Dataset[Item]):
         scale_size: int = 256,
         scales: Sequence[float] | None = None,
         fast_decode: bool = False,
+        clips: int = 1,
+        crops: int = 1,
     ):
         if frame_count < 1 or segment_length < 1:
             raise EpicArError("frame_count and segment_length must be at least 1")
+        if clips < 1 or crops not in (1, 3):
+            raise EpicArError(f"clips must be at least 1 and crops 1 or 3 (got {clips}, {crops})")
         if not train and scale_size < input_size:
             raise EpicArError(f"scale size {scale_size} is smaller than input size {input_size}")
         self.segments, self.table = segments, segments.table
         self.modality: Modality = segments.modality
         self.frame_count, self.segment_length, self.train = frame_count, segment_length, train
         self.input_size, self.scale_size, self.fast_decode = input_size, scale_size, fast_decode
+        self.clips, self.crops = clips, crops  # test-time views (test mode only)
         default_scales = FLOW_SCALES if self.modality == "flow" else RGB_SCALES
         self.scales = tuple(scales) if scales is not None else default_scales
         self.rows = np.arange(len(self.table), dtype=np.int64)  # item → segment table row
@@ -101,26 +106,37 @@ class SegmentDataset(Dataset[Item]):
         return frames, self.table.metadata(row)
 
     def load_frames(self, row: int, rng: np.random.Generator) -> torch.Tensor:
-        """[T, C, S, S] uint8 for the segment in table row `row` (rng unused in test mode)."""
+        """[T, C, S, S] uint8 for the segment in table row `row` (rng unused in test mode);
+        in test mode with several clips or crops, [V, T, C, S, S]: V = clips x crops views,
+        clip by clip (crops left, centre, right)."""
         num_frames = int(self.table.num_frames[row])
-        length, count = self.segment_length, self.frame_count
-        if self.train:
-            offsets = sample_train_offsets(num_frames, count, length, rng)
-        else:
-            offsets = sample_test_offsets(num_frames, count, length)
-        indices = snippet_frame_indices(offsets, length, num_frames)
+        length, count, size = self.segment_length, self.frame_count, self.input_size
         try:
-            jpegs = self.segments.read_jpegs(row, indices)
-            if self.train:
-                frames, flip = self._train_frames(jpegs, rng)
-            else:
-                frames, flip = self._test_frames(jpegs), False
+            if not self.train:
+                views = [
+                    view.reshape(count, -1, size, size)
+                    for position in clip_positions(self.clips)
+                    for view in self._test_views(row, num_frames, position)
+                ]
+                return views[0] if len(views) == 1 else torch.stack(views)
+            offsets = sample_train_offsets(num_frames, count, length, rng)
+            indices = snippet_frame_indices(offsets, length, num_frames)
+            frames, flip = self._train_frames(self.segments.read_jpegs(row, indices), rng)
         except (ValueError, EpicArError) as exc:
             segment = self.table.narration_id[row]
             raise EpicArError(f"segment {segment}: {exc}") from exc
         if flip and self.modality == "flow":
             invert_flow_u(frames)
-        return frames.reshape(count, -1, self.input_size, self.input_size)
+        return frames.reshape(count, -1, size, size)
+
+    def _test_views(self, row: int, num_frames: int, position: float) -> list[torch.Tensor]:
+        """The crops ([F, C, S, S] each) of one test clip at `position` in each part."""
+        offsets = sample_test_offsets(num_frames, self.frame_count, self.segment_length, position)
+        indices = snippet_frame_indices(offsets, self.segment_length, num_frames)
+        jpegs = self.segments.read_jpegs(row, indices)
+        if self.crops == 1:
+            return [self._test_frames(jpegs)]
+        return self._three_crops(jpegs)
 
     def _train_frames(
         self, jpegs: list[bytes], rng: np.random.Generator
@@ -151,6 +167,23 @@ class SegmentDataset(Dataset[Item]):
             box = center_crop_box(resized.shape[2], resized.shape[1], size)
             pixels = resized[:, box.y : box.y + box.height, box.x : box.x + box.width]
         return crop_resize(pixels, _whole(pixels), size)
+
+    def _three_crops(self, jpegs: list[bytes]) -> list[torch.Tensor]:
+        """Left, centre and right `S` x `S` crops of the frames resized to `scale_size`
+        (vertically centred), [F, C, S, S] each."""
+        decoded = decode_frames(jpegs, fast=self.fast_decode, scratch=self._scratch)
+        resized = resize_shorter_side(decoded, self.scale_size)
+        height, width = resized.shape[1:3]
+        size = self.input_size
+        centre = center_crop_box(width, height, size)
+        boxes = [CropBox(x, centre.y, size, size) for x in (0, centre.x, width - size)]
+        return [crop_resize(resized, box, size) for box in boxes]
+
+
+def clip_positions(clips: int) -> list[float]:
+    """Where each test clip samples within the T parts: (c + 0.5) / clips, so one clip is
+    the original's centre sampling."""
+    return [(clip + 0.5) / clips for clip in range(clips)]
 
 
 def _whole(frames: np.ndarray) -> CropBox:
@@ -227,6 +260,8 @@ def build_dataset(
     fast_decode: bool = False,
     label_frame_numbers: Literal["rgb", "flow"] = "rgb",
     index_cache_dir: str | Path | None = None,
+    clips: int = 1,
+    crops: int = 1,
 ) -> SegmentDataset:
     """A map-style dataset of `(frames [T, C, S, S] uint8, metadata)` items.
 
@@ -246,6 +281,8 @@ def build_dataset(
             for flow, as `epic-ar convert-flow-idxs` does) or already counts flow frames.
         index_cache_dir: archives only: where tar indexes go (default: beside each archive,
             or ~/.cache/epic-ar when that is read-only).
+        clips, crops: test mode only: `clips` evenly shifted samplings and 1 or 3 (left,
+            centre, right) crops; with more than one view, items are [V, T, C, S, S].
     """
     if modality not in ("rgb", "flow"):
         raise EpicArError(f"unknown modality {modality!r}; choose rgb or flow")
@@ -277,4 +314,6 @@ def build_dataset(
         scale_size=scale_size,
         scales=scales,
         fast_decode=fast_decode,
+        clips=clips,
+        crops=crops,
     )

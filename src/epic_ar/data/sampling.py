@@ -28,15 +28,19 @@ def sample_train_offsets(
     return np.zeros(frame_count, dtype=np.int64)
 
 
-def sample_test_offsets(num_frames: int, frame_count: int, snippet_length: int) -> np.ndarray:
+def sample_test_offsets(
+    num_frames: int, frame_count: int, snippet_length: int, position: float = 0.5
+) -> np.ndarray:
     """Deterministic snippet starts for validation and testing: [T] int64.
 
-    `tick = (N - L + 1) / T`, part t starts at `int(tick/2 + tick*t)`, computed in double
-    precision as the original does; clipped into [0, max(N - L, 0)] for segments shorter
-    than the snippet (where the original would read before the first frame).
+    `tick = (N - L + 1) / T`, part t starts at `int(tick*position + tick*t)`, computed in
+    double precision as the original does (its `tick/2`: position 0.5, the default; other
+    positions in [0, 1) give the shifted clips of test-time augmentation); clipped into
+    [0, max(N - L, 0)] for segments shorter than the snippet (where the original would
+    read before the first frame).
     """
     tick = (num_frames - snippet_length + 1) / float(frame_count)
-    offsets = [int(tick / 2.0 + tick * t) for t in range(frame_count)]
+    offsets = [int(tick * position + tick * t) for t in range(frame_count)]
     return np.clip(np.asarray(offsets, dtype=np.int64), 0, max(num_frames - snippet_length, 0))
 
 
