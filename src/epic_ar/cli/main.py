@@ -19,6 +19,7 @@ from epic_ar.cli import (
     submit,
     synth,
     synthetic_results,
+    testing,
     train,
 )
 from epic_ar.errors import EpicArError
@@ -34,6 +35,7 @@ COMMANDS = (
     synthetic_results,
     download,
     train,
+    testing,
     demo,
 )
 EXIT_ERROR = 1

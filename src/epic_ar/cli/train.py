@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,8 +44,6 @@ def _train_main(config: DictConfig) -> None:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # via Hydra's handlers
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
-    # Lightning 2.6 with torch >= 2.10 warns about its own use of a torch API, every step
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         result = train(plain_run_config(config), run_dir)

@@ -72,6 +72,23 @@ class VideoModel(nn.Module):
                 expected_eval=config.trn_eval == "expected",
             )
 
+    def set_frame_count(self, frame_count: int) -> None:
+        """Take `frame_count` frames per segment from now on. Only TSN's weights do not
+        depend on the frame count; TSM and TRN keep the one they were built with.
+
+        Raises:
+            ValueError: a TSM or TRN model asked for another frame count.
+        """
+        if frame_count == self.spec.frame_count:
+            return
+        if self.config.type != "TSN":
+            raise ValueError(
+                f"{self.config.type} models run with the frame count they were built with "
+                f"({self.spec.frame_count}), not {frame_count}"
+            )
+        self.spec = InputSpec(self.spec.modality, frame_count, self.spec.segment_length)
+        self.output_frames = frame_count
+
     def _pools(self) -> bool:
         return self.config.type == "TSM" and self.config.temporal_pool
 

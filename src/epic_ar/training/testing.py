@@ -1,0 +1,165 @@
+"""Scores for every segment of a split, in one process or several (DDP), with test-time views.
+
+Each process scores its share of the segments (Lightning's distributed sampler, which pads
+the last share with repeats); the shares are gathered to every process, the repeats dropped
+and the rows put back in the split's order, so the scores equal a single process's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from lightning import LightningModule, Trainer
+from torch.utils.data import DataLoader, Dataset
+
+from epic_ar.data.config import DataConfig
+from epic_ar.data.datamodule import EpicDataModule, restrict
+from epic_ar.data.dataset import Item, SegmentDataset, build_dataset
+from epic_ar.errors import EpicArError
+from epic_ar.models.video_model import VideoModel
+from epic_ar.training.run_config import parse_data_config
+
+Split = Literal["val", "test"]
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How to score a split. `frame_count` None: the config's `data.test_frame_count`, else
+    its `data.frame_count`. `clips` x `crops` views per segment, scores averaged."""
+
+    split: Split
+    frame_count: int | None = None
+    batch_size: int = 8
+    clips: int = 1
+    crops: int = 1
+    devices: int = 1
+    accelerator: str = "auto"
+    workers: int = 4
+
+
+@dataclass(frozen=True)
+class SplitScores:
+    narration_id: np.ndarray  # [N] str, the split's order
+    scores: np.ndarray  # [N, 397] float32: 97 verbs, then 300 nouns
+
+
+class _Indexed(Dataset[Item]):
+    """Items with their dataset index in the metadata (to undo the distributed split)."""
+
+    def __init__(self, dataset: SegmentDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Item:
+        frames, metadata = self.dataset[index]
+        return frames, {"index": index, "narration_id": metadata["narration_id"]}
+
+
+class _Scorer(LightningModule):
+    """Averages the model's scores over the views ([B, V, T, C, H, W] input) of a segment."""
+
+    def __init__(self, model: VideoModel, data: DataModuleForTest):
+        super().__init__()
+        self.model, self.data = model, data
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        frames, metadata = batch
+        return self.data.normalize(frames), metadata
+
+    def predict_step(self, batch: Any, batch_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        frames, metadata = batch
+        if frames.dim() == 6:  # several views: score them all, average before softmax
+            views = frames.shape[1]
+            scores = self.model(frames.flatten(0, 1)).unflatten(0, (-1, views)).mean(dim=1)
+        else:
+            scores = self.model(frames)
+        return metadata["index"].cpu(), scores.float().cpu()
+
+
+class DataModuleForTest(EpicDataModule):
+    """Only `normalize` and `source` are used: the loader is built by `score_split`."""
+
+
+def test_dataset(data: DataConfig, modality: str, settings: ScoringOptions) -> SegmentDataset:
+    module = DataModuleForTest(data, modality=modality, batch_size=settings.batch_size)
+    source, labels = module.source(settings.split)
+    frame_count = settings.frame_count or data.test_frame_count or data.frame_count
+    dataset = build_dataset(
+        source,
+        module.modality,
+        frame_count=frame_count,
+        segment_length=data.segment_length,
+        train=False,
+        labels=labels,
+        input_size=data.preprocessing.input_size,
+        scale_size=data.test_augmentation.rescale_size,
+        fast_decode=data.fast_decode,
+        label_frame_numbers="flow" if data.label_frame_numbers == "flow" else "rgb",
+        clips=settings.clips,
+        crops=settings.crops,
+    )
+    restrict(dataset, data.participants, data.max_segments)
+    return dataset
+
+
+def score_split(model: VideoModel, config: dict[str, Any], settings: ScoringOptions) -> SplitScores:
+    """Scores of every segment of `settings.split`, as the run `config` (a checkpoint's,
+    see `epic_ar.models.load_checkpoint`) reads and preprocesses it.
+
+    Returns the same on every process; the order is the split's (annotation order).
+    """
+    data = parse_data_config(dict(config.get("data", {})))
+    modality = str(config.get("modality", "RGB"))
+    dataset = test_dataset(data, modality, settings)
+    try:
+        model.set_frame_count(dataset.frame_count)
+    except ValueError as exc:
+        raise EpicArError(str(exc)) from None
+    module = DataModuleForTest(data, modality=modality, batch_size=settings.batch_size)
+    loader = DataLoader(
+        _Indexed(dataset),
+        batch_size=settings.batch_size,
+        num_workers=settings.workers,
+        pin_memory=torch.cuda.is_available(),
+    )
+    trainer = Trainer(
+        accelerator=settings.accelerator,
+        devices=settings.devices,
+        strategy="ddp" if settings.devices > 1 else "auto",
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    predictions = trainer.predict(_Scorer(model.eval(), module), dataloaders=loader)
+    assert predictions is not None
+    indices = torch.cat([index for index, _ in predictions])
+    scores = torch.cat([score for _, score in predictions])
+    indices, scores = _gather(indices, scores)
+    order = _first_of_each(indices.numpy(), len(dataset))
+    rows = dataset.rows
+    return SplitScores(
+        narration_id=np.asarray(dataset.table.narration_id)[rows],
+        scores=scores.numpy()[order],
+    )
+
+
+def _gather(indices: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every process's (indices, scores), concatenated in rank order (as is without DDP)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return indices, scores
+    shares: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(shares, (indices, scores))
+    return torch.cat([i for i, _ in shares]), torch.cat([s for _, s in shares])
+
+
+def _first_of_each(indices: np.ndarray, count: int) -> np.ndarray:
+    """Rows of `indices` that hold dataset items 0..count-1, the first of any repeats."""
+    _, first = np.unique(indices, return_index=True)
+    if len(first) != count:
+        raise EpicArError(f"scored {len(first)} of {count} segments")
+    return first
