@@ -63,7 +63,7 @@ class _Indexed(Dataset[Item]):
 class _Scorer(LightningModule):
     """Averages the model's scores over the views ([B, V, T, C, H, W] input) of a segment."""
 
-    def __init__(self, model: VideoModel, data: DataModuleForTest):
+    def __init__(self, model: VideoModel, data: EpicDataModule):  # data: for `normalize`
         super().__init__()
         self.model, self.data = model, data
 
@@ -81,12 +81,8 @@ class _Scorer(LightningModule):
         return metadata["index"].cpu(), scores.float().cpu()
 
 
-class DataModuleForTest(EpicDataModule):
-    """Only `normalize` and `source` are used: the loader is built by `score_split`."""
-
-
 def test_dataset(data: DataConfig, modality: str, settings: ScoringOptions) -> SegmentDataset:
-    module = DataModuleForTest(data, modality=modality, batch_size=settings.batch_size)
+    module = EpicDataModule(data, modality=modality, batch_size=settings.batch_size)
     source, labels = module.source(settings.split)
     frame_count = settings.frame_count or data.test_frame_count or data.frame_count
     dataset = build_dataset(
@@ -120,7 +116,7 @@ def score_split(model: VideoModel, config: dict[str, Any], settings: ScoringOpti
         model.set_frame_count(dataset.frame_count)
     except ValueError as exc:
         raise EpicArError(str(exc)) from None
-    module = DataModuleForTest(data, modality=modality, batch_size=settings.batch_size)
+    module = EpicDataModule(data, modality=modality, batch_size=settings.batch_size)
     loader = DataLoader(
         _Indexed(dataset),
         batch_size=settings.batch_size,
