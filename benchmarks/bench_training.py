@@ -27,6 +27,7 @@ from lightning import Callback, LightningModule, Trainer
 from torch.utils.data import DataLoader
 
 from bench_loader import make_gulp
+from epic_ar.data.config import DataConfig
 from epic_ar.data.datamodule import EpicDataModule
 from epic_ar.data.dataset import JoinedDataset, SeededShuffleSampler
 from epic_ar.training.run_config import parse_run_config
@@ -88,9 +89,10 @@ class RepeatedSegments(EpicDataModule):
     enough steps from a small gulp directory without epoch boundaries. Its loader is
     timed (`TimedBatches`)."""
 
-    repeat = 1
-    warmup = 1
-    timed: TimedBatches | None = None
+    def __init__(self, data: DataConfig, *, batch_size: int, repeat: int, warmup: int):
+        super().__init__(data, modality="RGB", batch_size=batch_size, seed=0)
+        self.repeat, self.warmup = repeat, warmup
+        self.timed: TimedBatches | None = None
 
     def train_dataloader(self) -> Any:
         joined = JoinedDataset([self.dataset("train", train=True)] * self.repeat)
@@ -147,15 +149,22 @@ def run_config(args: argparse.Namespace, gulp_root: Path) -> dict[str, Any]:
     }
 
 
+def repeated_segments(args: argparse.Namespace, data: DataConfig) -> RepeatedSegments:
+    """Enough repeats of the SEGMENTS segments for `args.steps` batches in one epoch."""
+    repeat = -(-args.steps * args.batch // SEGMENTS) + 1
+    return RepeatedSegments(data, batch_size=args.batch, repeat=repeat, warmup=args.warmup)
+
+
 def measure(args: argparse.Namespace, gulp_root: Path, preloaded: bool) -> tuple[float, float]:
     """(samples/s, share of the timed steps' wall time spent waiting for batches)."""
     run = parse_run_config(run_config(args, gulp_root))
     torch.manual_seed(0)
     system = ActionRecognitionSystem(run.stored)
-    RepeatedSegments.repeat = -(-args.steps * args.batch // SEGMENTS) + 1
-    RepeatedSegments.warmup = args.warmup
-    data_class = PreloadedBatches if preloaded else RepeatedSegments
-    data = data_class(run.data, modality="RGB", batch_size=args.batch, seed=0)
+    data: EpicDataModule
+    if preloaded:
+        data = PreloadedBatches(run.data, modality="RGB", batch_size=args.batch, seed=0)
+    else:
+        data = repeated_segments(args, run.data)
     timer = StepTimer(args.warmup, synchronize=args.accelerator == "gpu")
     trainer = Trainer(
         accelerator=args.accelerator,
@@ -182,9 +191,7 @@ def measure(args: argparse.Namespace, gulp_root: Path, preloaded: bool) -> tuple
 def loader_only(args: argparse.Namespace, gulp_root: Path) -> float:
     """Samples/s of the same DataLoader with no model: what the workers can supply."""
     run = parse_run_config(run_config(args, gulp_root))
-    RepeatedSegments.repeat = -(-args.steps * args.batch // SEGMENTS) + 1
-    data = RepeatedSegments(run.data, modality="RGB", batch_size=args.batch, seed=0)
-    batches = iter(data.train_dataloader())
+    batches = iter(repeated_segments(args, run.data).train_dataloader())
     for _ in range(args.warmup):
         next(batches)
     start = time.perf_counter()

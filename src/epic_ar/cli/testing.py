@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     scored = score_split(model, config, settings)
-    if os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) != "0":
+    if not scored.writer:
         return 0  # DDP: rank 0 writes the file
     results = Results(scored.scores[:, :N_VERBS], scored.scores[:, N_VERBS:], scored.narration_id)
     save_results(results, args.results, force=args.force)

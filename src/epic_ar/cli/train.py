@@ -8,7 +8,6 @@ usual (`--config-name`, `key=value`, `+trainer.<kwarg>=...`, `-m` sweeps, `--cfg
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +50,7 @@ def _train_main(config: DictConfig) -> None:
         remove_unused_run_dir(run_dir)
         print(f"epic-ar train: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    if os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0":  # DDP: print once
+    if result.writer:  # DDP: print once
         print("\n".join(summary_lines(result)))
 
 

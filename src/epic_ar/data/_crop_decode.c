@@ -92,16 +92,16 @@ static void mirror_rgb(unsigned char *restrict out, const unsigned char *restric
     mirror_rgb_scalar(out, in, width);
 }
 
-/* Grey pixels into every 4th byte of `out` (one channel of the RGBA packing the resize
- * uses), mirrored if asked: out[4 p] = in[p] (or in[width - 1 - p]). */
+/* Grey pixels into every `step`-th byte of `out` (step 4: one channel of the RGBA packing
+ * the resize uses), mirrored if asked: out[step p] = in[p] (or in[width - 1 - p]). */
 static void scatter_grey_scalar(unsigned char *restrict out, const unsigned char *restrict in,
-                                JDIMENSION width, int mirror) {
+                                JDIMENSION width, int step, int mirror) {
     if (mirror)
         for (JDIMENSION p = 0; p < width; p++)
-            out[(size_t)4 * p] = in[width - 1 - p];
+            out[(size_t)step * p] = in[width - 1 - p];
     else
         for (JDIMENSION p = 0; p < width; p++)
-            out[(size_t)4 * p] = in[p];
+            out[(size_t)step * p] = in[p];
 }
 
 #ifdef HAVE_SSSE3_MIRROR
@@ -130,9 +130,9 @@ scatter_grey_ssse3(unsigned char *restrict out, const unsigned char *restrict in
         }
     }
     if (mirror)
-        scatter_grey_scalar(out + (size_t)4 * p, in, width - p, 1);
+        scatter_grey_scalar(out + (size_t)4 * p, in, width - p, 4, 1);
     else
-        scatter_grey_scalar(out + (size_t)4 * p, in + p, width - p, 0);
+        scatter_grey_scalar(out + (size_t)4 * p, in + p, width - p, 4, 0);
 }
 #endif
 
@@ -145,17 +145,14 @@ static void copy_row(unsigned char *restrict out, const unsigned char *restrict 
         memcpy(out, in, (size_t)width * channels);
     } else if (channels == 3) { /* RGB (whose step is always 3), mirrored */
         mirror_rgb(out, in, width);
-    } else if (step == 4) {
+    } else {
 #ifdef HAVE_SSSE3_MIRROR
-        if (cpu_has_ssse3) {
+        if (step == 4 && cpu_has_ssse3) {
             scatter_grey_ssse3(out, in, width, mirror);
             return;
         }
 #endif
-        scatter_grey_scalar(out, in, width, mirror);
-    } else {
-        for (JDIMENSION p = 0; p < width; p++)
-            out[(size_t)(mirror ? width - 1 - p : p) * step] = in[p];
+        scatter_grey_scalar(out, in, width, step, mirror);
     }
 }
 

@@ -70,27 +70,44 @@ class EpicDataModule(LightningDataModule):
         """The split's dataset, in training mode or test mode (built once, then cached)."""
         key = (split, train)
         if key not in self._datasets:
-            data = self.data
-            source, labels = self.source(split)
+            self._datasets[key] = self.build_dataset(split, train=train)
+        return self._datasets[key]
+
+    def build_dataset(
+        self,
+        split: Split,
+        *,
+        train: bool,
+        frame_count: int | None = None,
+        clips: int = 1,
+        crops: int = 1,
+    ) -> SegmentDataset:
+        """A new dataset of the split as the config describes it. `frame_count` None: the
+        config's (`test_frame_count` for the test split when set); `clips`/`crops`: test-time
+        views (test mode)."""
+        data = self.data
+        source, labels = self.source(split)
+        if frame_count is None:
             frame_count = data.frame_count
             if split == "test" and data.test_frame_count is not None:
                 frame_count = data.test_frame_count
-            dataset = build_dataset(
-                source,
-                self.modality,
-                frame_count=frame_count,
-                segment_length=data.segment_length,
-                train=train,
-                labels=labels,
-                input_size=data.preprocessing.input_size,
-                scale_size=data.test_augmentation.rescale_size,
-                scales=data.train_augmentation.multiscale_crop_scales,
-                fast_decode=data.fast_decode,
-                label_frame_numbers="flow" if data.label_frame_numbers == "flow" else "rgb",
-            )
-            restrict(dataset, data.participants, data.max_segments)
-            self._datasets[key] = dataset
-        return self._datasets[key]
+        dataset = build_dataset(
+            source,
+            self.modality,
+            frame_count=frame_count,
+            segment_length=data.segment_length,
+            train=train,
+            labels=labels,
+            input_size=data.preprocessing.input_size,
+            scale_size=data.test_augmentation.rescale_size,
+            scales=data.train_augmentation.multiscale_crop_scales,
+            fast_decode=data.fast_decode,
+            label_frame_numbers="flow" if data.label_frame_numbers == "flow" else "rgb",
+            clips=clips,
+            crops=crops,
+        )
+        restrict(dataset, data.participants, data.max_segments)
+        return dataset
 
     def _world(self) -> tuple[int, int]:
         """(processes, this one's rank) of the attached trainer; (1, 0) without one."""

@@ -101,6 +101,12 @@ def input_spec(config: dict[str, Any]) -> InputSpec:
     )
 
 
+def listed_keys(keys: list[str], limit: int = 5) -> str:
+    """The first `limit` keys, comma-separated, and how many more there are."""
+    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
 def load_state_dict_strictly(
     model: torch.nn.Module, state: dict[str, torch.Tensor], source: str
 ) -> None:
@@ -121,8 +127,7 @@ def load_state_dict_strictly(
         ("wrong shape", wrong_shape),
     ):
         if keys:
-            shown = ", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
-            problems.append(f"{label} keys: {shown}")
+            problems.append(f"{label} keys: {listed_keys(keys)}")
     if problems:
         raise EpicArError(f"{source}: weights do not fit the model: " + "; ".join(problems))
     model.load_state_dict(state, strict=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from epic_ar.errors import EpicArError
-from epic_ar.models.checkpoint import load_state_dict_strictly
+from epic_ar.models.checkpoint import listed_keys, load_state_dict_strictly
 from epic_ar.models.checkpoint_file import read_checkpoint
 
 _PREFIXES = ("model.", "module.")  # Lightning's attribute, DataParallel/DDP's wrapper
@@ -49,13 +49,9 @@ def load_model_weights(model: torch.nn.Module, path: Path, *, strict: bool = Tru
     ignored = sorted(set(state) - set(fitting))
     if not missing and not ignored:
         return ""
-
-    def listed(keys: list[str]) -> str:
-        return ", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
-
     parts = [f"loaded {len(fitting)} of {len(expected)} tensors from {path}"]
     if missing:
-        parts.append(f"left as initialised: {listed(missing)}")
+        parts.append(f"left as initialised: {listed_keys(missing)}")
     if ignored:
-        parts.append(f"not used (unknown or other shape): {listed(ignored)}")
+        parts.append(f"not used (unknown or other shape): {listed_keys(ignored)}")
     return "; ".join(parts)

@@ -16,8 +16,8 @@ from lightning import LightningModule, Trainer
 from torch.utils.data import DataLoader, Dataset
 
 from epic_ar.data.config import DataConfig
-from epic_ar.data.datamodule import EpicDataModule, restrict
-from epic_ar.data.dataset import Item, SegmentDataset, build_dataset
+from epic_ar.data.datamodule import EpicDataModule
+from epic_ar.data.dataset import Item, SegmentDataset
 from epic_ar.errors import EpicArError
 from epic_ar.models.video_model import VideoModel
 from epic_ar.training.run_config import parse_data_config
@@ -44,6 +44,7 @@ class ScoringOptions:
 class SplitScores:
     narration_id: np.ndarray  # [N] str, the split's order
     scores: np.ndarray  # [N, 397] float32: 97 verbs, then 300 nouns
+    writer: bool  # whether this process writes outputs (rank 0; always without DDP)
 
 
 class _Indexed(Dataset[Item]):
@@ -82,25 +83,16 @@ class _Scorer(LightningModule):
 
 
 def test_dataset(data: DataConfig, modality: str, settings: ScoringOptions) -> SegmentDataset:
+    """The split's test-mode dataset with the settings' frame count and views."""
     module = EpicDataModule(data, modality=modality, batch_size=settings.batch_size)
-    source, labels = module.source(settings.split)
     frame_count = settings.frame_count or data.test_frame_count or data.frame_count
-    dataset = build_dataset(
-        source,
-        module.modality,
-        frame_count=frame_count,
-        segment_length=data.segment_length,
+    return module.build_dataset(
+        settings.split,
         train=False,
-        labels=labels,
-        input_size=data.preprocessing.input_size,
-        scale_size=data.test_augmentation.rescale_size,
-        fast_decode=data.fast_decode,
-        label_frame_numbers="flow" if data.label_frame_numbers == "flow" else "rgb",
+        frame_count=frame_count,
         clips=settings.clips,
         crops=settings.crops,
     )
-    restrict(dataset, data.participants, data.max_segments)
-    return dataset
 
 
 def score_split(model: VideoModel, config: dict[str, Any], settings: ScoringOptions) -> SplitScores:
@@ -141,6 +133,7 @@ def score_split(model: VideoModel, config: dict[str, Any], settings: ScoringOpti
     return SplitScores(
         narration_id=np.asarray(dataset.table.narration_id)[rows],
         scores=scores.numpy()[order],
+        writer=trainer.is_global_zero,
     )
 
 

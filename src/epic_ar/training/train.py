@@ -40,6 +40,7 @@ class TrainingOutcome:
     checkpoints: list[Path]
     last_checkpoint: Path | None
     metrics: dict[str, float]  # the last logged value of each metric
+    writer: bool  # whether this process reports (rank 0; always without DDP)
 
 
 def find_resume_checkpoint(resume: str | None, run_dir: Path) -> Path | None:
@@ -148,7 +149,14 @@ def outcome(trainer: Trainer, run_dir: Path) -> TrainingOutcome:
     checkpoints = sorted(checkpoint_dir.glob("epoch=*.ckpt"), key=os.path.getmtime)
     last = checkpoint_dir / "last.ckpt"
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
-    return TrainingOutcome(run_dir, log_dir, checkpoints, last if last.is_file() else None, metrics)
+    return TrainingOutcome(
+        run_dir,
+        log_dir,
+        checkpoints,
+        last if last.is_file() else None,
+        metrics,
+        writer=trainer.is_global_zero,
+    )
 
 
 def summary_lines(result: TrainingOutcome) -> list[str]:
