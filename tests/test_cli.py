@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -36,6 +38,29 @@ def test_help_lists_every_command(run_cli: RunCli) -> None:
     assert done.returncode == 0
     for command in ("fuse", "evaluate", "submit", "demo"):
         assert command in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "absent"),
+    [
+        (None, ("torch", "pandas", "hydra", "lightning")),
+        ("evaluate", ("torch", "hydra", "lightning")),
+        ("fuse", ("torch", "hydra", "lightning")),
+    ],
+)
+def test_commands_import_only_what_they_need(
+    command: str | None, absent: tuple[str, ...]
+) -> None:
+    # `epic-ar --help` and the results commands start fast: no torch behind their parsers
+    code = (
+        "import sys; from epic_ar.cli.main import build_parser; "
+        f"build_parser({command!r}); "
+        f"print(','.join(m for m in {absent!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == ""
 
 
 def test_submit_help_explains_the_six_levels(run_cli: RunCli) -> None:

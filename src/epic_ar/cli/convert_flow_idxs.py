@@ -9,10 +9,10 @@ from typing import Any
 from epic_ar.annotations.flow_frames import convert_annotation_file
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, help_text: str) -> None:
     parser = subparsers.add_parser(
         "convert-flow-idxs",
-        help="convert the frame numbers of an annotation file from RGB to optical flow",
+        help=help_text,
         description="Write a copy of an annotation file whose *frame columns hold flow frame "
         "numbers: flow = (rgb - 1) // stride + 1, stride 2 for the 2018 videos (P01_01) and 1 "
         "for the 2020 videos (P01_101). Needed before `epic-ar gulp ... flow`.",

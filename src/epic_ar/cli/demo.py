@@ -9,10 +9,10 @@ from typing import Any
 from epic_ar.demo import DEFAULT_LABELS, run_demo
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, help_text: str) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="run the pipeline end to end on the bundled validation labels",
+        help=help_text,
         description="Generate results for two pretend models on the validation set, fuse "
         "them, evaluate, and write a submission zip, printing each epic-ar command it runs.",
     )

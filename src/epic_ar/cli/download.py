@@ -9,10 +9,10 @@ from typing import Any
 from epic_ar.models.published import PUBLISHED_URLS, download_published
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, help_text: str) -> None:
     parser = subparsers.add_parser(
         "download",
-        help="download a published TSN/TRN/TSM checkpoint",
+        help=help_text,
         description="Download one of the six published EPIC-KITCHENS-100 checkpoints, check "
         "that it loads into the model its config describes, and store it as DIR/NAME.ckpt.",
     )

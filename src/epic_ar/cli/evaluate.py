@@ -13,10 +13,10 @@ from epic_ar.evaluation.results import load_results
 LOG = logging.getLogger("epic_ar.evaluate")
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, help_text: str) -> None:
     parser = subparsers.add_parser(
         "evaluate",
-        help="compute the official verb/noun/action, tail and unseen accuracies",
+        help=help_text,
         description="Evaluate a results file against the official labels with the challenge "
         "metrics: verb/noun/action top-1 and top-5 accuracy, tail and unseen top-1 accuracy, "
         "in percent. Actions are ranked as the official evaluator does (softmax over the 100 "

@@ -12,10 +12,10 @@ from epic_ar.evaluation.results import load_results, save_results
 from epic_ar.fileio.atomic import check_can_write
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, help_text: str) -> None:
     parser = subparsers.add_parser(
         "fuse",
-        help="fuse results files (e.g. RGB and flow) by averaging their scores",
+        help=help_text,
         description="Average the verb and noun scores of results files segment by segment "
         "(late fusion). Inputs are aligned by narration id and must cover the same segments; "
         "the output keeps the first file's order and its other keys.",

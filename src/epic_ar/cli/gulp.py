@@ -29,10 +29,10 @@ Interrupting the command (even with SIGKILL) loses at most the chunks being writ
 re-run the same command to finish the job. A finished job is not redone."""
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, help_text: str) -> None:
     parser = subparsers.add_parser(
         "gulp",
-        help="store the frames of annotated segments in a gulp directory",
+        help=help_text,
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -10,10 +10,10 @@ from typing import Any
 from epic_ar.gulp.check import check_gulp_directory
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, help_text: str) -> None:
     parser = subparsers.add_parser(
         "gulp-check",
-        help="verify every chunk of a gulp directory",
+        help=help_text,
         description="Check every chunk of a gulp directory: the meta files parse, records lie "
         "inside their data files and cover them exactly, and every frame decodes. Prints one "
         "line per problem; exits 1 when there is any.",

@@ -3,45 +3,61 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from epic_ar import __version__
-from epic_ar.cli import (
-    convert_flow_idxs,
-    demo,
-    download,
-    evaluate,
-    fuse,
-    gulp,
-    gulp_check,
-    submit,
-    synth,
-    synthetic_results,
-    testing,
-    train,
-)
 from epic_ar.errors import EpicArError
 
-COMMANDS = (
-    synth,
-    gulp,
-    gulp_check,
-    convert_flow_idxs,
-    fuse,
-    evaluate,
-    submit,
-    synthetic_results,
-    download,
-    train,
-    testing,
-    demo,
-)
+# name -> (module, one-line help). Only the module of the command being run is imported, so
+# `epic-ar --help` and the commands that need no torch start in a fraction of a second.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": (
+        "epic_ar.cli.synth",
+        "generate a small synthetic dataset shaped like EPIC-KITCHENS-100",
+    ),
+    "gulp": ("epic_ar.cli.gulp", "store the frames of annotated segments in a gulp directory"),
+    "gulp-check": ("epic_ar.cli.gulp_check", "verify every chunk of a gulp directory"),
+    "convert-flow-idxs": (
+        "epic_ar.cli.convert_flow_idxs",
+        "convert the frame numbers of an annotation file from RGB to optical flow",
+    ),
+    "train": ("epic_ar.cli.train", "train a model (Hydra overrides; see epic-ar train --help)"),
+    "test": (
+        "epic_ar.cli.testing",
+        "score the val or test split with a checkpoint (ours or published)",
+    ),
+    "fuse": (
+        "epic_ar.cli.fuse",
+        "fuse results files (e.g. RGB and flow) by averaging their scores",
+    ),
+    "evaluate": (
+        "epic_ar.cli.evaluate",
+        "compute the official verb/noun/action, tail and unseen accuracies",
+    ),
+    "submit": (
+        "epic_ar.cli.submit",
+        "write a challenge submission zip (test.json) from a results file",
+    ),
+    "synthetic-results": (
+        "epic_ar.cli.synthetic_results",
+        "write a results file of synthetic scores for the segments of an annotation file",
+    ),
+    "download": ("epic_ar.cli.download", "download a published TSN/TRN/TSM checkpoint"),
+    "demo": (
+        "epic_ar.cli.demo",
+        "run the whole pipeline on generated data: synth, gulp, train, test, fuse, "
+        "evaluate, submit",
+    ),
+}
 EXIT_ERROR = 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line, with the full arguments of `command` only (the others are listed
+    for --help; their modules are not imported)."""
     parser = argparse.ArgumentParser(
         prog="epic-ar",
         description="Train, test, evaluate and submit action recognition models on "
@@ -49,16 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"epic-ar {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
-        command.add_parser(subparsers)
+    for name, (module_name, help_text) in COMMANDS.items():
+        if name == command:
+            importlib.import_module(module_name).add_parser(subparsers, help_text)
+        else:
+            subparsers.add_parser(name, help=help_text)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["train"]:  # Hydra parses its own command line
+        from epic_ar.cli import train
+
         return train.run_hydra(arguments[1:])
-    args = build_parser().parse_args(arguments)
+    command = arguments[0] if arguments and arguments[0] in COMMANDS else None
+    args = build_parser(command).parse_args(arguments)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     try:
         return int(args.run(args))

@@ -31,10 +31,10 @@ SLS_TD_HELP = """Training-data level (default 4):
   4 train+val; 5 train+val plus other labelled or unlabelled data."""
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, help_text: str) -> None:
     parser = subparsers.add_parser(
         "submit",
-        help="write a challenge submission zip (test.json) from a results file",
+        help=help_text,
         formatter_class=argparse.RawTextHelpFormatter,
         description="Write the zip to upload to the EPIC-KITCHENS-100 action recognition "
         "challenge: one test.json with the verb and noun scores of every segment, and the "

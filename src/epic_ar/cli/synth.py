@@ -12,11 +12,11 @@ from epic_ar.data.synthetic import LAYOUTS, SyntheticConfig, generate_dataset
 from epic_ar.errors import EpicArError
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, help_text: str) -> None:
     defaults = SyntheticConfig()
     parser = subparsers.add_parser(
         "synth",
-        help="generate a small synthetic dataset shaped like EPIC-KITCHENS-100",
+        help=help_text,
         description="Write RGB and optical-flow frames (in the layouts `epic-ar gulp` reads) "
         "and annotation files in the official schema, for trying the pipeline without the real "
         "data. Each segment shows an object whose colour and shape follow its noun and whose "

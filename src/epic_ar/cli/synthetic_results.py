@@ -12,10 +12,10 @@ from epic_ar.evaluation.synthetic import synthetic_results
 from epic_ar.fileio.atomic import check_can_write
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, help_text: str) -> None:
     parser = subparsers.add_parser(
         "synthetic-results",
-        help="write a results file of synthetic scores for the segments of an annotation file",
+        help=help_text,
         description="Write a results file for every segment of LABELS whose scores are "
         "random noise plus SIGNAL on the true class (a random class when LABELS has no "
         "classes): a stand-in for a model, to try fuse/evaluate/submit.",

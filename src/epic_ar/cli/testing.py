@@ -11,10 +11,10 @@ from typing import Any
 from epic_ar.annotations.classes import N_VERBS
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, help_text: str) -> None:
     parser = subparsers.add_parser(
         "test",
-        help="score the val or test split with a checkpoint (ours or published)",
+        help=help_text,
         description="Score every segment of a split with a checkpoint (epic-ar's or one of the "
         "published ones) and write a results file for fuse / evaluate / submit, one row per "
         "segment in annotation order. Test-time augmentation: --clips K evenly shifted "

@@ -11,7 +11,6 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -19,18 +18,7 @@ from omegaconf import DictConfig
 
 from epic_ar.errors import EpicArError
 
-DESCRIPTION = (
-    "Train a model with Hydra overrides, e.g. epic-ar train --config-name tsm_rgb "
-    "data._root_gulp_dir=/gulp trainer.devices=4 hydra.run.dir=outputs/tsm_rgb. "
-    "Configs: tsn_rgb, tsn_flow, trn_rgb, trn_flow, tsm_rgb, tsm_flow; --help lists "
-    "Hydra's options."
-)
 _COMMAND_LINE: list[str] = []  # sys.argv as the user gave it (with `train`)
-
-
-def add_parser(subparsers: Any) -> None:
-    # Listed for `epic-ar --help`; `main` hands `train ...` to Hydra before argparse runs.
-    subparsers.add_parser("train", help="train a model (Hydra overrides)", description=DESCRIPTION)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
