@@ -48,9 +48,7 @@ def test_help_lists_every_command(run_cli: RunCli) -> None:
         ("fuse", ("torch", "hydra", "lightning")),
     ],
 )
-def test_commands_import_only_what_they_need(
-    command: str | None, absent: tuple[str, ...]
-) -> None:
+def test_commands_import_only_what_they_need(command: str | None, absent: tuple[str, ...]) -> None:
     # `epic-ar --help` and the results commands start fast: no torch behind their parsers
     code = (
         "import sys; from epic_ar.cli.main import build_parser; "
