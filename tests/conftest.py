@@ -61,14 +61,16 @@ RunCli = Callable[..., subprocess.CompletedProcess[str]]
 def run_cli(tmp_path: Path) -> RunCli:
     """Run `epic-ar ARGS...` in a subprocess (cwd: tmp_path); returns the completed process."""
 
-    def run(*args: object, cwd: Path = tmp_path) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: object, cwd: Path = tmp_path, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*epic_ar_command(), *map(str, args)],
             cwd=cwd,
             capture_output=True,
             text=True,
             check=False,
-            timeout=120,
+            timeout=timeout,
         )
 
     return run

@@ -185,6 +185,10 @@ def test_tables_next_to_labels_and_packaged_tables(run_cli: RunCli, tmp_path: Pa
             lambda d: ["submit", d / "r.pt", d / "s.zip", "--labels", d / "other_labels.csv"],
             ["results do not match", "4 narration ids not in the split"],
         ),
+        (
+            lambda d: ["test", d / "r.pt", d / "t.pt", "--split", "val", "--frames-dir", d],
+            ["--frames-dir and --labels go together"],
+        ),
     ],
 )
 def test_user_errors_exit_1_with_one_line(
@@ -220,22 +224,51 @@ def test_force_overwrites(run_cli: RunCli, tmp_path: Path) -> None:
     assert zipfile.is_zipfile(out)
 
 
-def test_demo_runs_end_to_end(run_cli: RunCli, tmp_path: Path) -> None:
-    repo = Path(__file__).resolve().parents[1]
+@pytest.mark.slow
+def test_quick_demo_runs_every_step_and_says_where_things_are(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
     out = tmp_path / "demo"
-    done = run_cli("demo", out, cwd=repo)
-    assert done.returncode == 0, done.stderr
-    assert "$ epic-ar fuse" in done.stdout and "$ epic-ar submit" in done.stdout
-    metrics = json.loads((out / "fused_val_metrics.json").read_text())
-    assert len(metrics) == 12
-    assert metrics["all_action_accuracy_at_1"] > 10 * 100 / (97 * 300)  # far above chance
-    for name in (
-        "rgb_val_results.pt",
-        "flow_val_results.pt",
-        "fused_val_results.pt",
-        "submission.zip",
+    done = run_cli("demo", out, "--quick", timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for command in (
+        "synth",
+        "convert-flow-idxs",
+        "gulp",
+        "train --config-name tsn_rgb",
+        "train --config-name tsn_flow",
+        "test",
+        "fuse",
+        "evaluate",
+        "submit",
     ):
-        assert (out / name).is_file(), name
+        assert f"$ epic-ar {command} " in done.stdout, command
+    assert "[22/22, " in done.stdout
+    metrics = json.loads((out / "results" / "fused_val_metrics.json").read_text())
+    assert len(metrics) == 12 and all(0 <= value <= 100 for value in metrics.values())
+    annotations = out / "data" / "annotations"
+    for split, labels in (
+        ("val", "EPIC_100_validation.csv"),
+        ("test", "EPIC_100_test_timestamps.csv"),
+    ):
+        expected = list(pd.read_csv(annotations / labels).narration_id)
+        for name in ("tsn_rgb", "tsn_flow", "fused"):
+            assert (
+                list(load_results(out / "results" / f"{name}_{split}.pt").narration_id) == expected
+            )
+    with zipfile.ZipFile(out / "submission.zip") as archive:
+        submitted = json.loads(archive.read("test.json"))
+    assert set(submitted["results"]) == set(expected)
+    for artefact in ("submission.zip", "fused_val_metrics.json", "runs/tsn_rgb", "gulp"):
+        assert artefact in done.stdout.split("Done in")[1], artefact
+
+
+def test_demo_refuses_a_folder_it_did_not_make(run_cli: RunCli, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    done = run_cli("demo", tmp_path)
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, str(tmp_path), "not an earlier demo's output")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_pickled_labels_give_the_same_metrics_as_csv(

@@ -124,6 +124,22 @@ def test_trn_expected_is_deterministic_and_the_mean_of_sampled() -> None:
     assert relations.samples_per_scale == [1, 3, 3]
 
 
+def test_set_trn_eval_switches_a_built_model() -> None:
+    model = small_model("MTRN").eval()
+    frames = torch.randn(2, model.spec.frame_count, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(frames)
+        model.set_trn_eval("sampled", seed=3)
+        first = model(frames)
+        model.set_trn_eval("sampled", seed=3)
+        assert torch.equal(model(frames), first)  # seeded draws repeat
+        assert not torch.allclose(first, expected)
+        model.set_trn_eval("expected")
+        assert torch.equal(model(frames), expected)
+    with pytest.raises(ValueError, match="trn_eval applies to TRN models, not TSN"):
+        small_model("TSN").set_trn_eval("sampled")
+
+
 @pytest.mark.parametrize("kind", ["TSN", "MTRN", "TSM"])
 def test_small_models_output_397_scores(kind: str) -> None:
     model = small_model(kind, "Flow").eval()

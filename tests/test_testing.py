@@ -3,15 +3,12 @@ fuse, evaluate and submit on them."""
 
 from __future__ import annotations
 
-import json
 import subprocess
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from conftest import epic_ar_command
 from epic_ar.annotations.flow_frames import convert_annotation_file
@@ -156,51 +153,44 @@ def test_published_layout_checkpoint_tests_with_datadir(
     )
 
 
-def test_fuse_evaluate_and_submit_the_tested_results(
+def test_archives_score_like_the_gulp_directories(
     trained: tuple[SyntheticData, dict[str, Path]], tmp_path: Path
 ) -> None:
     data, paths = trained
-
-    def cli(*args: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*epic_ar_command(), *map(str, args)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-
-    for split in ("val", "test"):
-        for name in ("tsn_rgb", "tsn_flow"):
-            assert (
-                run_test_command(
-                    paths[name], tmp_path / f"{name}_{split}.pt", "--split", split
-                ).returncode
-                == 0
-            )
-        fused = tmp_path / f"fused_{split}.pt"
-        assert (
-            cli(
-                "fuse", tmp_path / f"tsn_rgb_{split}.pt", tmp_path / f"tsn_flow_{split}.pt", fused
-            ).returncode
-            == 0
-        )
-    done = cli(
-        "evaluate", tmp_path / "fused_val.pt", data.labels("rgb", "validation"), "--format", "json"
+    out = tmp_path / "from_tars.pt"
+    rgb_labels = data.labels("rgb", "validation")
+    done = run_test_command(
+        paths["tsn_rgb"], out, "--split", "val", "--frames-dir", data.frames("tar", "rgb"),
+        "--labels", rgb_labels,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    options = ScoringOptions(split="val", accelerator="cpu", workers=0)
+    model, config = load_checkpoint(paths["tsn_rgb"])
+    from_gulp = score_split(model, config, options)
+    from_tars = load_results(out)
+    assert list(from_tars.narration_id) == list(from_gulp.narration_id)
+    assert np.array_equal(from_tars.verb_output, from_gulp.scores[:, :97])
+    # flow from the archives with the official (RGB-numbered) labels, converted on the fly
+    model, config = load_checkpoint(paths["tsn_flow"])
+    archives = ScoringOptions(
+        split="val",
+        accelerator="cpu",
+        workers=0,
+        frames_dir=data.frames("tar", "flow"),
+        labels=rgb_labels,
     )
-    assert done.returncode == 0, done.stderr
-    metrics = json.loads(done.stdout)
-    assert 0 <= metrics["all_action_accuracy_at_5"] <= 100
-    submission = tmp_path / "submission.zip"
-    done = cli(
-        "submit",
-        tmp_path / "fused_test.pt",
-        submission,
-        "--labels",
-        data.annotations / "EPIC_100_test_timestamps.csv",
+    assert np.array_equal(
+        score_split(model, config, archives).scores, score_split(model, config, options).scores
     )
-    assert done.returncode == 0, done.stderr
-    with zipfile.ZipFile(submission) as archive:
-        entries = json.loads(archive.read("test.json"))["results"]
-    assert len(entries) == len(load_results(tmp_path / "fused_test.pt"))
-    assert torch.__version__  # the same interpreter runs the commands
+
+
+def test_trn_eval_is_refused_for_other_models(
+    trained: tuple[SyntheticData, dict[str, Path]], tmp_path: Path
+) -> None:
+    _, paths = trained
+    done = run_test_command(
+        paths["tsn_rgb"], tmp_path / "x.pt", "--split", "val", "--trn-eval", "sampled"
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].endswith("trn_eval applies to TRN models, not TSN")
+    assert not (tmp_path / "x.pt").exists()

@@ -1,14 +1,15 @@
-"""The demo: the results half of the pipeline on the real validation labels, step by step.
+"""The demo: the whole pipeline on generated EPIC-shaped data, one real `epic-ar` command a step.
 
-Each step runs the real `epic-ar` command in a subprocess and prints it first, so the
-output doubles as a tutorial. Until training lands, two pretend models ("RGB" and "flow")
-stand in for trained ones.
+synth -> convert-flow-idxs -> gulp (RGB and flow, three splits) -> train TSN (RGB, flow) ->
+test (val, test) -> evaluate -> fuse -> evaluate -> submit. Each command is printed before it
+runs, so the output doubles as a tutorial, and runs in its own process as a user would run it.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -16,121 +17,262 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from epic_ar.errors import EpicArError
+from epic_ar.progress import format_duration
 
-DEFAULT_LABELS = Path("examples/annotations/EPIC_100_validation.csv")
+MARKER = ".epic-ar-demo"  # marks a folder as the demo's, which a re-run may clear
+SPLITS = {
+    "train": "EPIC_100_train",
+    "validation": "EPIC_100_validation",
+    "test": "EPIC_100_test_timestamps",
+}
+OWNED = ("data", "gulp", "runs", "results", "submission.zip")
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How much data the demo generates and how long it trains."""
+
+    participants: int
+    videos_per_participant: int
+    segments_per_video: int
+    frame_size: tuple[int, int]  # W, H pixels
+    frames: tuple[int, int]  # RGB frames per segment, min and max
+    verbs: int
+    nouns: int
+    epochs: int
+    lr_step: int  # the epoch at which the learning rate drops tenfold
+
+
+# About 4 minutes on 2 CPU cores; the models learn the classes (see the README's numbers).
+FULL = DemoSize(4, 3, 20, (96, 64), (10, 30), verbs=10, nouns=12, epochs=8, lr_step=6)
+# Every step on a few segments, one epoch: checks an installation in about a minute.
+QUICK = DemoSize(2, 2, 5, (64, 48), (8, 12), verbs=4, nouns=4, epochs=1, lr_step=1)
 
 
 @dataclass(frozen=True)
 class DemoArtefacts:
-    rgb_results: Path
-    flow_results: Path
-    fused_results: Path
-    metrics: Path
-    submission: Path
+    """Where the demo writes everything, under `root`."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def annotations(self) -> Path:
+        return self.data / "annotations"
+
+    def labels(self, split: str, modality: str = "rgb") -> Path:
+        """The split's annotation file; for flow, the copy with flow frame numbers."""
+        suffix = "_flow" if modality == "flow" else ""
+        return self.annotations / f"{SPLITS[split]}{suffix}.pkl"
+
+    @property
+    def gulp(self) -> Path:
+        return self.root / "gulp"
+
+    def run_dir(self, modality: str) -> Path:
+        return self.root / "runs" / f"tsn_{modality}"
+
+    def checkpoint(self, modality: str) -> Path:
+        return self.run_dir(modality) / "lightning_logs/version_0/checkpoints/last.ckpt"
+
+    def results(self, name: str, split: str) -> Path:
+        return self.root / "results" / f"{name}_{split}.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "results" / "fused_val_metrics.json"
+
+    @property
+    def submission(self) -> Path:
+        return self.root / "submission.zip"
 
 
-def _run_step(index: int, total: int, title: str, args: list[str]) -> str:
-    print(f"\n[{index}/{total}] {title}\n$ epic-ar {shlex.join(args)}", flush=True)
-    start = time.perf_counter()
-    completed = subprocess.run(
-        [sys.executable, "-m", "epic_ar", *args], capture_output=True, text=True, check=False
-    )
-    sys.stderr.write(completed.stderr)
-    if completed.returncode != 0:
-        raise EpicArError(f"demo step {index} ({title}) failed with exit {completed.returncode}")
-    print(completed.stdout.rstrip())
-    print(f"      ({time.perf_counter() - start:.1f} s)", flush=True)
-    return completed.stdout
+@dataclass(frozen=True)
+class Step:
+    title: str
+    args: list[str]  # after `epic-ar`
+    capture: bool = False  # keep stdout (to read it) instead of showing it
 
 
-def run_demo(out_dir: Path, *, labels: Path = DEFAULT_LABELS) -> DemoArtefacts:
-    """Generate, fuse, evaluate and submit results for the segments of `labels`.
+def synth_args(art: DemoArtefacts, size: DemoSize) -> list[str]:
+    return [
+        "synth", str(art.data),
+        "--participants", str(size.participants),
+        "--videos-per-participant", str(size.videos_per_participant),
+        "--segments-per-video", str(size.segments_per_video),
+        "--frame-size", *map(str, size.frame_size),
+        "--frames", *map(str, size.frames),
+        "--verbs", str(size.verbs),
+        "--nouns", str(size.nouns),
+    ]  # fmt: skip
 
-    Writes into `out_dir` (created; existing demo files are overwritten) and returns where
-    each artefact is.
-    """
-    if not labels.is_file():
-        raise EpicArError(
-            f"{labels}: no such file; run the demo from the repository root or pass "
-            "--labels path/to/EPIC_100_validation.csv"
+
+def train_args(art: DemoArtefacts, size: DemoSize, modality: str) -> list[str]:
+    """A small TSN (ResNet-18 from scratch, 4 frames of 64 x 64) on the demo's gulp dirs."""
+    return [
+        "train", "--config-name", f"tsn_{modality}",
+        f"data._root_gulp_dir={art.gulp}",
+        "model.backbone=resnet18", "model.pretrained=null", "model.dropout=0.3",
+        "data.frame_count=4", "data.preprocessing.input_size=64",
+        "data.test_augmentation.rescale_size=64", "data.worker_count=1",
+        "learning.batch_size=16", "learning.lr=0.02",
+        f"learning.lr_scheduler.epochs=[{size.lr_step}]",
+        f"trainer.max_epochs={size.epochs}", "trainer.accelerator=cpu",
+        f"hydra.run.dir={art.run_dir(modality)}",
+    ]  # fmt: skip
+
+
+def demo_steps(art: DemoArtefacts, size: DemoSize) -> list[Step]:
+    """Every command of the demo, in order."""
+    steps = [Step("generate RGB and flow frames and annotations", synth_args(art, size))]
+    for split in SPLITS:
+        steps.append(
+            Step(
+                f"flow frame numbers for the {split} labels",
+                ["convert-flow-idxs", str(art.labels(split)), str(art.labels(split, "flow"))],
+            )
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    art = DemoArtefacts(
-        rgb_results=out_dir / "rgb_val_results.pt",
-        flow_results=out_dir / "flow_val_results.pt",
-        fused_results=out_dir / "fused_val_results.pt",
-        metrics=out_dir / "fused_val_metrics.json",
-        submission=out_dir / "submission.zip",
+    frames = str(art.data / "frames_tar")
+    for modality in ("rgb", "flow"):
+        for split in SPLITS:
+            out = art.gulp / f"{modality}_{split}"
+            labels = art.labels(split, modality)
+            steps.append(
+                Step(
+                    f"gulp the {modality} frames of the {split} segments",
+                    ["gulp", frames, str(out), str(labels), modality],
+                )
+            )
+    for modality in ("rgb", "flow"):
+        steps.append(Step(f"train TSN on {modality}", train_args(art, size, modality)))
+    for modality in ("rgb", "flow"):
+        for split in ("val", "test"):
+            results = art.results(f"tsn_{modality}", split)
+            steps.append(
+                Step(
+                    f"score the {split} split with the {modality} model",
+                    ["test", str(art.checkpoint(modality)), str(results), "--split", split],
+                )
+            )
+    val_labels = str(art.labels("validation"))
+    for name in ("tsn_rgb", "tsn_flow"):
+        steps.append(
+            Step(
+                f"evaluate {name} alone on val",
+                ["evaluate", str(art.results(name, "val")), val_labels, "--format", "json"],
+                capture=True,
+            )
+        )
+    for split in ("val", "test"):
+        inputs = [str(art.results(name, split)) for name in ("tsn_rgb", "tsn_flow")]
+        steps.append(
+            Step(
+                f"fuse RGB and flow on {split} (mean of scores)",
+                ["fuse", *inputs, str(art.results("fused", split))],
+            )
+        )
+    steps.append(
+        Step(
+            "evaluate the fusion on val: the 12 challenge metrics",
+            ["evaluate", str(art.results("fused", "val")), val_labels, "--format", "json"],
+            capture=True,
+        )
     )
-    labels_arg = str(labels)
-    steps: list[tuple[str, list[str]]] = [
-        (
-            "pretend RGB model: scores for every validation segment",
-            [
-                "synthetic-results",
-                labels_arg,
-                str(art.rgb_results),
-                "--signal",
-                "2.2",
-                "--seed",
-                "1",
-                "--force",
-            ],
-        ),
-        (
-            "pretend flow model",
-            [
-                "synthetic-results",
-                labels_arg,
-                str(art.flow_results),
-                "--signal",
-                "1.8",
-                "--seed",
-                "2",
-                "--force",
-            ],
-        ),
-        ("evaluate RGB alone", ["evaluate", str(art.rgb_results), labels_arg, "--format", "json"]),
-        (
-            "fuse RGB and flow (mean of scores)",
-            [
-                "fuse",
-                str(art.rgb_results),
-                str(art.flow_results),
-                str(art.fused_results),
-                "--force",
-            ],
-        ),
-        (
-            "evaluate the fusion",
-            ["evaluate", str(art.fused_results), labels_arg, "--format", "json"],
-        ),
-        (
-            "write the challenge submission",
+    steps.append(
+        Step(
+            "write the challenge submission from the fused test scores",
             [
                 "submit",
-                str(art.fused_results),
+                str(art.results("fused", "test")),
                 str(art.submission),
                 "--labels",
-                labels_arg,
-                "--force",
+                str(art.labels("test")),
             ],
-        ),
-    ]
-    start = time.perf_counter()
-    outputs = [
-        _run_step(i, len(steps), title, args) for i, (title, args) in enumerate(steps, start=1)
-    ]
-    rgb_metrics, fused_metrics = json.loads(outputs[2]), json.loads(outputs[4])
-    art.metrics.write_text(json.dumps(fused_metrics, indent=2) + "\n")
-    key = "all_action_accuracy_at_1"
-    print(
-        f"\nDone in {time.perf_counter() - start:.0f} s. Action top-1: RGB "
-        f"{rgb_metrics[key]:.2f}% -> fused {fused_metrics[key]:.2f}%.\n"
-        f"  RGB results:    {art.rgb_results}\n"
-        f"  flow results:   {art.flow_results}\n"
-        f"  fused results:  {art.fused_results}\n"
-        f"  fused metrics:  {art.metrics}\n"
-        f"  submission:     {art.submission}"
+        )
     )
+    return steps
+
+
+def prepare_directory(root: Path) -> None:
+    """Make `root` the demo's folder: new, empty, or an earlier demo's (whose outputs go)."""
+    if root.exists() and not root.is_dir():
+        raise EpicArError(f"{root}: exists and is not a folder")
+    if root.is_dir() and any(root.iterdir()) and not (root / MARKER).exists():
+        raise EpicArError(
+            f"{root}: exists and is not an earlier demo's output; choose another folder"
+        )
+    for name in OWNED:
+        path = root / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).touch()
+
+
+def run_step(index: int, steps: list[Step], started: float) -> str:
+    """Run step `index` (1-based) as `python -m epic_ar ...`; its stdout when captured."""
+    step = steps[index - 1]
+    elapsed = format_duration(time.perf_counter() - started)
+    print(f"\n[{index}/{len(steps)}, {elapsed}] {step.title}", flush=True)
+    print(f"$ epic-ar {shlex.join(step.args)}", flush=True)
+    completed = subprocess.run(
+        [sys.executable, "-m", "epic_ar", *step.args],
+        stdout=subprocess.PIPE if step.capture else None,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise EpicArError(
+            f"step {index} ({step.title}) failed with exit {completed.returncode}; "
+            "its messages are above"
+        )
+    if not step.capture:
+        return ""
+    metrics = json.loads(completed.stdout)
+    print(", ".join(f"{part} top-1 {metrics[f'all_{part}_accuracy_at_1']:.1f}%"
+                    for part in ("verb", "noun", "action")))  # fmt: skip
+    return str(completed.stdout)
+
+
+def run_demo(root: Path, *, size: DemoSize = FULL) -> DemoArtefacts:
+    """Run every step of the demo into `root` and print a summary; returns where things are."""
+    prepare_directory(root)
+    art = DemoArtefacts(root)
+    steps = demo_steps(art, size)
+    started = time.perf_counter()
+    outputs = {step.title: run_step(i, steps, started) for i, step in enumerate(steps, start=1)}
+    rgb, flow, fused = (json.loads(text) for text in outputs.values() if text)
+    art.metrics.write_text(json.dumps(fused, indent=2) + "\n")
+    print_summary(art, rgb, flow, fused, size, time.perf_counter() - started)
     return art
+
+
+def print_summary(
+    art: DemoArtefacts,
+    rgb: dict[str, float],
+    flow: dict[str, float],
+    fused: dict[str, float],
+    size: DemoSize,
+    seconds: float,
+) -> None:
+    print("\nFused RGB + flow on the validation split:")
+    for name, value in fused.items():
+        print(f"  {name:<32} {value:6.2f}")
+    key = "all_action_accuracy_at_1"
+    chance = 100 / (size.verbs * size.nouns)
+    print(
+        f"\nDone in {format_duration(seconds)}. Action top-1 on val: RGB {rgb[key]:.1f}%, "
+        f"flow {flow[key]:.1f}%, fused {fused[key]:.1f}% (chance {chance:.1f}%).\n"
+        f"  frames and labels:  {art.data}\n"
+        f"  gulp directories:   {art.gulp}\n"
+        f"  training runs:      {art.run_dir('rgb')}, {art.run_dir('flow')} "
+        "(checkpoints, metrics.csv, TensorBoard)\n"
+        f"  results files:      {art.results('*', '{val,test}')}\n"
+        f"  fused val metrics:  {art.metrics}\n"
+        f"  submission:         {art.submission}"
+    )

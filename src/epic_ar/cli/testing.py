@@ -31,6 +31,26 @@ def add_parser(subparsers: Any, help_text: str) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--datadir", help="replaces data._root_gulp_dir stored in the checkpoint")
+    parser.add_argument(
+        "--frames-dir",
+        type=Path,
+        metavar="DIR",
+        help="read the frames from the official archives (or folders) under DIR, as "
+        "epic-ar gulp does, instead of gulp directories; needs --labels",
+    )
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="with --frames-dir: the split's official annotation file (RGB frame numbers, "
+        "e.g. EPIC_100_test_timestamps.pkl)",
+    )
+    parser.add_argument(
+        "--trn-eval",
+        choices=["expected", "sampled"],
+        help="TRN only: how to evaluate the random relation subsets; expected (the default) "
+        "is deterministic, sampled draws them as the original did",
+    )
     parser.add_argument("--clips", type=int, default=1)
     parser.add_argument("--crops", type=int, choices=[1, 3], default=1)
     parser.add_argument("--devices", type=int, default=1, help="processes (DDP) to score with")
@@ -49,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from epic_ar.models import load_checkpoint
     from epic_ar.training.testing import ScoringOptions, score_split
 
+    if (args.frames_dir is None) != (args.labels is None):
+        raise EpicArError("--frames-dir and --labels go together")
     if args.results.exists() and not args.force:
         raise EpicArError(f"{args.results} exists (pass --force to overwrite)")
     start = time.monotonic()
@@ -62,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
         devices=args.devices,
         accelerator=args.accelerator,
         workers=args.workers,
+        frames_dir=args.frames_dir,
+        labels=args.labels,
+        trn_eval=args.trn_eval,
     )
     scored = score_split(model, config, settings)
     if not scored.writer:

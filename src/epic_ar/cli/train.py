@@ -7,7 +7,6 @@ usual (`--config-name`, `key=value`, `+trainer.<kwarg>=...`, `-m` sweeps, `--cfg
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,14 +22,13 @@ _COMMAND_LINE: list[str] = []  # sys.argv as the user gave it (with `train`)
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def _train_main(config: DictConfig) -> None:
+    from epic_ar.training import route_lightning_logs
     from epic_ar.training.run_config import plain_run_config
     from epic_ar.training.train import remove_unused_run_dir, summary_lines, train
 
     # Lightning's DDP launcher starts the other processes with this process's sys.argv.
     sys.argv = list(_COMMAND_LINE)
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # via Hydra's handlers
-        logging.getLogger(name).handlers.clear()
-        logging.getLogger(name).propagate = True
+    route_lightning_logs()  # via Hydra's handlers
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         result = train(plain_run_config(config), run_dir)

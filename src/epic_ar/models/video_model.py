@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from epic_ar.models.backbones import build_resnet, feature_dim, flow_conv
-from epic_ar.models.config import NUM_CLASSES, ModelConfig
+from epic_ar.models.config import NUM_CLASSES, ModelConfig, TrnEval
 from epic_ar.models.temporal_shift import insert_temporal_shift
 from epic_ar.models.trn import MultiScaleRelations
 
@@ -88,6 +88,18 @@ class VideoModel(nn.Module):
             )
         self.spec = InputSpec(self.spec.modality, frame_count, self.spec.segment_length)
         self.output_frames = frame_count
+
+    def set_trn_eval(self, mode: TrnEval, *, seed: int = 0) -> None:
+        """How MTRN evaluates its relation subsets from now on: "expected" (deterministic)
+        or "sampled" (random draws as the original, seeded with `seed`).
+
+        Raises:
+            ValueError: the model is not a TRN.
+        """
+        if self.consensus is None:
+            raise ValueError(f"trn_eval applies to TRN models, not {self.config.type}")
+        self.consensus.expected_eval = mode == "expected"
+        self.consensus.seed(seed)
 
     def _pools(self) -> bool:
         return self.config.type == "TSM" and self.config.temporal_pool

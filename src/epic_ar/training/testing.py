@@ -7,7 +7,8 @@ and the rows put back in the split's order, so the scores equal a single process
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -19,6 +20,7 @@ from epic_ar.data.config import DataConfig
 from epic_ar.data.datamodule import EpicDataModule
 from epic_ar.data.dataset import Item, SegmentDataset
 from epic_ar.errors import EpicArError
+from epic_ar.models.config import TrnEval
 from epic_ar.models.video_model import VideoModel
 from epic_ar.training.run_config import parse_data_config
 
@@ -28,7 +30,10 @@ Split = Literal["val", "test"]
 @dataclass(frozen=True)
 class ScoringOptions:
     """How to score a split. `frame_count` None: the config's `data.test_frame_count`, else
-    its `data.frame_count`. `clips` x `crops` views per segment, scores averaged."""
+    its `data.frame_count`. `clips` x `crops` views per segment, scores averaged.
+    `frames_dir` + `labels`: read the official frame archives (or folders) under
+    `frames_dir` for the segments of `labels` (RGB frame numbers) instead of the gulp
+    directories. `trn_eval` None: the config's."""
 
     split: Split
     frame_count: int | None = None
@@ -38,6 +43,9 @@ class ScoringOptions:
     devices: int = 1
     accelerator: str = "auto"
     workers: int = 4
+    frames_dir: Path | None = None
+    labels: Path | None = None
+    trn_eval: TrnEval | None = None
 
 
 @dataclass(frozen=True)
@@ -95,17 +103,31 @@ def test_dataset(data: DataConfig, modality: str, settings: ScoringOptions) -> S
     )
 
 
+def with_frame_source(data: DataConfig, settings: ScoringOptions) -> DataConfig:
+    """`data` reading the settings' frame archives and labels, when they name them."""
+    if settings.frames_dir is None:
+        return data
+    if settings.labels is None:
+        raise EpicArError("reading frames from a frames folder needs the split's labels file")
+    data = replace(data, frames_dir=str(settings.frames_dir), label_frame_numbers="rgb")
+    if settings.split == "val":
+        return replace(data, val_labels=str(settings.labels))
+    return replace(data, test_labels=str(settings.labels))
+
+
 def score_split(model: VideoModel, config: dict[str, Any], settings: ScoringOptions) -> SplitScores:
     """Scores of every segment of `settings.split`, as the run `config` (a checkpoint's,
     see `epic_ar.models.load_checkpoint`) reads and preprocesses it.
 
     Returns the same on every process; the order is the split's (annotation order).
     """
-    data = parse_data_config(dict(config.get("data", {})))
+    data = with_frame_source(parse_data_config(dict(config.get("data", {}))), settings)
     modality = str(config.get("modality", "RGB"))
     dataset = test_dataset(data, modality, settings)
     try:
         model.set_frame_count(dataset.frame_count)
+        if settings.trn_eval is not None:
+            model.set_trn_eval(settings.trn_eval)
     except ValueError as exc:
         raise EpicArError(str(exc)) from None
     module = EpicDataModule(data, modality=modality, batch_size=settings.batch_size)
