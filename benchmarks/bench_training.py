@@ -132,7 +132,7 @@ def run_config(args: argparse.Namespace, gulp_root: Path) -> dict[str, Any]:
             "frame_count": 8,
             "segment_length": 1,
             "worker_count": args.workers,
-            "pin_memory": args.accelerator == "gpu",
+            "pin_memory": args.accelerator == "gpu" and not args.no_pin_memory,
         },
         "model": {
             "type": "TSM",
@@ -211,7 +211,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--no-pin-memory", action="store_true")
+    parser.add_argument("--main-threads", type=int, help="torch threads of the main process")
     args = parser.parse_args()
+    if args.main_threads:
+        torch.set_num_threads(args.main_threads)
     shutil.rmtree(OUT, ignore_errors=True)
     make_gulp(OUT / "rgb_train", "rgb", SEGMENTS, 60)
     results: dict[str, list[tuple[float, float]]] = {"loader": [], "preloaded": []}
@@ -221,7 +225,10 @@ def main() -> None:
     device = torch.cuda.get_device_name() if args.accelerator == "gpu" else "CPU"
     print(f"TSM-RGB ResNet-50, 8x3x224x224, batch {args.batch}, {args.workers} workers, "
           f"{args.precision}{', channels-last' if args.channels_last else ''}, {device}, "
+          f"pin_memory {not args.no_pin_memory}, main threads {torch.get_num_threads()}, "
           f"{args.steps - args.warmup} timed steps, median of {args.repeats}:")  # fmt: skip
+    for name, runs in results.items():
+        print(f"  {name} per repeat: " + ", ".join(f"{rate:.1f}" for rate, _ in runs))
     rates = {name: statistics.median(rate for rate, _ in runs) for name, runs in results.items()}
     waits = {name: statistics.median(w for _, w in runs) for name, runs in results.items()}
     print(f"  real loader:       {rates['loader']:8.1f} samples/s, "
