@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "epic_ar.cli.synthetic_results",
         "write a results file of synthetic scores for the segments of an annotation file",
     ),
+    "show": (
+        "epic_ar.cli.show",
+        "draw segments (contact sheet PNG, or one segment as GIF/MP4) to check the data",
+    ),
     "download": ("epic_ar.cli.download", "download a published TSN/TRN/TSM checkpoint"),
     "demo": (
         "epic_ar.cli.demo",

@@ -131,26 +131,34 @@ class ArchiveSegments:
         self,
         frames_root: Path,
         modality: Modality,
-        labels: Path,
+        labels: Path | pd.DataFrame,
         *,
         label_frame_numbers: Literal["rgb", "flow"] = "rgb",
         index_cache_dir: Path | None = None,
     ):
+        """`labels`: an annotation file, or its rows as `read_annotations` returns them."""
         if not frames_root.is_dir():
             raise EpicArError(f"{frames_root}: no such directory (frames)")
         self.frames_root, self.modality, self.index_cache_dir = (
             frames_root, modality, index_cache_dir
         )  # fmt: skip
-        frame = read_annotations(labels, required_columns=_LOCATION_COLUMNS)
+        if isinstance(labels, pd.DataFrame):
+            missing = [c for c in _LOCATION_COLUMNS if c not in labels.columns]
+            if missing:
+                raise EpicArError(f"annotations lack column(s) {', '.join(missing)}")
+            frame, name = labels, "annotations"
+        else:
+            name = str(labels)
+            frame = read_annotations(labels, required_columns=_LOCATION_COLUMNS)
         if modality == "flow" and label_frame_numbers == "rgb":
             frame = to_flow_frame_numbers(frame)
         counts = frame["stop_frame"].to_numpy() - frame["start_frame"].to_numpy()
         counts = counts + (0 if modality == "flow" else 1)
         if len(frame) == 0:
-            raise EpicArError(f"{labels}: no segments")
+            raise EpicArError(f"{name}: no segments")
         if (counts < 1).any():
             bad = str(frame.index[int(np.argmax(counts < 1))])
-            raise EpicArError(f"{labels}: segment {bad!r} has no {modality} frames")
+            raise EpicArError(f"{name}: segment {bad!r} has no {modality} frames")
         videos = frame[["participant_id", "video_id"]].astype(str).drop_duplicates()
         video_row = {v: i for i, v in enumerate(videos["video_id"])}
         self._video_row = frame["video_id"].astype(str).map(video_row).to_numpy(np.int64)

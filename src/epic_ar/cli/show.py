@@ -1,0 +1,87 @@
+"""`epic-ar show SOURCE OUT`: pictures of segments (a contact sheet, or one segment played)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from epic_ar.data.show import ShowOptions, show
+
+
+def add_parser(subparsers: Any, help_text: str) -> None:
+    parser = subparsers.add_parser(
+        "show",
+        help=help_text,
+        description="Draw segments to check the data by eye. OUT.png: a contact sheet, one row "
+        "per segment (its narration id, narration and verb/noun classes above its frames). "
+        "OUT.gif or OUT.mp4: one segment played, every frame. SOURCE: a gulp directory, or "
+        "the frames root of the official archives (or folders) with --labels.",
+    )
+    parser.add_argument("source", type=Path, metavar="SOURCE")
+    parser.add_argument("out", type=Path, metavar="OUT", help=".png, .gif or .mp4")
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="annotation file: which segments (required for archives; captions from it)",
+    )
+    parser.add_argument("--ids", nargs="+", metavar="ID", help="narration ids to show")
+    parser.add_argument(
+        "--random", type=int, metavar="N", help="N random segments (default: the first 4)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="for --random and --as-input")
+    parser.add_argument(
+        "--modality",
+        choices=["rgb", "flow"],
+        help="default: what the gulp directory holds; rgb for archives",
+    )
+    parser.add_argument(
+        "--frames", type=int, default=8, metavar="N", help="frames per segment on a sheet"
+    )
+    parser.add_argument(
+        "--as-input",
+        action="store_true",
+        help="show one random training input per segment (multi-scale crop, resize, flip), "
+        "instead of the whole frames that test-mode sampling picks",
+    )
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=224,
+        metavar="S",
+        help="with --as-input: the network's input size (default 224, the published models')",
+    )
+    parser.add_argument(
+        "--flow-as",
+        choices=["colour", "uv"],
+        default="colour",
+        help="flow as colour (hue: direction, brightness: magnitude) or as u and v in grey",
+    )
+    parser.add_argument(
+        "--fps", type=float, help="clip frame rate (default 50 for RGB, 25 for flow)"
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite OUT")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    summary = show(
+        ShowOptions(
+            source=args.source,
+            out=args.out,
+            labels=args.labels,
+            modality=args.modality,
+            ids=args.ids,
+            random_count=args.random,
+            seed=args.seed,
+            frame_count=args.frames,
+            as_input=args.as_input,
+            input_size=args.input_size,
+            flow_view=args.flow_as,
+            fps=args.fps,
+            force=args.force,
+        )
+    )
+    print(summary)
+    return 0

@@ -1,0 +1,209 @@
+"""Segments as pictures for a person to check (`epic-ar show`): which segments, their frames as
+RGB images (flow colour-coded or as u/v greyscale), and a caption from their annotations.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from epic_ar.annotations.classes import packaged_table
+from epic_ar.annotations.labels import read_annotations
+from epic_ar.data.dataset import SegmentDataset, build_dataset, is_gulp_directory
+from epic_ar.data.decode import decode_frames
+from epic_ar.data.sampling import sample_test_offsets, snippet_frame_indices
+from epic_ar.data.segment_sources import ArchiveSegments, Modality
+from epic_ar.errors import EpicArError
+from epic_ar.gulp import GulpDirectory
+
+FlowView = Literal["colour", "uv"]
+FLOW_ZERO = 128  # the grey level of zero motion in the EPIC flow JPEGs
+
+
+@dataclass(frozen=True)
+class ShownSegment:
+    """One segment ready to draw: `frames` [F, H, W, 3] uint8 and its caption."""
+
+    narration_id: str
+    caption: str
+    frames: np.ndarray
+
+
+def flow_to_colour(u: np.ndarray, v: np.ndarray, *, full_scale: float | None = None) -> np.ndarray:
+    """Colour-code optical flow: direction as hue, magnitude as brightness.
+
+    Args:
+        u, v: [..., H, W] uint8 flow components (128 = no motion).
+        full_scale: the magnitude (grey levels) drawn at full brightness; default: the 99th
+            percentile of all the magnitudes given (at least 1), so faint motion shows.
+    Returns:
+        [..., H, W, 3] uint8 RGB. Rightward motion is red, downward yellow-green, leftward
+        cyan, upward violet; no motion is black.
+    """
+    from matplotlib.colors import hsv_to_rgb
+
+    du = u.astype(np.float32) - FLOW_ZERO
+    dv = v.astype(np.float32) - FLOW_ZERO
+    magnitude = np.hypot(du, dv)
+    if full_scale is None:
+        full_scale = max(float(np.percentile(magnitude, 99)), 1.0)
+    hue = (np.arctan2(dv, du) / (2 * np.pi)) % 1.0
+    value = np.clip(magnitude / full_scale, 0.0, 1.0)
+    hsv = np.stack([hue, np.ones_like(hue), value], axis=-1)
+    return np.round(hsv_to_rgb(hsv) * 255).astype(np.uint8)
+
+
+def flow_pictures(u: np.ndarray, v: np.ndarray, view: FlowView) -> np.ndarray:
+    """[F, H, W] uint8 u and v → [F, H, W', 3] uint8: colour-coded (W' = W) or u beside v
+    in greyscale (W' = 2W)."""
+    if view == "colour":
+        return flow_to_colour(u, v)
+    grey = np.concatenate([u, v], axis=2)
+    return np.repeat(grey[..., None], 3, axis=3)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The segments to show: a training-mode dataset holding them, their table rows in it,
+    and their annotations (indexed by narration id, in the order to show)."""
+
+    dataset: SegmentDataset
+    table_rows: list[int]
+    annotations: pd.DataFrame
+
+
+def select_segments(
+    source: Path,
+    modality: Modality | None,
+    labels: Path | None,
+    *,
+    ids: Sequence[str] | None = None,
+    random_count: int | None = None,
+    seed: int = 0,
+    frame_count: int = 8,
+    input_size: int = 224,
+) -> Selection:
+    """`ids`, else `random_count` random segments, else the first 4, of `source`: a gulp
+    directory (annotations: its stored metadata, or `labels`), or frame archives with
+    `labels` (only the chosen segments' archives are indexed)."""
+    if is_gulp_directory(source):
+        modality = modality or stored_modality(source)
+        dataset = build_dataset(source, modality, frame_count, labels=labels, input_size=input_size)
+        gulp = dataset.segments.gulp  # type: ignore[union-attr]
+        stored = [str(i) for i in dataset.table.narration_id]
+        rows = pd.DataFrame([gulp.meta(i) for i in stored], index=pd.Index(stored))
+        rows = narrow_to(rows, ids or choose_ids(stored, random_count, seed), str(source))
+    elif labels is None:
+        raise EpicArError(f"{source}: not a gulp directory; to read frame archives, pass --labels")
+    elif not source.is_dir():
+        raise EpicArError(f"{source}: no such directory")
+    else:
+        everything = read_annotations(labels)
+        listed = [str(i) for i in everything.index]
+        rows = narrow_to(everything, ids or choose_ids(listed, random_count, seed), str(labels))
+        modality = modality or "rgb"
+        segments = ArchiveSegments(source, modality, rows)
+        length = 5 if modality == "flow" else 1
+        dataset = SegmentDataset(
+            segments, frame_count=frame_count, segment_length=length, train=True,
+            input_size=input_size,
+        )  # fmt: skip
+    position = {str(n): i for i, n in enumerate(dataset.table.narration_id)}
+    return Selection(dataset, [position[str(i)] for i in rows.index], rows)
+
+
+def stored_modality(gulp_dir: Path) -> Modality:
+    """What a gulp directory holds, from its first segment's frame size (flow: [H, W])."""
+    gulp = GulpDirectory(gulp_dir)
+    try:
+        size = gulp.meta(gulp.segment_ids[0]).get("frame_size") if len(gulp) else None
+    finally:
+        gulp.close()
+    return "flow" if isinstance(size, list) and len(size) == 2 else "rgb"
+
+
+def narrow_to(rows: pd.DataFrame, ids: Sequence[str], source: str) -> pd.DataFrame:
+    """The annotation rows of `ids`, in that order; unknown ids name close matches."""
+    known = set(rows.index.astype(str))
+    for wanted in ids:
+        if wanted not in known:
+            close = difflib.get_close_matches(wanted, sorted(known), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise EpicArError(f"{source}: no segment {wanted!r}{hint}")
+    selected: pd.DataFrame = rows.loc[list(ids)]
+    return selected
+
+
+def choose_ids(all_ids: Sequence[str], random_count: int | None, seed: int) -> list[str]:
+    """`random_count` ids drawn without replacement (in their stored order), or the first 4."""
+    if not all_ids:
+        raise EpicArError("no segments to show")
+    if random_count is None:
+        return list(all_ids[:4])
+    if random_count < 1:
+        raise EpicArError(f"--random must be at least 1 (got {random_count})")
+    count = min(random_count, len(all_ids))
+    picked = np.sort(np.random.default_rng(seed).choice(len(all_ids), count, replace=False))
+    return [all_ids[i] for i in picked]
+
+
+def class_names(kind: Literal["verb", "noun"]) -> dict[int, str]:
+    """Class id → name (`key` column) from the official class table shipped with epic-ar."""
+    table = pd.read_csv(packaged_table(f"EPIC_100_{kind}_classes.csv"))
+    return dict(zip(table["id"].astype(int), table["key"].astype(str), strict=True))
+
+
+def caption(narration_id: str, row: pd.Series) -> str:
+    """'P01_01_1  "turn on tap"  verb 6 turn-on, noun 10 tap' (the parts the row holds)."""
+    parts = [narration_id]
+    if isinstance(row.get("narration"), str):
+        parts.append(f'"{row["narration"]}"')
+    for kind in ("verb", "noun"):
+        value = row.get(f"{kind}_class")
+        if value is not None and not pd.isna(value):
+            name = class_names(kind).get(int(value), "?")
+            parts.append(f"{kind} {int(value)} {name}")
+    return "  ".join(parts)
+
+
+def sampled_frames(
+    dataset: SegmentDataset,
+    row: int,
+    *,
+    count: int,
+    flow_view: FlowView = "colour",
+    as_input: bool = False,
+    seed: int = 0,
+) -> np.ndarray:
+    """[F, H, W, 3] uint8 pictures of segment `row` (a table row): the `count` frames of
+    test-mode sampling (whole frames), or with `as_input` one random training input (crop,
+    resize, flip; the network's pixels before normalisation)."""
+    if as_input:
+        dataset.frame_count = count
+        position = int(np.flatnonzero(dataset.rows == row)[0])
+        frames = dataset[(position, seed)][0].numpy()  # [T, C, S, S]
+        if dataset.modality == "rgb":
+            return np.ascontiguousarray(frames.transpose(0, 2, 3, 1))
+        return flow_pictures(frames[:, 0], frames[:, 1], flow_view)
+    num_frames = int(dataset.table.num_frames[row])
+    indices = snippet_frame_indices(sample_test_offsets(num_frames, count, 1), 1, num_frames)
+    return frames_at(dataset, row, indices, flow_view)
+
+
+def frames_at(
+    dataset: SegmentDataset, row: int, indices: np.ndarray, flow_view: FlowView = "colour"
+) -> np.ndarray:
+    """[F, H, W, 3] uint8 whole frames `indices` of segment `row` (flow: pictures of pairs)."""
+    try:
+        decoded = decode_frames(dataset.segments.read_jpegs(row, indices))
+    except (ValueError, EpicArError) as exc:
+        raise EpicArError(f"segment {dataset.table.narration_id[row]}: {exc}") from exc
+    if dataset.modality == "rgb":
+        return decoded
+    return flow_pictures(decoded[0::2, ..., 0], decoded[1::2, ..., 0], flow_view)

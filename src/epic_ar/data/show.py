@@ -1,0 +1,161 @@
+"""`epic-ar show`'s files: a contact sheet (PNG) of several segments, or one segment played
+(GIF, or MP4 with PyAV installed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from epic_ar.data.pictures import (
+    FlowView,
+    ShownSegment,
+    caption,
+    frames_at,
+    sampled_frames,
+    select_segments,
+)
+from epic_ar.data.segment_sources import Modality
+from epic_ar.errors import EpicArError
+from epic_ar.fileio.atomic import atomic_write_path
+
+FRAME_HEIGHT = 128  # pixels, frames on a contact sheet
+CAPTION_HEIGHT = 20
+MARGIN = 4
+SHEET_SUFFIXES = (".png",)
+CLIP_SUFFIXES = (".gif", ".mp4")
+
+
+@dataclass(frozen=True)
+class ShowOptions:
+    """What `epic-ar show` draws. `fps` None: 50 for RGB, 25 for flow (EPIC-KITCHENS-100's
+    RGB rate, and flow's, computed for every other frame)."""
+
+    source: Path
+    out: Path
+    labels: Path | None = None
+    modality: Modality | None = None  # None: what a gulp directory holds, else rgb
+    ids: Sequence[str] | None = None
+    random_count: int | None = None
+    seed: int = 0
+    frame_count: int = 8
+    as_input: bool = False
+    input_size: int = 224  # with as_input
+    flow_view: FlowView = "colour"
+    fps: float | None = None
+    force: bool = False
+
+
+def _font(size: int = 13) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (OSError, TypeError, ValueError):  # Pillow without FreeType: the bitmap font
+        return ImageFont.load_default()
+
+
+def _fit_height(frame: np.ndarray, height: int) -> Image.Image:
+    image = Image.fromarray(frame)
+    width = max(1, round(image.width * height / image.height))
+    return image.resize((width, height), Image.Resampling.BILINEAR)
+
+
+def contact_sheet(
+    segments: Sequence[ShownSegment], *, frame_height: int = FRAME_HEIGHT
+) -> Image.Image:
+    """One row per segment: its caption above its frames, scaled to `frame_height` pixels."""
+    rows = [[_fit_height(frame, frame_height) for frame in s.frames] for s in segments]
+    font = _font()
+    widths = [MARGIN + sum(image.width + MARGIN for image in row) for row in rows]
+    text_widths = [int(font.getlength(s.caption)) + 2 * MARGIN for s in segments]
+    width = max(*widths, *text_widths)
+    row_height = CAPTION_HEIGHT + frame_height + MARGIN
+    sheet = Image.new("RGB", (width, MARGIN + row_height * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for index, (segment, row) in enumerate(zip(segments, rows, strict=True)):
+        top = MARGIN + index * row_height
+        draw.text((MARGIN, top + 3), segment.caption, fill="black", font=font)
+        left = MARGIN
+        for image in row:
+            sheet.paste(image, (left, top + CAPTION_HEIGHT))
+            left += image.width + MARGIN
+    return sheet
+
+
+def _even(frames: np.ndarray) -> np.ndarray:
+    """Frames padded (black) to even height and width, which H.264 in 4:2:0 needs."""
+    height, width = frames.shape[1:3]
+    return np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)))
+
+
+def write_clip(frames: np.ndarray, fps: float, path: Path, *, force: bool) -> None:
+    """Write [F, H, W, 3] uint8 frames as an animated GIF (looping) or an H.264 MP4."""
+    if path.suffix.lower() == ".gif":
+        images = [Image.fromarray(frame) for frame in frames]
+        with atomic_write_path(path, force=force) as tmp:
+            images[0].save(
+                tmp, format="GIF", save_all=True, append_images=images[1:],
+                duration=max(20, round(1000 / fps)), loop=0,
+            )  # fmt: skip
+        return
+    try:
+        import av
+    except ImportError:
+        raise EpicArError(
+            f"{path}: writing MP4 needs PyAV (pip install 'epic-ar[video]'); or write a .gif"
+        ) from None
+    frames = _even(frames)
+    with atomic_write_path(path, force=force) as tmp, av.open(str(tmp), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=round(fps))
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode(None))
+
+
+def show(options: ShowOptions) -> str:
+    """Draw what `options` ask for into `options.out`; returns a one-line summary."""
+    suffix = options.out.suffix.lower()
+    if suffix not in SHEET_SUFFIXES + CLIP_SUFFIXES:
+        raise EpicArError(f"{options.out}: write a .png (contact sheet), .gif or .mp4 (clip)")
+    selection = select_segments(
+        options.source,
+        options.modality,
+        options.labels,
+        ids=options.ids,
+        random_count=options.random_count,
+        seed=options.seed,
+        frame_count=options.frame_count,
+        input_size=options.input_size,
+    )
+    dataset = selection.dataset
+    ids = [str(i) for i in selection.annotations.index]
+    if suffix in CLIP_SUFFIXES:
+        if len(ids) != 1:
+            raise EpicArError(f"{options.out}: a clip plays one segment; pass one --ids")
+        row = selection.table_rows[0]
+        everything = np.arange(int(dataset.table.num_frames[row]))
+        frames = frames_at(dataset, row, everything, options.flow_view)
+        fps = options.fps or (25.0 if dataset.modality == "flow" else 50.0)
+        write_clip(frames, fps, options.out, force=options.force)
+        count = f"{len(frames)} {dataset.modality} frames"
+        return f"wrote {options.out}: {ids[0]}, {count} at {fps:g} fps"
+    shown = []
+    for narration_id, row in zip(ids, selection.table_rows, strict=True):
+        frames = sampled_frames(
+            dataset, row, count=options.frame_count, flow_view=options.flow_view,
+            as_input=options.as_input, seed=options.seed,
+        )  # fmt: skip
+        text = caption(narration_id, selection.annotations.loc[narration_id])
+        shown.append(ShownSegment(narration_id, text, frames))
+    sheet = contact_sheet(shown)
+    with atomic_write_path(options.out, force=options.force) as tmp:
+        sheet.save(tmp, format="PNG")
+    what = "training inputs" if options.as_input else "test-mode frames"
+    return (
+        f"wrote {options.out}: {len(shown)} {dataset.modality} segments x "
+        f"{options.frame_count} {what} ({sheet.width}x{sheet.height} px)"
+    )
