@@ -6,6 +6,7 @@ The tables in `tables/` are copies of files from the EPIC-KITCHENS-100 annotatio
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from pathlib import Path
 
@@ -66,3 +67,11 @@ def read_participant_ids(path: Path) -> np.ndarray:
         [K] array of str.
     """
     return _read_column(path, "participant_id").astype(str).to_numpy()
+
+
+@functools.cache
+def class_names(kind: str) -> dict[int, str]:
+    """Class id → name (the `key` column) of the official verb or noun table shipped with
+    epic-ar (`kind`: "verb" or "noun")."""
+    table = pd.read_csv(packaged_table(f"EPIC_100_{kind}_classes.csv"))
+    return dict(zip(table["id"].astype(int), table["key"].astype(str), strict=True))

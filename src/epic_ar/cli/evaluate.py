@@ -7,7 +7,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from epic_ar.evaluation.evaluate import evaluate_results, format_metrics, resolve_group_tables
+from epic_ar.annotations.labels import read_annotations
+from epic_ar.evaluation.evaluate import (
+    evaluate_results,
+    format_metrics,
+    has_class_labels,
+    resolve_group_tables,
+)
 from epic_ar.evaluation.results import load_results
 
 LOG = logging.getLogger("epic_ar.evaluate")
@@ -60,6 +66,14 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         default="yaml",
         help="yaml: one 'name: value' line per metric (default); json: one object",
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write DIR/index.html and its figures: per-class and per-participant "
+        "accuracy, verb confusion (for a test split without labels: predicted-class "
+        "distributions and confidence)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -72,8 +86,25 @@ def run(args: argparse.Namespace) -> int:
         use_packaged=args.packaged_tables,
     )
     results = load_results(args.results)
-    metrics, notes = evaluate_results(results, args.labels, tables)
-    for note in notes:
-        LOG.warning(note)
-    print(format_metrics(metrics, args.format))
+    if args.report is not None and not has_class_labels(read_annotations(args.labels)):
+        LOG.warning("%s has no verb/noun classes: no metrics, label-free report only", args.labels)
+        metrics = None
+    else:
+        metrics, notes = evaluate_results(results, args.labels, tables)
+        for note in notes:
+            LOG.warning(note)
+        print(format_metrics(metrics, args.format))
+    if args.report is not None:
+        from epic_ar.evaluation.report import write_report
+
+        names = write_report(
+            results,
+            results_path=args.results,
+            labels_path=args.labels,
+            labels=read_annotations(args.labels),
+            tables=tables,
+            metrics=metrics,
+            out_dir=args.report,
+        )
+        LOG.info("report: %s (%d figures)", args.report / "index.html", len(names) - 1)
     return 0

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from epic_ar.annotations.classes import packaged_table
+from epic_ar.annotations.classes import class_names
 from epic_ar.annotations.labels import read_annotations
 from epic_ar.data.dataset import SegmentDataset, build_dataset, is_gulp_directory
 from epic_ar.data.decode import decode_frames
@@ -151,12 +151,6 @@ def choose_ids(all_ids: Sequence[str], random_count: int | None, seed: int) -> l
     count = min(random_count, len(all_ids))
     picked = np.sort(np.random.default_rng(seed).choice(len(all_ids), count, replace=False))
     return [all_ids[i] for i in picked]
-
-
-def class_names(kind: Literal["verb", "noun"]) -> dict[int, str]:
-    """Class id → name (`key` column) from the official class table shipped with epic-ar."""
-    table = pd.read_csv(packaged_table(f"EPIC_100_{kind}_classes.csv"))
-    return dict(zip(table["id"].astype(int), table["key"].astype(str), strict=True))
 
 
 def caption(narration_id: str, row: pd.Series) -> str:

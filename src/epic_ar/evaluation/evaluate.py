@@ -124,6 +124,11 @@ def _class_column(labels: pd.DataFrame, column: str, n_classes: int, source: str
     return array
 
 
+def has_class_labels(labels: pd.DataFrame) -> bool:
+    """Whether annotations hold classes (the test split's do not)."""
+    return "verb_class" in labels.columns or "noun_class" in labels.columns
+
+
 def evaluate_results(
     results: Results, labels_path: Path, tables: GroupTables
 ) -> tuple[dict[str, float], list[str]]:
@@ -133,7 +138,7 @@ def evaluate_results(
         metrics and notes on groups left out.
     """
     labels = read_annotations(labels_path)
-    if "verb_class" not in labels.columns and "noun_class" not in labels.columns:
+    if not has_class_labels(labels):
         raise EpicArError(
             f"{labels_path}: has no verb_class/noun_class columns; the labels of the test "
             "split are not public (write a submission with `epic-ar submit` instead)"
