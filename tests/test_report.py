@@ -29,7 +29,7 @@ def test_confusion_rows_sum_to_one_with_an_other_column(tmp_path: Path) -> None:
     matrix = report_plots.confusion_matrix(
         guesses, labels, [1, 2], kind="verb", path=tmp_path / "c.png"
     )
-    assert np.allclose(matrix, [[1 / 3, 1 / 3, 1 / 3], [0, 1, 0]])
+    assert np.allclose(matrix, np.array([[1 / 3, 1 / 3, 1 / 3], [0.0, 1.0, 0.0]]))
     assert Image.open(tmp_path / "c.png").format == "PNG"
 
 
