@@ -234,6 +234,7 @@ def test_quick_demo_runs_every_step_and_says_where_things_are(
     for command in (
         "synth",
         "convert-flow-idxs",
+        "show",
         "gulp",
         "train --config-name tsn_rgb",
         "train --config-name tsn_flow",
@@ -243,7 +244,9 @@ def test_quick_demo_runs_every_step_and_says_where_things_are(
         "submit",
     ):
         assert f"$ epic-ar {command} " in done.stdout, command
-    assert "[22/22, " in done.stdout
+    assert "[24/24, " in done.stdout
+    assert (out / "report" / "index.html").is_file()
+    assert (out / "pictures" / "flow_validation.png").is_file()
     metrics = json.loads((out / "results" / "fused_val_metrics.json").read_text())
     assert len(metrics) == 12 and all(0 <= value <= 100 for value in metrics.values())
     annotations = out / "data" / "annotations"
@@ -259,7 +262,7 @@ def test_quick_demo_runs_every_step_and_says_where_things_are(
     with zipfile.ZipFile(out / "submission.zip") as archive:
         submitted = json.loads(archive.read("test.json"))
     assert set(submitted["results"]) == set(expected)
-    for artefact in ("submission.zip", "fused_val_metrics.json", "runs/tsn_rgb", "gulp"):
+    for artefact in ("submission.zip", "fused_val_metrics.json", "runs/tsn_rgb", "gulp", "report"):
         assert artefact in done.stdout.split("Done in")[1], artefact
 
 

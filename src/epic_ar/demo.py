@@ -25,7 +25,7 @@ SPLITS = {
     "validation": "EPIC_100_validation",
     "test": "EPIC_100_test_timestamps",
 }
-OWNED = ("data", "gulp", "runs", "results", "submission.zip")
+OWNED = ("data", "gulp", "runs", "results", "pictures", "report", "submission.zip")
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,13 @@ class DemoArtefacts:
     @property
     def metrics(self) -> Path:
         return self.root / "results" / "fused_val_metrics.json"
+
+    def pictures(self, modality: str) -> Path:
+        return self.root / "pictures" / f"{modality}_validation.png"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
 
     @property
     def submission(self) -> Path:
@@ -147,6 +154,14 @@ def demo_steps(art: DemoArtefacts, size: DemoSize) -> list[Step]:
                 )
             )
     for modality in ("rgb", "flow"):
+        steps.append(
+            Step(
+                f"look at 4 random {modality} validation segments",
+                ["show", str(art.gulp / f"{modality}_validation"), str(art.pictures(modality)),
+                 "--random", "4"],
+            )
+        )  # fmt: skip
+    for modality in ("rgb", "flow"):
         steps.append(Step(f"train TSN on {modality}", train_args(art, size, modality)))
     for modality in ("rgb", "flow"):
         for split in ("val", "test"):
@@ -176,8 +191,16 @@ def demo_steps(art: DemoArtefacts, size: DemoSize) -> list[Step]:
         )
     steps.append(
         Step(
-            "evaluate the fusion on val: the 12 challenge metrics",
-            ["evaluate", str(art.results("fused", "val")), val_labels, "--format", "json"],
+            "evaluate the fusion on val: the 12 challenge metrics and a report",
+            [
+                "evaluate",
+                str(art.results("fused", "val")),
+                val_labels,
+                "--format",
+                "json",
+                "--report",
+                str(art.report),
+            ],
             capture=True,
         )
     )
@@ -274,5 +297,7 @@ def print_summary(
         "(checkpoints, metrics.csv, TensorBoard)\n"
         f"  results files:      {art.results('*', '{val,test}')}\n"
         f"  fused val metrics:  {art.metrics}\n"
+        f"  report:             {art.report / 'index.html'}\n"
+        f"  pictures of data:   {art.pictures('rgb')}, {art.pictures('flow')}\n"
         f"  submission:         {art.submission}"
     )
