@@ -92,3 +92,16 @@ def test_test_split_gets_label_free_views(
     assert all((tmp_path / "rep" / name).is_file() for name in figures)
     without_report = run_cli("evaluate", tmp_path / "t.pt", test_labels)
     assert without_report.returncode == 1 and "epic-ar submit" in without_report.stderr
+
+
+def test_partial_results_warn_once_with_a_report(
+    run_cli: RunCli, tmp_path: Path, validation_labels_csv: Path
+) -> None:
+    labels = pd.read_csv(validation_labels_csv, index_col="narration_id")
+    save_results(synthetic_results(labels.iloc[:300], signal=2.0, seed=1), tmp_path / "r.pt")
+    done = run_cli(
+        "evaluate", tmp_path / "r.pt", validation_labels_csv, "--report", tmp_path / "rep"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("results cover 300 of 9668 segments") == 1
+    assert "<th>segments</th><td>300</td>" in (tmp_path / "rep" / "index.html").read_text()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from epic_ar.errors import EpicArError
+from epic_ar.fileio.atomic import atomic_write_path
 from epic_ar.progress import format_duration
 
 MARKER = ".epic-ar-demo"  # marks a folder as the demo's, which a re-run may clear
@@ -237,8 +238,9 @@ def prepare_directory(root: Path) -> None:
     (root / MARKER).touch()
 
 
-def run_step(index: int, steps: list[Step], started: float) -> str:
-    """Run step `index` (1-based) as `python -m epic_ar ...`; its stdout when captured."""
+def run_step(index: int, steps: list[Step], started: float) -> dict[str, float] | None:
+    """Run step `index` (1-based) as `python -m epic_ar ...`; the metrics it printed (JSON)
+    when its output is captured."""
     step = steps[index - 1]
     elapsed = format_duration(time.perf_counter() - started)
     print(f"\n[{index}/{len(steps)}, {elapsed}] {step.title}", flush=True)
@@ -255,11 +257,11 @@ def run_step(index: int, steps: list[Step], started: float) -> str:
             "its messages are above"
         )
     if not step.capture:
-        return ""
-    metrics = json.loads(completed.stdout)
+        return None
+    metrics: dict[str, float] = json.loads(completed.stdout)
     print(", ".join(f"{part} top-1 {metrics[f'all_{part}_accuracy_at_1']:.1f}%"
                     for part in ("verb", "noun", "action")))  # fmt: skip
-    return str(completed.stdout)
+    return metrics
 
 
 def run_demo(root: Path, *, size: DemoSize = FULL) -> DemoArtefacts:
@@ -268,9 +270,10 @@ def run_demo(root: Path, *, size: DemoSize = FULL) -> DemoArtefacts:
     art = DemoArtefacts(root)
     steps = demo_steps(art, size)
     started = time.perf_counter()
-    outputs = {step.title: run_step(i, steps, started) for i, step in enumerate(steps, start=1)}
-    rgb, flow, fused = (json.loads(text) for text in outputs.values() if text)
-    art.metrics.write_text(json.dumps(fused, indent=2) + "\n")
+    outputs = [run_step(i, steps, started) for i in range(1, len(steps) + 1)]
+    rgb, flow, fused = (metrics for metrics in outputs if metrics is not None)
+    with atomic_write_path(art.metrics, force=True) as tmp:
+        tmp.write_text(json.dumps(fused, indent=2) + "\n")
     print_summary(art, rgb, flow, fused, size, time.perf_counter() - started)
     return art
 

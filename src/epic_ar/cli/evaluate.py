@@ -86,11 +86,12 @@ def run(args: argparse.Namespace) -> int:
         use_packaged=args.packaged_tables,
     )
     results = load_results(args.results)
-    if args.report is not None and not has_class_labels(read_annotations(args.labels)):
+    labels = read_annotations(args.labels)
+    if args.report is not None and not has_class_labels(labels):
         LOG.warning("%s has no verb/noun classes: no metrics, label-free report only", args.labels)
         metrics = None
     else:
-        metrics, notes = evaluate_results(results, args.labels, tables)
+        metrics, notes = evaluate_results(results, labels, tables, labels_source=str(args.labels))
         for note in notes:
             LOG.warning(note)
         print(format_metrics(metrics, args.format))
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             results,
             results_path=args.results,
             labels_path=args.labels,
-            labels=read_annotations(args.labels),
+            labels=labels,
             tables=tables,
             metrics=metrics,
             out_dir=args.report,

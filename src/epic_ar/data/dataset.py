@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
@@ -248,11 +249,11 @@ def is_gulp_directory(path: Path) -> bool:
 
 def build_dataset(
     source: str | Path,
-    modality: Literal["rgb", "flow"] = "rgb",
+    modality: Literal["rgb", "flow"] | None = "rgb",
     frame_count: int = 8,
     segment_length: int | None = None,
     train: bool = True,
-    labels: str | Path | None = None,
+    labels: str | Path | pd.DataFrame | None = None,
     *,
     input_size: int = 224,
     scale_size: int = 256,
@@ -268,13 +269,15 @@ def build_dataset(
     Args:
         source: a gulp directory, or the root of the official frame archives
             (`ROOT/P01/rgb_frames/P01_01.tar`, or any layout `epic-ar gulp` reads).
-        modality: "rgb" (C = 3) or "flow" (C = 2 * segment_length).
+        modality: "rgb" (C = 3) or "flow" (C = 2 * segment_length); None: what a gulp
+            directory holds (archives: rgb).
         frame_count: T, snippets per segment. segment_length: L, frames per snippet
             (default 1 for RGB, 5 for flow).
         train: random TSN offsets + multi-scale crop + flip; False: test mode (centre
             offsets, resize to `scale_size`, centre crop).
-        labels: annotation file (CSV or pickle): which segments to serve. Required for
-            archives; optional for a gulp directory (a subset of its segments).
+        labels: annotation file (CSV or pickle), or its rows as `read_annotations` returns
+            them: which segments to serve. Required for archives; optional for a gulp
+            directory (a subset of its segments).
         input_size: S. scales: multi-scale crop scales (defaults as published).
         fast_decode: libjpeg-turbo's fast DCT/upsampling (not what published models saw).
         label_frame_numbers: archives only: whether `labels` counts RGB frames (converted
@@ -284,14 +287,15 @@ def build_dataset(
         clips, crops: test mode only: `clips` evenly shifted samplings and 1 or 3 (left,
             centre, right) crops; with more than one view, items are [V, T, C, S, S].
     """
-    if modality not in ("rgb", "flow"):
+    if modality not in ("rgb", "flow", None):
         raise EpicArError(f"unknown modality {modality!r}; choose rgb or flow")
     path = Path(source)
-    labels_path = Path(labels) if labels is not None else None
+    if labels is not None and not isinstance(labels, pd.DataFrame):
+        labels = Path(labels)
     segments: GulpSegments | ArchiveSegments
     if is_gulp_directory(path):
-        segments = GulpSegments(path, modality, labels_path)
-    elif labels_path is None:
+        segments = GulpSegments(path, modality, labels)
+    elif labels is None:
         raise EpicArError(
             f"{path}: not a gulp directory; to read frame archives, pass labels (which segments)"
         )
@@ -299,12 +303,13 @@ def build_dataset(
         cache = Path(index_cache_dir) if index_cache_dir is not None else None
         segments = ArchiveSegments(
             path,
-            modality,
-            labels_path,
+            modality or "rgb",
+            labels,
             label_frame_numbers=label_frame_numbers,
             index_cache_dir=cache,
         )
-    length = segment_length if segment_length is not None else (5 if modality == "flow" else 1)
+    default_length = 5 if segments.modality == "flow" else 1
+    length = segment_length if segment_length is not None else default_length
     return SegmentDataset(
         segments,
         frame_count=frame_count,

@@ -18,9 +18,8 @@ from epic_ar.annotations.labels import read_annotations
 from epic_ar.data.dataset import SegmentDataset, build_dataset, is_gulp_directory
 from epic_ar.data.decode import decode_frames
 from epic_ar.data.sampling import sample_test_offsets, snippet_frame_indices
-from epic_ar.data.segment_sources import ArchiveSegments, Modality
+from epic_ar.data.segment_sources import Modality
 from epic_ar.errors import EpicArError
-from epic_ar.gulp import GulpDirectory
 
 FlowView = Literal["colour", "uv"]
 FLOW_ZERO = 128  # the grey level of zero motion in the EPIC flow JPEGs
@@ -90,54 +89,35 @@ def select_segments(
     input_size: int = 224,
 ) -> Selection:
     """`ids`, else `random_count` random segments, else the first 4, of `source`: a gulp
-    directory (annotations: its stored metadata, or `labels`), or frame archives with
-    `labels` (only the chosen segments' archives are indexed)."""
+    directory (annotations: its stored metadata; modality None: what it holds), or frame
+    archives with `labels` (only the chosen segments' archives are indexed)."""
     if is_gulp_directory(source):
-        modality = modality or stored_modality(source)
         dataset = build_dataset(source, modality, frame_count, labels=labels, input_size=input_size)
         gulp = dataset.segments.gulp  # type: ignore[union-attr]
         stored = [str(i) for i in dataset.table.narration_id]
-        rows = pd.DataFrame([gulp.meta(i) for i in stored], index=pd.Index(stored))
-        rows = narrow_to(rows, ids or choose_ids(stored, random_count, seed), str(source))
+        chosen = known_ids(ids, stored, str(source)) or choose_ids(stored, random_count, seed)
+        rows = pd.DataFrame([gulp.meta(i) for i in chosen], index=pd.Index(chosen))
     elif labels is None:
         raise EpicArError(f"{source}: not a gulp directory; to read frame archives, pass --labels")
-    elif not source.is_dir():
-        raise EpicArError(f"{source}: no such directory")
     else:
         everything = read_annotations(labels)
         listed = [str(i) for i in everything.index]
-        rows = narrow_to(everything, ids or choose_ids(listed, random_count, seed), str(labels))
-        modality = modality or "rgb"
-        segments = ArchiveSegments(source, modality, rows)
-        length = 5 if modality == "flow" else 1
-        dataset = SegmentDataset(
-            segments, frame_count=frame_count, segment_length=length, train=True,
-            input_size=input_size,
-        )  # fmt: skip
+        chosen = known_ids(ids, listed, str(labels)) or choose_ids(listed, random_count, seed)
+        rows = everything.loc[chosen]
+        dataset = build_dataset(source, modality, frame_count, labels=rows, input_size=input_size)
     position = {str(n): i for i, n in enumerate(dataset.table.narration_id)}
-    return Selection(dataset, [position[str(i)] for i in rows.index], rows)
+    return Selection(dataset, [position[i] for i in chosen], rows)
 
 
-def stored_modality(gulp_dir: Path) -> Modality:
-    """What a gulp directory holds, from its first segment's frame size (flow: [H, W])."""
-    gulp = GulpDirectory(gulp_dir)
-    try:
-        size = gulp.meta(gulp.segment_ids[0]).get("frame_size") if len(gulp) else None
-    finally:
-        gulp.close()
-    return "flow" if isinstance(size, list) and len(size) == 2 else "rgb"
-
-
-def narrow_to(rows: pd.DataFrame, ids: Sequence[str], source: str) -> pd.DataFrame:
-    """The annotation rows of `ids`, in that order; unknown ids name close matches."""
-    known = set(rows.index.astype(str))
-    for wanted in ids:
+def known_ids(ids: Sequence[str] | None, listed: Sequence[str], source: str) -> list[str]:
+    """`ids` (none: []) after checking each is `listed`; an unknown one names close matches."""
+    known = set(listed)
+    for wanted in ids or []:
         if wanted not in known:
             close = difflib.get_close_matches(wanted, sorted(known), n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise EpicArError(f"{source}: no segment {wanted!r}{hint}")
-    selected: pd.DataFrame = rows.loc[list(ids)]
-    return selected
+    return list(ids or [])
 
 
 def choose_ids(all_ids: Sequence[str], random_count: int | None, seed: int) -> list[str]:
@@ -170,16 +150,15 @@ def sampled_frames(
     dataset: SegmentDataset,
     row: int,
     *,
-    count: int,
     flow_view: FlowView = "colour",
     as_input: bool = False,
     seed: int = 0,
 ) -> np.ndarray:
-    """[F, H, W, 3] uint8 pictures of segment `row` (a table row): the `count` frames of
-    test-mode sampling (whole frames), or with `as_input` one random training input (crop,
-    resize, flip; the network's pixels before normalisation)."""
+    """[F, H, W, 3] uint8 pictures of segment `row` (a table row), F = the dataset's frame
+    count: the frames test-mode sampling picks (whole frames), or with `as_input` one
+    random training input (crop, resize, flip; the network's pixels before normalisation)."""
+    count = dataset.frame_count
     if as_input:
-        dataset.frame_count = count
         position = int(np.flatnonzero(dataset.rows == row)[0])
         frames = dataset[(position, seed)][0].numpy()  # [T, C, S, S]
         if dataset.modality == "rgb":

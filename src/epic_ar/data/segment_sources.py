@@ -9,6 +9,7 @@ index: RGB frame i, or flow pair i as two JPEGs (u, then v).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from epic_ar.annotations.flow_frames import to_flow_frame_numbers
-from epic_ar.annotations.labels import read_annotations
+from epic_ar.annotations.labels import read_annotations, require_columns
 from epic_ar.data.tar_index import AXES, IndexedTar, cached_tar_index, tar_index
 from epic_ar.errors import EpicArError
 from epic_ar.gulp import GulpDirectory
@@ -73,26 +74,56 @@ def _pairs(modality: Modality) -> int:
     return 2 if modality == "flow" else 1
 
 
+def annotation_rows(
+    labels: Path | pd.DataFrame, required_columns: Sequence[str] = ()
+) -> tuple[pd.DataFrame, str]:
+    """(rows, name for messages) of an annotation file, or of rows already read
+    (`read_annotations`' layout, indexed by narration id)."""
+    if isinstance(labels, pd.DataFrame):
+        require_columns(labels, required_columns, source="annotations")
+        return labels, "annotations"
+    return read_annotations(labels, required_columns=required_columns), str(labels)
+
+
+def stored_modality(meta: dict[str, Any]) -> Modality | None:
+    """What a gulp segment's metadata says it holds (its frame size: flow [H, W], RGB
+    [H, W, 3]); None when it does not say."""
+    size = meta.get("frame_size")
+    if isinstance(size, list) and len(size) in (2, 3):
+        return "flow" if len(size) == 2 else "rgb"
+    return None
+
+
 class GulpSegments:
     """Segments of a gulp directory (ours or one the original project wrote)."""
 
-    def __init__(self, path: Path, modality: Modality, labels: Path | None = None):
+    def __init__(
+        self,
+        path: Path,
+        modality: Modality | None,
+        labels: Path | pd.DataFrame | None = None,
+    ):
+        """`modality` None: what the directory holds (RGB when its metadata does not say).
+        `labels`: serve only these segments, in this order."""
         self.gulp = GulpDirectory(path)
-        self.modality = modality
         ids = self.gulp.segment_ids
         if labels is not None:
-            wanted = read_annotations(labels).index.astype(str).tolist()
+            rows, name = annotation_rows(labels)
+            wanted = rows.index.astype(str).tolist()
             missing = [i for i in wanted if i not in self.gulp]
             if missing:
                 raise EpicArError(
-                    f"{path}: {len(missing)} segment(s) of {labels} are not stored, "
+                    f"{path}: {len(missing)} segment(s) of {name} are not stored, "
                     f"e.g. {missing[0]!r}"
                 )
             ids = wanted
         if not ids:
             raise EpicArError(f"{path}: no segments to serve")
         metas = [self.gulp.meta(i) for i in ids]
-        self._check_modality(path, metas[0])
+        stored = stored_modality(metas[0])
+        if modality is not None and stored not in (None, modality):
+            raise EpicArError(f"{path}: holds {stored} frames, not {modality}")
+        self.modality: Modality = modality or stored or "rgb"
         for key in ("participant_id", "video_id"):
             absent = next((i for i, m in zip(ids, metas, strict=True) if key not in m), None)
             if absent is not None:
@@ -102,16 +133,9 @@ class GulpSegments:
             participant_id=np.asarray([str(m["participant_id"]) for m in metas], dtype=str),
             video_id=np.asarray([str(m["video_id"]) for m in metas], dtype=str),
             num_frames=np.asarray([self.gulp.num_frames(i) for i in ids], dtype=np.int64)
-            // _pairs(modality),
+            // _pairs(self.modality),
             labels=_label_arrays(metas),
         )
-
-    def _check_modality(self, path: Path, meta: dict[str, Any]) -> None:
-        size = meta.get("frame_size")
-        if isinstance(size, list) and len(size) in (2, 3):
-            stored: Modality = "flow" if len(size) == 2 else "rgb"
-            if stored != self.modality:
-                raise EpicArError(f"{path}: holds {stored} frames, not {self.modality}")
 
     def read_jpegs(self, row: int, frame_indices: np.ndarray) -> list[bytes]:
         """JPEGs of snippet frames `frame_indices` (flow: u and v of each pair)."""
@@ -142,14 +166,7 @@ class ArchiveSegments:
         self.frames_root, self.modality, self.index_cache_dir = (
             frames_root, modality, index_cache_dir
         )  # fmt: skip
-        if isinstance(labels, pd.DataFrame):
-            missing = [c for c in _LOCATION_COLUMNS if c not in labels.columns]
-            if missing:
-                raise EpicArError(f"annotations lack column(s) {', '.join(missing)}")
-            frame, name = labels, "annotations"
-        else:
-            name = str(labels)
-            frame = read_annotations(labels, required_columns=_LOCATION_COLUMNS)
+        frame, name = annotation_rows(labels, _LOCATION_COLUMNS)
         if modality == "flow" and label_frame_numbers == "rgb":
             frame = to_flow_frame_numbers(frame)
         counts = frame["stop_frame"].to_numpy() - frame["start_frame"].to_numpy()

@@ -20,7 +20,7 @@ from epic_ar.data.pictures import (
 )
 from epic_ar.data.segment_sources import Modality
 from epic_ar.errors import EpicArError
-from epic_ar.fileio.atomic import atomic_write_path
+from epic_ar.fileio.atomic import atomic_write_path, check_can_write
 
 FRAME_HEIGHT = 128  # pixels, frames on a contact sheet
 CAPTION_HEIGHT = 20
@@ -121,6 +121,7 @@ def show(options: ShowOptions) -> str:
     suffix = options.out.suffix.lower()
     if suffix not in SHEET_SUFFIXES + CLIP_SUFFIXES:
         raise EpicArError(f"{options.out}: write a .png (contact sheet), .gif or .mp4 (clip)")
+    check_can_write(options.out, force=options.force)  # before any work
     selection = select_segments(
         options.source,
         options.modality,
@@ -146,8 +147,8 @@ def show(options: ShowOptions) -> str:
     shown = []
     for narration_id, row in zip(ids, selection.table_rows, strict=True):
         frames = sampled_frames(
-            dataset, row, count=options.frame_count, flow_view=options.flow_view,
-            as_input=options.as_input, seed=options.seed,
+            dataset, row, flow_view=options.flow_view, as_input=options.as_input,
+            seed=options.seed,
         )  # fmt: skip
         text = caption(narration_id, selection.annotations.loc[narration_id])
         shown.append(ShownSegment(narration_id, text, frames))

@@ -17,7 +17,7 @@ from epic_ar.annotations.classes import (
     read_participant_ids,
     read_tail_classes,
 )
-from epic_ar.annotations.labels import read_annotations, require_columns
+from epic_ar.annotations.labels import require_columns
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation.metrics import action_ranks, challenge_metrics, class_ranks
 from epic_ar.evaluation.results import Results, describe_ids
@@ -85,7 +85,7 @@ def resolve_group_tables(
     return GroupTables(*resolved)
 
 
-def align_labels(results: Results, labels: pd.DataFrame, *, labels_source: str) -> pd.DataFrame:
+def label_rows(results: Results, labels: pd.DataFrame, *, labels_source: str) -> pd.DataFrame:
     """The label rows of the results' segments, in results order.
 
     Raises:
@@ -98,6 +98,13 @@ def align_labels(results: Results, labels: pd.DataFrame, *, labels_source: str) 
             f"{len(unknown)} of {len(results)} results have narration ids not in "
             f"{labels_source}: {describe_ids(unknown)}"
         )
+    segment_labels: pd.DataFrame = labels.iloc[rows]
+    return segment_labels
+
+
+def align_labels(results: Results, labels: pd.DataFrame, *, labels_source: str) -> pd.DataFrame:
+    """`label_rows`, with a warning when the results cover only part of the labels."""
+    segment_labels = label_rows(results, labels, labels_source=labels_source)
     if len(results) < len(labels):
         LOG.warning(
             "results cover %d of %d segments of %s; evaluating those %d only",
@@ -106,7 +113,6 @@ def align_labels(results: Results, labels: pd.DataFrame, *, labels_source: str) 
             labels_source,
             len(results),
         )
-    segment_labels: pd.DataFrame = labels.iloc[rows]
     return segment_labels
 
 
@@ -130,23 +136,23 @@ def has_class_labels(labels: pd.DataFrame) -> bool:
 
 
 def evaluate_results(
-    results: Results, labels_path: Path, tables: GroupTables
+    results: Results, labels: pd.DataFrame, tables: GroupTables, *, labels_source: str
 ) -> tuple[dict[str, float], list[str]]:
-    """The official metrics (percent, sorted by name) of `results` against `labels_path`.
+    """The official metrics (percent, sorted by name) of `results` against `labels` (as
+    `read_annotations` returns them; `labels_source` names them in messages).
 
     Returns:
         metrics and notes on groups left out.
     """
-    labels = read_annotations(labels_path)
     if not has_class_labels(labels):
         raise EpicArError(
-            f"{labels_path}: has no verb_class/noun_class columns; the labels of the test "
+            f"{labels_source}: has no verb_class/noun_class columns; the labels of the test "
             "split are not public (write a submission with `epic-ar submit` instead)"
         )
-    require_columns(labels, LABEL_COLUMNS, source=str(labels_path))
-    segment_labels = align_labels(results, labels, labels_source=str(labels_path))
-    verbs = _class_column(segment_labels, "verb_class", N_VERBS, str(labels_path))
-    nouns = _class_column(segment_labels, "noun_class", N_NOUNS, str(labels_path))
+    require_columns(labels, LABEL_COLUMNS, source=labels_source)
+    segment_labels = align_labels(results, labels, labels_source=labels_source)
+    verbs = _class_column(segment_labels, "verb_class", N_VERBS, labels_source)
+    nouns = _class_column(segment_labels, "noun_class", N_NOUNS, labels_source)
     return challenge_metrics(
         class_ranks(results.verb_output, verbs),
         class_ranks(results.noun_output, nouns),

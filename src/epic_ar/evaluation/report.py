@@ -22,7 +22,7 @@ from epic_ar import __version__
 from epic_ar.annotations.classes import read_participant_ids, read_tail_classes
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation import report_plots as plots
-from epic_ar.evaluation.evaluate import GroupTables, align_labels
+from epic_ar.evaluation.evaluate import GroupTables, label_rows
 from epic_ar.evaluation.results import Results
 
 NOUNS_SHOWN = 40
@@ -157,7 +157,7 @@ def write_report(
     Returns the names of the files written."""
     if out_dir.exists() and not out_dir.is_dir():
         raise EpicArError(f"{out_dir}: exists and is not a folder")
-    segment_labels = align_labels(results, labels, labels_source=str(labels_path))
+    segment_labels = label_rows(results, labels, labels_source=str(labels_path))
     provenance = {
         "results": str(results_path.resolve()),
         "labels": str(labels_path.resolve()),
