@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import write_labels_csv
+from conftest import OFFICIAL_SHA256, sha256_of, write_labels_csv
 from epic_ar.annotations import (
     N_NOUNS,
     N_VERBS,
@@ -32,17 +32,17 @@ KEY_COLUMNS = [
 ]
 
 
-def test_real_validation_csv_and_pickle_agree(shared_annotations: Path) -> None:
-    from_csv = read_annotations(shared_annotations / "EPIC_100_validation.csv")
-    from_pkl = read_annotations(shared_annotations / "EPIC_100_validation.pkl")
+def test_real_validation_csv_and_pickle_agree(official_annotations: Path) -> None:
+    from_csv = read_annotations(official_annotations / "EPIC_100_validation.csv")
+    from_pkl = read_annotations(official_annotations / "EPIC_100_validation.pkl")
     assert len(from_csv) == len(from_pkl) == 9668
     assert from_csv.index.tolist() == from_pkl.index.tolist()
     for column in KEY_COLUMNS:
         assert from_csv[column].tolist() == from_pkl[column].tolist(), column
 
 
-def test_real_test_timestamps_pickle_reads(shared_annotations: Path) -> None:
-    labels = read_annotations(shared_annotations / "EPIC_100_test_timestamps.pkl")
+def test_real_test_timestamps_pickle_reads(official_annotations: Path) -> None:
+    labels = read_annotations(official_annotations / "EPIC_100_test_timestamps.pkl")
     assert len(labels) == 13092
     assert "verb_class" not in labels.columns
 
@@ -103,9 +103,9 @@ def test_packaged_tables_are_the_official_ones() -> None:
     assert read_participant_ids(unseen).tolist() == ["P18", "P32"]
 
 
-def test_packaged_tables_match_shared_copies(shared_annotations: Path) -> None:
+def test_packaged_tables_are_the_published_bytes() -> None:
     for name in PACKAGED_TABLES:
-        assert packaged_table(name).read_bytes() == (shared_annotations / name).read_bytes()
+        assert sha256_of(packaged_table(name)) == OFFICIAL_SHA256[name], name
 
 
 def test_unknown_packaged_table() -> None:

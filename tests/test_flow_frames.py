@@ -46,14 +46,14 @@ def test_stride_2_for_2018_videos_and_1_for_2020_videos() -> None:
     assert labels["stop_frame"].tolist() == [10, 11, 9]  # input not modified
 
 
-def test_real_validation_and_test_splits(shared_annotations: Path) -> None:
+def test_real_validation_and_test_splits(official_annotations: Path) -> None:
     # validation holds 2018 videos only, test 2020 videos only
     labels = pd.concat(
         [
-            read_annotations(shared_annotations / "EPIC_100_validation.pkl")[
+            read_annotations(official_annotations / "EPIC_100_validation.pkl")[
                 ["video_id", "start_frame", "stop_frame"]
             ],
-            read_annotations(shared_annotations / "EPIC_100_test_timestamps.pkl")[
+            read_annotations(official_annotations / "EPIC_100_test_timestamps.pkl")[
                 ["video_id", "start_frame", "stop_frame"]
             ],
         ]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from conftest import make_results
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation.fusion import fuse_results
+from epic_ar.evaluation.results import load_results, save_results
 
 
 def test_inputs_in_different_orders_are_aligned_by_narration_id() -> None:
@@ -68,3 +71,63 @@ def test_different_id_sets_are_refused_with_counts_and_examples() -> None:
 def test_bad_weights(weights: list[float], message: str) -> None:
     with pytest.raises(EpicArError, match=message):
         fuse_results([make_results(2), make_results(2)], names=["a", "b"], weights=weights)
+
+
+def test_provenance_lists_every_input_record_and_the_weights() -> None:
+    a, b = make_results(3, seed=1), make_results(3, seed=2)
+    a.extra["provenance"] = {
+        "made_by": "epic-ar test",
+        "checkpoint": "/c/rgb.ckpt",
+        "frame_count": 8,
+    }
+    fused = fuse_results([a, b], names=["rgb.pt", "flow.pt"], weights=[2.0, 1.0])
+    record = fused.extra["provenance"]
+    assert record["made_by"].endswith(" fuse") and record["weights"] == [2.0, 1.0]
+    assert record["inputs"] == [
+        {"file": "rgb.pt", "provenance": a.extra["provenance"]},
+        {"file": "flow.pt", "provenance": None},
+    ]
+    # fusing fused results nests the records
+    again = fuse_results([fused, b], names=["fused.pt", "flow.pt"])
+    assert again.extra["provenance"]["inputs"][0]["provenance"] == record
+    assert again.extra["provenance"]["weights"] is None
+
+
+def test_a_single_input_is_refused() -> None:
+    with pytest.raises(EpicArError, match="two or more results files; got 1"):
+        fuse_results([make_results(2)], names=["a"])
+
+
+@pytest.mark.parametrize(
+    ("count", "weights", "message"),
+    [
+        (1, [], "give two or more RESULTS files, then OUT"),
+        (2, ["--weights", "1"], "--weights: got 1 weights for 2 RESULTS files"),
+    ],
+)
+def test_fuse_usage_errors(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    count: int,
+    weights: list[str],
+    message: str,
+) -> None:
+    from epic_ar.cli.main import main
+
+    inputs = []
+    for index in range(count):
+        inputs.append(str(tmp_path / f"r{index}.pt"))
+        save_results(make_results(2), Path(inputs[-1]))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fuse", *inputs, str(tmp_path / "out.pt"), *weights])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"epic-ar fuse: error: {message}"
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_fused_file_keeps_the_records_through_save_and_load(tmp_path: Path) -> None:
+    a, b = make_results(3, seed=1), make_results(3, seed=2)
+    a.extra["provenance"] = {"made_by": "epic-ar test", "frame_count": 25, "trn_eval": None}
+    save_results(fuse_results([a, b], names=["a", "b"]), tmp_path / "f.pt")
+    loaded = load_results(tmp_path / "f.pt").extra["provenance"]
+    assert loaded["inputs"][0]["provenance"] == a.extra["provenance"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torchvision
 
-from checkpoint_fixtures import REFERENCE, filled_skeleton
+from checkpoint_fixtures import filled_skeleton
 from epic_ar.cli.main import main
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.download import download as real_download
@@ -114,7 +114,6 @@ def test_local_files_and_bad_names(tmp_path: Path) -> None:
         load_pretrained(model("TSN"), "imagnet")
 
 
-@pytest.mark.skipif(not REFERENCE.is_dir(), reason="reference checkpoints not available")
 def test_download_command_fetches_checks_and_stores(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

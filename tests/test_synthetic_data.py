@@ -79,8 +79,8 @@ def test_annotations_follow_the_official_schema(tmp_path: Path) -> None:
     assert "P03" not in set(train["participant_id"])
 
 
-def test_real_schema_matches(shared_annotations: Path) -> None:
-    real = pd.read_csv(shared_annotations / "EPIC_100_validation.csv", nrows=5)
+def test_real_schema_matches(validation_labels_csv: Path) -> None:
+    real = pd.read_csv(validation_labels_csv, nrows=5)
     assert real.columns.tolist() == REAL_COLUMNS
 
 

@@ -18,7 +18,8 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         help=help_text,
         description="Average the verb and noun scores of results files segment by segment "
         "(late fusion). Inputs are aligned by narration id and must cover the same segments; "
-        "the output keeps the first file's order and its other keys.",
+        "the output keeps the first file's order and its other keys, and its 'provenance' "
+        "lists every input's file and provenance.",
     )
     parser.add_argument(
         "results",
@@ -36,10 +37,16 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         help="one weight per RESULTS file (weighted mean); default: plain mean",
     )
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if len(args.results) < 2:
+        args.parser.error("give two or more RESULTS files, then OUT")
+    if args.weights is not None and len(args.weights) != len(args.results):
+        args.parser.error(
+            f"--weights: got {len(args.weights)} weights for {len(args.results)} RESULTS files"
+        )
     start = time.perf_counter()
     check_can_write(args.out, force=args.force)
     inputs = [load_results(path) for path in args.results]

@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from epic_ar.annotations.classes import N_VERBS
+from epic_ar.cli.arguments import non_negative_int, positive_int
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:
@@ -17,20 +20,32 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         help=help_text,
         description="Score every segment of a split with a checkpoint (epic-ar's or one of the "
         "published ones) and write a results file for fuse / evaluate / submit, one row per "
-        "segment in annotation order. Test-time augmentation: --clips K evenly shifted "
-        "samplings and --crops 3 (left, centre, right), scores averaged before softmax.",
+        "segment in annotation order. The file records how it was made (checkpoint, data, "
+        "frame count, views) under its 'provenance' key. Test-time augmentation: --clips K "
+        "evenly shifted samplings and --crops 3 (left, centre, right), scores averaged "
+        "before softmax.",
     )
     parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
     parser.add_argument("results", type=Path, metavar="RESULTS", help="results file to write")
     parser.add_argument("--split", choices=["val", "test"], required=True)
     parser.add_argument(
         "--n-frames",
-        type=int,
-        help="frames per segment (TSN only; default: the config's test_frame_count, else "
-        "frame_count)",
+        type=positive_int,
+        metavar="N",
+        help="frames per segment for the split being scored (TSN only; TRN and TSM run with "
+        "the count they were built with). Default, as the original samples them: --split val "
+        "uses data.frame_count (8 for the published TSN), --split test uses "
+        "data.test_frame_count (25 for the published TSN), else data.frame_count",
     )
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--datadir", help="replaces data._root_gulp_dir stored in the checkpoint")
+    parser.add_argument("--batch-size", type=positive_int, default=8, metavar="N")
+    parser.add_argument(
+        "--datadir",
+        type=Path,
+        metavar="DIR",
+        help="where the split's frames are, whatever the checkpoint stored: the split's own "
+        "gulp directory (e.g. /gulp/rgb_validation, as the original's --datadir), or the "
+        "folder holding {rgb,flow}_{validation,test} (e.g. /gulp)",
+    )
     parser.add_argument(
         "--frames-dir",
         type=Path,
@@ -51,33 +66,40 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         help="TRN only: how to evaluate the random relation subsets; expected (the default) "
         "is deterministic, sampled draws them as the original did",
     )
-    parser.add_argument("--clips", type=int, default=1)
+    parser.add_argument("--clips", type=positive_int, default=1, metavar="K")
     parser.add_argument("--crops", type=int, choices=[1, 3], default=1)
-    parser.add_argument("--devices", type=int, default=1, help="processes (DDP) to score with")
-    parser.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
-    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    parser.add_argument(
+        "--devices", type=positive_int, default=1, metavar="N", help="processes (DDP) to score with"
+    )
+    parser.add_argument("--accelerator", choices=ACCELERATORS, default="auto")
+    parser.add_argument(
+        "--workers", type=non_negative_int, default=min(8, os.cpu_count() or 1), metavar="N"
+    )
     parser.add_argument(
         "--trust", action="store_true", help="load a checkpoint naming code outside the allow-list"
     )
     parser.add_argument("--force", action="store_true", help="overwrite RESULTS")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from epic_ar.errors import EpicArError
-    from epic_ar.evaluation.results import Results, save_results
+    from epic_ar.evaluation.results import PROVENANCE_KEY, Results, save_results
+    from epic_ar.fileio.atomic import check_can_write
     from epic_ar.models import load_checkpoint
-    from epic_ar.training.testing import ScoringOptions, score_split
+    from epic_ar.training.testing import ScoringOptions, StoredDataMissingError, score_split
 
     if (args.frames_dir is None) != (args.labels is None):
-        raise EpicArError("--frames-dir and --labels go together")
-    if args.results.exists() and not args.force:
-        raise EpicArError(f"{args.results} exists (pass --force to overwrite)")
+        args.parser.error("--frames-dir and --labels go together")
+    if args.datadir is not None and args.frames_dir is not None:
+        args.parser.error("give --datadir (gulp directories) or --frames-dir, not both")
+    check_can_write(args.results, force=args.force)
     start = time.monotonic()
-    model, config = load_checkpoint(args.checkpoint, data_dir=args.datadir, trust=args.trust)
+    model, config = load_checkpoint(args.checkpoint, trust=args.trust)
     settings = ScoringOptions(
         split=args.split,
         frame_count=args.n_frames,
+        data_dir=args.datadir,
         batch_size=args.batch_size,
         clips=args.clips,
         crops=args.crops,
@@ -87,12 +109,22 @@ def run(args: argparse.Namespace) -> int:
         frames_dir=args.frames_dir,
         labels=args.labels,
         trn_eval=args.trn_eval,
+        checkpoint=args.checkpoint,
     )
-    scored = score_split(model, config, settings)
+    try:
+        scored = score_split(model, config, settings)
+    except StoredDataMissingError as exc:
+        raise EpicArError(f"{exc} with --datadir DIR") from None
     if not scored.writer:
         return 0  # DDP: rank 0 writes the file
-    results = Results(scored.scores[:, :N_VERBS], scored.scores[:, N_VERBS:], scored.narration_id)
+    results = Results(
+        scored.scores[:, :N_VERBS],
+        scored.scores[:, N_VERBS:],
+        scored.narration_id,
+        {PROVENANCE_KEY: scored.record},
+    )
     save_results(results, args.results, force=args.force)
     print(f"scored {len(results)} {args.split} segments in {time.monotonic() - start:.1f} s "
-          f"({args.clips} clip(s) x {args.crops} crop(s)): {args.results}")  # fmt: skip
+          f"({scored.record['frame_count']} frames, {args.clips} clip(s) x {args.crops} "
+          f"crop(s)): {args.results}")  # fmt: skip
     return 0

@@ -21,6 +21,7 @@ from epic_ar.data.dataset import (
     SeededShuffleSampler,
     SegmentDataset,
     build_dataset,
+    is_gulp_directory,
 )
 from epic_ar.data.transforms import normalize
 from epic_ar.errors import EpicArError
@@ -36,6 +37,42 @@ def parse_modality(modality: str) -> Literal["rgb", "flow"]:
     if lowered == "flow":
         return "flow"
     raise EpicArError(f"unknown modality {modality!r}; choose RGB or Flow")
+
+
+# The folder of each split in a gulp root, as the packaged configs name them.
+SPLIT_FOLDERS: dict[Split, str] = {"train": "train", "val": "validation", "test": "test"}
+
+
+def default_frame_count(data: DataConfig, split: Split) -> int:
+    """Snippets per segment (T) for `split`, as the original project samples them: train and
+    val use `frame_count`; test uses `test_frame_count` when set (TSN's 25), else
+    `frame_count`. The published TSN validation numbers were computed with 8 frames."""
+    if split == "test" and data.test_frame_count is not None:
+        return data.test_frame_count
+    return data.frame_count
+
+
+def split_gulp_dir(data_dir: Path, split: Split, modality: str) -> Path:
+    """The gulp directory of `split` that `data_dir` names: `data_dir` itself when it is a
+    gulp directory (the split's own, as the original's `test.py --datadir` takes it), else
+    `data_dir/{modality}_{split folder}` (e.g. `rgb_validation`) when `data_dir` holds it.
+
+    Raises:
+        EpicArError: `data_dir` is neither; the message names both forms.
+    """
+    folder = f"{parse_modality(modality)}_{SPLIT_FOLDERS[split]}"
+    if is_gulp_directory(data_dir):
+        return data_dir
+    if is_gulp_directory(data_dir / folder):
+        return data_dir / folder
+    if not data_dir.is_dir():
+        problem = "does not exist" if not data_dir.exists() else "is not a folder"
+    else:
+        problem = f"is neither a gulp directory nor a folder holding {folder}/"
+    raise EpicArError(
+        f"{data_dir}: {problem}; give the split's gulp directory (e.g. /gulp/{folder}) or "
+        f"the folder that holds it (e.g. /gulp)"
+    )
 
 
 class EpicDataModule(LightningDataModule):
@@ -83,14 +120,12 @@ class EpicDataModule(LightningDataModule):
         crops: int = 1,
     ) -> SegmentDataset:
         """A new dataset of the split as the config describes it. `frame_count` None: the
-        config's (`test_frame_count` for the test split when set); `clips`/`crops`: test-time
-        views (test mode)."""
+        split's default (`default_frame_count`); `clips`/`crops`: test-time views (test
+        mode)."""
         data = self.data
         source, labels = self.source(split)
         if frame_count is None:
-            frame_count = data.frame_count
-            if split == "test" and data.test_frame_count is not None:
-                frame_count = data.test_frame_count
+            frame_count = default_frame_count(data, split)
         dataset = build_dataset(
             source,
             self.modality,

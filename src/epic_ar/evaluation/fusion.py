@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from epic_ar import __version__
 from epic_ar.errors import EpicArError
-from epic_ar.evaluation.results import SCORE_KEYS, Results, describe_ids
+from epic_ar.evaluation.results import PROVENANCE_KEY, SCORE_KEYS, Results, describe_ids
 
 
 def align_to(reference: Results, other: Results, *, names: tuple[str, str]) -> Results:
@@ -48,10 +49,11 @@ def fuse_results(
     Returns:
         Results in the order of the first input, its other keys kept, scores in the
         inputs' common float dtype. The plain mean is `np.stack(...).mean(0)`, as the
-        original `fuse.py` computes it.
+        original `fuse.py` computes it. Its provenance lists each input's name and
+        provenance (None when the input has none) and the weights.
     """
-    if len(results) < 1:
-        raise EpicArError("nothing to fuse")
+    if len(results) < 2:
+        raise EpicArError(f"fusing needs two or more results files; got {len(results)}")
     if weights is not None:
         if len(weights) != len(results):
             raise EpicArError(f"got {len(weights)} weights for {len(results)} results files")
@@ -71,6 +73,13 @@ def fuse_results(
         else:
             fused[key] = np.average(stacked, axis=0, weights=np.asarray(weights, np.float64))
         fused[key] = fused[key].astype(dtype, copy=False)
-    return Results(
-        fused["verb_output"], fused["noun_output"], first.narration_id.copy(), dict(first.extra)
-    )
+    record = {
+        "made_by": f"epic-ar {__version__} fuse",
+        "weights": None if weights is None else [float(w) for w in weights],
+        "inputs": [
+            {"file": name, PROVENANCE_KEY: r.extra.get(PROVENANCE_KEY)}
+            for r, name in zip(results, names, strict=True)
+        ],
+    }
+    extra = {**first.extra, PROVENANCE_KEY: record}
+    return Results(fused["verb_output"], fused["noun_output"], first.narration_id.copy(), extra)

@@ -8,6 +8,9 @@ Two layouts are accepted, as by the official challenge tools:
   "narration_id": str, ...}, ...]`.
 
 Other keys are kept. Results are always written in the dict layout with `torch.save`.
+Files that epic-ar writes also hold `provenance`: how the scores were made, as plain values
+(`epic-ar test`: checkpoint, data, frame count, views; `epic-ar fuse`: its inputs' records
+and weights).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from epic_ar.fileio.atomic import atomic_write_path
 SCORE_KEYS = ("verb_output", "noun_output")
 REQUIRED_KEYS = (*SCORE_KEYS, "narration_id")
 N_CLASSES = {"verb_output": N_VERBS, "noun_output": N_NOUNS}
+PROVENANCE_KEY = "provenance"
 
 
 @dataclass

@@ -75,12 +75,11 @@ def translate_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
     return translated
 
 
-def current_config(stored: dict[str, Any], *, data_dir: str | None = None) -> dict[str, Any]:
-    """A stored run config in today's schema: interpolations resolved (with
-    `data._root_gulp_dir` set to `data_dir` when given), trainer keys translated."""
+def current_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored run config in today's schema: interpolations resolved, trainer keys
+    translated. (Where the data is today is the scorer's business: see
+    `epic_ar.training.testing.ScoringOptions.data_dir`.)"""
     config = copy.deepcopy(stored)
-    if data_dir is not None:
-        config.setdefault("data", {})["_root_gulp_dir"] = data_dir
     config = resolve_interpolations(config, "stored config")
     if isinstance(config.get("trainer"), dict):
         config["trainer"] = translate_trainer(config["trainer"])
@@ -133,9 +132,7 @@ def load_state_dict_strictly(
     model.load_state_dict(state, strict=True)
 
 
-def load_checkpoint(
-    path: str | Path, *, data_dir: str | None = None, trust: bool = False
-) -> tuple[VideoModel, dict[str, Any]]:
+def load_checkpoint(path: str | Path, *, trust: bool = False) -> tuple[VideoModel, dict[str, Any]]:
     """Rebuild the model a checkpoint was trained as and load its weights strictly.
 
     Returns `(model, config)`: the model in eval mode, on the CPU; the run config (plain
@@ -147,7 +144,7 @@ def load_checkpoint(
     stored = loaded.get("hyper_parameters")
     if not isinstance(stored, dict) or "model" not in stored:
         raise EpicArError(f"{path}: no model config under 'hyper_parameters'")
-    config = current_config(stored, data_dir=data_dir)
+    config = current_config(stored)
     model_config = model_config_from_dict(dict(config["model"]), f"{path}: model")
     model = build_model(model_config, input_spec(config))
     state_dict = loaded.get("state_dict")

@@ -16,9 +16,10 @@ import torch
 from lightning import LightningModule, Trainer
 from torch.utils.data import DataLoader, Dataset
 
+from epic_ar import __version__
 from epic_ar.data.config import DataConfig
-from epic_ar.data.datamodule import EpicDataModule
-from epic_ar.data.dataset import Item, SegmentDataset
+from epic_ar.data.datamodule import EpicDataModule, split_gulp_dir
+from epic_ar.data.dataset import Item, SegmentDataset, is_gulp_directory
 from epic_ar.errors import EpicArError
 from epic_ar.models.config import TrnEval
 from epic_ar.models.video_model import VideoModel
@@ -27,16 +28,27 @@ from epic_ar.training.run_config import parse_data_config
 Split = Literal["val", "test"]
 
 
+class StoredDataMissingError(EpicArError):
+    """The data a checkpoint's config names is not here (and no other source was given)."""
+
+
 @dataclass(frozen=True)
 class ScoringOptions:
-    """How to score a split. `frame_count` None: the config's `data.test_frame_count`, else
-    its `data.frame_count`. `clips` x `crops` views per segment, scores averaged.
+    """How to score a split.
+
+    `frame_count` None: the split's default as the original samples it (val:
+    `data.frame_count`; test: `data.test_frame_count`, else `data.frame_count`).
+    `data_dir`: the split's gulp directory, or a folder holding `{rgb,flow}_{validation,test}`
+    (see `split_gulp_dir`); it replaces whatever the checkpoint's config names.
     `frames_dir` + `labels`: read the official frame archives (or folders) under
-    `frames_dir` for the segments of `labels` (RGB frame numbers) instead of the gulp
-    directories. `trn_eval` None: the config's."""
+    `frames_dir` for the segments of `labels` (RGB frame numbers) instead of gulp
+    directories. `clips` x `crops` views per segment, scores averaged. `trn_eval` None: the
+    config's. `checkpoint`: recorded in the scores' record.
+    """
 
     split: Split
     frame_count: int | None = None
+    data_dir: Path | None = None
     batch_size: int = 8
     clips: int = 1
     crops: int = 1
@@ -46,6 +58,7 @@ class ScoringOptions:
     frames_dir: Path | None = None
     labels: Path | None = None
     trn_eval: TrnEval | None = None
+    checkpoint: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,7 @@ class SplitScores:
     narration_id: np.ndarray  # [N] str, the split's order
     scores: np.ndarray  # [N, 397] float32: 97 verbs, then 300 nouns
     writer: bool  # whether this process writes outputs (rank 0; always without DDP)
+    record: dict[str, Any]  # how the scores were made (plain values, for results files)
 
 
 class _Indexed(Dataset[Item]):
@@ -93,19 +107,28 @@ class _Scorer(LightningModule):
 def test_dataset(data: DataConfig, modality: str, settings: ScoringOptions) -> SegmentDataset:
     """The split's test-mode dataset with the settings' frame count and views."""
     module = EpicDataModule(data, modality=modality, batch_size=settings.batch_size)
-    frame_count = settings.frame_count or data.test_frame_count or data.frame_count
     return module.build_dataset(
         settings.split,
         train=False,
-        frame_count=frame_count,
+        frame_count=settings.frame_count,
         clips=settings.clips,
         crops=settings.crops,
     )
 
 
-def with_frame_source(data: DataConfig, settings: ScoringOptions) -> DataConfig:
-    """`data` reading the settings' frame archives and labels, when they name them."""
+def with_frame_source(data: DataConfig, modality: str, settings: ScoringOptions) -> DataConfig:
+    """`data` reading the split from the settings' gulp directory or frame archives and
+    labels, when they name them (whatever the checkpoint's config stored)."""
+    if settings.data_dir is not None and settings.frames_dir is not None:
+        raise EpicArError("give a gulp data_dir or a frames_dir with labels, not both")
+    if settings.data_dir is not None:
+        gulp_dir = str(split_gulp_dir(settings.data_dir, settings.split, modality))
+        if settings.split == "val":
+            return replace(data, frames_dir=None, val_gulp_dir=gulp_dir)
+        return replace(data, frames_dir=None, test_gulp_dir=gulp_dir)
     if settings.frames_dir is None:
+        if data.frames_dir is None:
+            _check_stored_gulp_dir(data, settings.split)
         return data
     if settings.labels is None:
         raise EpicArError("reading frames from a frames folder needs the split's labels file")
@@ -115,14 +138,51 @@ def with_frame_source(data: DataConfig, settings: ScoringOptions) -> DataConfig:
     return replace(data, test_labels=str(settings.labels))
 
 
+def _check_stored_gulp_dir(data: DataConfig, split: Split) -> None:
+    """The checkpoint's own gulp directory for `split` must exist where this runs: often it
+    names the machine the model was trained on."""
+    key = f"{split}_gulp_dir"
+    stored = getattr(data, key)
+    if stored is None:
+        raise EpicArError(
+            f"the checkpoint stores no data.{key}; give the split's gulp directory (data_dir)"
+        )
+    if not is_gulp_directory(Path(stored)):
+        problem = "is not a gulp directory" if Path(stored).exists() else "does not exist here"
+        raise StoredDataMissingError(
+            f"data.{key} stored in the checkpoint: {stored} {problem}; "
+            "give the split's gulp directory"
+        )
+
+
+def scoring_record(
+    settings: ScoringOptions, module: EpicDataModule, dataset: SegmentDataset, modality: str
+) -> dict[str, Any]:
+    """How a split was scored, as plain values: what `epic-ar test` stores in results."""
+    source, labels = module.source(settings.split)
+    checkpoint = settings.checkpoint
+    return {
+        "made_by": f"epic-ar {__version__} test",
+        "checkpoint": str(checkpoint.resolve()) if checkpoint is not None else None,
+        "modality": modality,
+        "split": settings.split,
+        "source": str(source.resolve()),
+        "labels": str(labels.resolve()) if labels is not None else None,
+        "frame_count": dataset.frame_count,
+        "clips": settings.clips,
+        "crops": settings.crops,
+        "trn_eval": settings.trn_eval,
+    }
+
+
 def score_split(model: VideoModel, config: dict[str, Any], settings: ScoringOptions) -> SplitScores:
     """Scores of every segment of `settings.split`, as the run `config` (a checkpoint's,
     see `epic_ar.models.load_checkpoint`) reads and preprocesses it.
 
     Returns the same on every process; the order is the split's (annotation order).
     """
-    data = with_frame_source(parse_data_config(dict(config.get("data", {}))), settings)
     modality = str(config.get("modality", "RGB"))
+    data = with_frame_source(parse_data_config(dict(config.get("data", {}))), modality, settings)
     dataset = test_dataset(data, modality, settings)
     try:
         model.set_frame_count(dataset.frame_count)
@@ -156,6 +216,7 @@ def score_split(model: VideoModel, config: dict[str, Any], settings: ScoringOpti
         narration_id=np.asarray(dataset.table.narration_id)[rows],
         scores=scores.numpy()[order],
         writer=trainer.is_global_zero,
+        record=scoring_record(settings, module, dataset, modality),
     )
 
 
