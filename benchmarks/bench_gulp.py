@@ -74,9 +74,10 @@ def bench_ingest(root: Path, repeats: int) -> dict[str, float]:
     frames = int((labels["stop_frame"] - labels["start_frame"] + 1).sum())
     counter = iter(range(10**6))
 
-    def ours(layout: str) -> None:
+    def ours(layout: str, check: bool = True) -> None:
         frames_root = root / ("frames_folders/rgb" if layout == "folders" else "frames_tar")
-        run_gulp(GulpJob(frames_root, OUT / f"ours_{layout}_{next(counter)}", labels_path, "rgb"))
+        out = OUT / f"ours_{layout}_{next(counter)}"
+        run_gulp(GulpJob(frames_root, out, labels_path, "rgb", check_decodes=check))
 
     def theirs() -> None:
         adapter = OriginalStyleAdapter(root / "frames_folders" / "rgb", labels)
@@ -86,6 +87,9 @@ def bench_ingest(root: Path, repeats: int) -> dict[str, float]:
         "frames": frames,
         "ours_folders": frames / time_runs(lambda: ours("folders"), repeats),
         "ours_tar": frames / time_runs(lambda: ours("tar"), repeats),
+        # --no-decode-check: the bytes copied after a header check only
+        "ours_folders_unchecked": frames / time_runs(lambda: ours("folders", False), repeats),
+        "ours_tar_unchecked": frames / time_runs(lambda: ours("tar", False), repeats),
         "gulpio2": frames / time_runs(theirs, repeats),
     }
 
@@ -200,9 +204,10 @@ def main() -> None:
         f"ingest, no resize, 456x256 RGB, {ingest['frames']:.0f} frames, 1 core (median of "
         f"{args.repeats}):"
     )
-    for name in ("ours_folders", "ours_tar", "gulpio2"):
+    names = ("ours_folders", "ours_tar", "ours_folders_unchecked", "ours_tar_unchecked", "gulpio2")
+    for name in names:
         print(
-            f"  {name:13s} {ingest[name]:8.0f} frames/s "
+            f"  {name:22s} {ingest[name]:8.0f} frames/s "
             f"({ingest[name] / ingest['gulpio2']:.1f}x gulpio2)"
         )
 
@@ -210,6 +215,8 @@ def main() -> None:
     print("reader, random segment, 8 frames (median of 3):")
     for name in ("ours_bytes", "gulpio2_bytes", "ours_decoded", "gulpio2_decoded"):
         print(f"  {name:16s} {reader[name]:8.0f} segments/s")
+    for kind in ("bytes", "decoded"):
+        print(f"  ours / gulpio2, {kind}: {reader[f'ours_{kind}'] / reader[f'gulpio2_{kind}']:.2f}")
 
     big = OUT / "big_metadata"
     write_big_metadata(big, args.memory_segments, args.memory_frames)
@@ -218,6 +225,9 @@ def main() -> None:
     for name, (mb, seconds) in memory.items():
         print(f"  {name:8s} +{mb:7.0f} MB resident, {seconds:5.1f} s to open")
     print(f"  ours / gulpio2 memory: {memory['ours'][0] / memory['gulpio2'][0]:.3f}")
+    print(f"  gulpio2 / ours time to open: {memory['gulpio2'][1] / memory['ours'][1]:.1f}x")
+    frames = args.memory_segments * args.memory_frames
+    print(f"  ours: {memory['ours'][0] * 2**20 / frames:.1f} bytes per frame")
     shutil.rmtree(big)
 
 

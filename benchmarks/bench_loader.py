@@ -14,17 +14,24 @@ One run, one core (torch and OpenMP limited to 1 thread), same gulp directories 
 The runs alternate; rates are medians over the repeats, and ratios are medians of the
 per-repeat ratios (each between runs that sat next to each other in time).
 
-Frames are 456x256 JPEGs (RGB with 4:2:0 chroma, as the official frames) with photo-like
-texture, generated so that decoding runs at about the rate of real EPIC-KITCHENS frames
-(~2,400 RGB, ~3,700 grey frames/s per core).
+Frames are 456x256 JPEGs (RGB with 4:2:0 chroma, as the official frames). Three runs:
+
+- rgb, flow: synthetic photo-like texture, generated so that decoding runs at about the
+  rate of real EPIC-KITCHENS frames (~2,400 RGB, ~3,700 grey frames/s per core);
+- photos: RGB frames cut from real photographs (scikit-image's bundled samples, the `bench`
+  extra) by a moving crop, a camera pan (benchmarks/photo_frames.py); the decode bound is
+  measured on those frames, like the others.
 
     .venv/bin/python benchmarks/bench_loader.py [--segments 24] [--samples 60] [--repeats 7]
+        [--runs rgb flow photos]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import random
 import shutil
 import statistics
@@ -46,6 +53,7 @@ from epic_ar.data.dataset import SeededShuffleSampler, build_dataset
 from epic_ar.gulp import GulpDirectory
 from epic_ar.gulp.writer import GulpSegment, write_chunk
 from original_style_loader import OriginalStyleTrainDataset
+from photo_frames import PHOTO_QUALITY, PHOTOS, panned_segments
 
 OUT = Path(__file__).resolve().parent / "out" / "loader"
 WIDTH, HEIGHT = 456, 256
@@ -75,16 +83,27 @@ def textured_frame(rng: np.random.Generator, channels: int, mid: float, detail: 
 def make_gulp(directory: Path, modality: str, segments: int, frames: int) -> None:
     """`segments` segments of `frames` frames (flow: pairs), 8 distinct images per segment."""
     rng = np.random.default_rng(0)
+    channels, detail, per_frame = (3, 6.0, 1) if modality == "rgb" else (1, 2.0, 2)
     stored = []
-    for s in range(segments):
-        if modality == "rgb":
-            distinct = [textured_frame(rng, 3, 0.5, 6.0) for _ in range(8)]
-            jpegs = [distinct[i % 8] for i in range(frames)]
-            size: list[int] = [HEIGHT, WIDTH, 3]
-        else:
-            distinct = [textured_frame(rng, 1, 0.5, 2.0) for _ in range(8)]
-            jpegs = [distinct[i % 8] for i in range(2 * frames)]
-            size = [HEIGHT, WIDTH]
+    for _ in range(segments):
+        distinct = [textured_frame(rng, channels, 0.5, detail) for _ in range(8)]
+        stored.append([distinct[i % 8] for i in range(per_frame * frames)])
+    write_segments(directory, modality, stored)
+
+
+def make_photo_gulp(directory: Path, segments: int, frames: int) -> None:
+    """`segments` RGB segments of `frames` frames cut from real photographs (a camera pan
+    over each; benchmarks/photo_frames.py), every frame a distinct JPEG."""
+    write_segments(directory, "rgb", panned_segments(segments, frames, width=WIDTH, height=HEIGHT))
+
+
+def write_segments(directory: Path, modality: str, segments: list[list[bytes]]) -> None:
+    """One gulp chunk holding `segments` (each a list of JPEGs: RGB frames, or u/v pairs
+    interleaved for flow), segment s named P01_01_s."""
+    stored = []
+    for s, jpegs in enumerate(segments):
+        size = [HEIGHT, WIDTH, 3] if modality == "rgb" else [HEIGHT, WIDTH]
+        frames = len(jpegs) if modality == "rgb" else len(jpegs) // 2
         meta = {
             "narration_id": f"P01_01_{s}",
             "participant_id": "P01",
@@ -176,6 +195,29 @@ def full_decode_run(run: Callable[[], int]) -> Callable[[], int]:
     return without_partial_decoding
 
 
+def time_shares(dataset: Any, samples: int) -> dict[str, float]:
+    """Shares of the time of `samples` items spent decoding (`decode_frames`,
+    `decode_grey_quads`) and resizing (`_resize`), from one cProfile'd run: cumulative
+    time of those functions over the run's total. The profiler's own cost lands on the
+    Python code around them, so the shares are slight underestimates."""
+    run = items_run(dataset, samples)
+    run()  # warm-up, as for the timed runs
+    profile = cProfile.Profile()
+    profile.runcall(run)
+    stats: dict[tuple[str, int, str], tuple[Any, ...]] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in stats.values())  # the sum of own times: the whole run
+    parts = {"decode": ("decode_frames", "decode_grey_quads"), "resize": ("_resize",)}
+    return {
+        part: sum(
+            entry[3]
+            for (path, _, function), entry in stats.items()
+            if function in names and path.endswith(("decode.py", "transforms.py"))
+        )
+        / total
+        for part, names in parts.items()
+    }
+
+
 def loader_run(dataset: Any, sampler: Any, batches: int) -> Callable[[], int]:
     loader = DataLoader(
         dataset, batch_size=16, sampler=sampler, num_workers=2, persistent_workers=True
@@ -192,10 +234,22 @@ def loader_run(dataset: Any, sampler: Any, batches: int) -> Callable[[], int]:
     return run
 
 
-def bench_modality(modality: Literal["rgb", "flow"], args: argparse.Namespace) -> Rates:
-    directory = OUT / modality
+Run = tuple[Literal["rgb", "flow"], Literal["synthetic", "photos"]]
+RUNS: dict[str, Run] = {
+    "rgb": ("rgb", "synthetic"),
+    "flow": ("flow", "synthetic"),
+    "photos": ("rgb", "photos"),
+}
+
+
+def bench_modality(run: Run, args: argparse.Namespace) -> Rates:
+    modality, content = run
+    directory = OUT / f"{modality}_{content}"
     frames = 60
-    make_gulp(directory, modality, args.segments, frames)
+    if content == "photos":
+        make_photo_gulp(directory, args.segments, frames)
+    else:
+        make_gulp(directory, modality, args.segments, frames)
     per_sample = 8 * (10 if modality == "flow" else 1)
     ours = build_dataset(directory, modality, train=True)
     ours_fast = build_dataset(directory, modality, train=True, fast_decode=True)
@@ -213,6 +267,8 @@ def bench_modality(modality: Literal["rgb", "flow"], args: argparse.Namespace) -
         },
         r,
     )
+    shares = time_shares(ours, n)
+    result |= {f"share_{part}": [share] for part, share in shares.items()}
     batches = max(2, 2 * n // 16)
     sampler = SeededShuffleSampler(len(ours))
     result |= interleaved_rates(
@@ -225,37 +281,88 @@ def bench_modality(modality: Literal["rgb", "flow"], args: argparse.Namespace) -
     return result
 
 
+def mean_jpeg_bytes(directory: Path) -> float:
+    """Mean size of the stored frames of a gulp directory, in bytes."""
+    gulp = GulpDirectory(directory)
+    sizes = [
+        len(jpeg)
+        for segment in gulp.segment_ids
+        for jpeg in gulp.read_jpegs(segment, list(range(gulp.num_frames(segment))))
+    ]
+    return statistics.mean(sizes)
+
+
+def fast_decode_shift(directory: Path) -> int:
+    """The largest difference, in grey levels, between `fast_decode` pixels (libjpeg-turbo's
+    fast DCT and upsampling) and accurate ones, over the first 8 frames of every segment."""
+    gulp = GulpDirectory(directory)
+    largest = 0
+    for segment in gulp.segment_ids:
+        jpegs = gulp.read_jpegs(segment, list(range(8)))
+        accurate = decode.decode_frames(jpegs).astype(np.int16)
+        fast = decode.decode_frames(jpegs, fast=True).astype(np.int16)
+        largest = max(largest, int(np.abs(fast - accurate).max()))
+    return largest
+
+
+def report(run: Run, r: Rates, repeats: int) -> None:
+    modality, content = run
+    shape = "8x1 RGB" if modality == "rgb" else "8x5 flow pairs"
+    source = (
+        f"photographs {', '.join(PHOTOS)} panned, JPEG quality {PHOTO_QUALITY}"
+        if content == "photos"
+        else "synthetic texture"
+    )
+    jpeg_kb = mean_jpeg_bytes(OUT / f"{modality}_{content}") / 1000
+    print(f"\n{modality} training samples ({shape}, 456x256 → 224x224, {source}, "
+          f"{jpeg_kb:.1f} kB a frame), 1 core, median of {repeats}:")  # fmt: skip
+    bound = median_rate(r, "decode_bound")
+    frames_per_s = bound * (8 if modality == "rgb" else 80)
+    print(f"  decode only:        {frames_per_s:7.0f} frames/s "
+          f"= {bound:6.1f} samples/s (bound)")  # fmt: skip
+    for name in ("ours", "ours_full_decode", "ours_fast_decode", "ours_test_mode", "original"):
+        print(
+            f"  {name:<19} {median_rate(r, name):7.1f} samples/s  "
+            f"({median_ratio(r, name, 'original'):.2f}x original, "
+            f"{100 * median_ratio(r, name, 'decode_bound'):.0f}% of decode bound)"
+        )
+    shift = fast_decode_shift(OUT / f"{modality}_{content}")
+    print(
+        f"  fast_decode moves pixels by up to {shift} grey levels (first 8 frames of each segment)"
+    )
+    slower = 1 - median_ratio(r, "ours_full_decode", "ours")
+    change = f"{100 * slower:.0f}% slower" if slower >= 0 else f"{-100 * slower:.0f}% faster"
+    print(f"  without the C extension: {change} than with it")
+    decode_share, resize_share = r["share_decode"][0], r["share_resize"][0]
+    rest = 1 - decode_share - resize_share
+    print(f"  where ours spends its time (one profiled run): decoding {100 * decode_share:.0f}%, "
+          f"resizing {100 * resize_share:.0f}%, the rest {100 * rest:.0f}%")  # fmt: skip
+    print(
+        f"  2 workers:          ours {median_rate(r, 'ours_2_workers'):.1f} samples/s, "
+        f"original {median_rate(r, 'original_2_workers'):.1f} samples/s "
+        f"({median_ratio(r, 'ours_2_workers', 'original_2_workers'):.2f}x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segments", type=int, default=24)
     parser.add_argument("--samples", type=int, default=60, help="samples per timed run")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        choices=list(RUNS),
+        default=list(RUNS),
+        help="rgb, flow: synthetic frames; photos: RGB frames cut from real photographs",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     shutil.rmtree(OUT, ignore_errors=True)
     built = "built" if decode.PARTIAL_DECODING else "NOT built: whole frames are decoded"
     print(f"partial-decoding extension: {built}")
-    modalities: tuple[Literal["rgb", "flow"], ...] = ("rgb", "flow")
-    for modality in modalities:
-        r = bench_modality(modality, args)
-        shape = "8x1 RGB" if modality == "rgb" else "8x5 flow pairs"
-        print(f"\n{modality} training samples ({shape}, 456x256 → 224x224), 1 core, median of "
-              f"{args.repeats}:")  # fmt: skip
-        bound = median_rate(r, "decode_bound")
-        frames_per_s = bound * (8 if modality == "rgb" else 80)
-        print(f"  decode only:        {frames_per_s:7.0f} frames/s "
-              f"= {bound:6.1f} samples/s (bound)")  # fmt: skip
-        for name in ("ours", "ours_full_decode", "ours_fast_decode", "ours_test_mode", "original"):
-            print(
-                f"  {name:<19} {median_rate(r, name):7.1f} samples/s  "
-                f"({median_ratio(r, name, 'original'):.2f}x original, "
-                f"{100 * median_ratio(r, name, 'decode_bound'):.0f}% of decode bound)"
-            )
-        print(
-            f"  2 workers:          ours {median_rate(r, 'ours_2_workers'):.1f} samples/s, "
-            f"original {median_rate(r, 'original_2_workers'):.1f} samples/s "
-            f"({median_ratio(r, 'ours_2_workers', 'original_2_workers'):.2f}x)"
-        )
+    for name in args.runs:
+        report(RUNS[name], bench_modality(RUNS[name], args), args.repeats)
 
 
 if __name__ == "__main__":

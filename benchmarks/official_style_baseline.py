@@ -47,13 +47,18 @@ def evaluate(results_path: Path, labels_path: Path) -> None:
     print("\n".join(f"{k}: {v}" for k, v in sorted(metrics.items())))
 
 
-def submit(results_path: Path, out: Path) -> None:
-    results = load_collated(results_path)
-    text = official_submission_text(
-        results["verb_output"], results["noun_output"], results["narration_id"]
-    )
+def write_submission_zip(verb: np.ndarray, noun: np.ndarray, ids: np.ndarray, out: Path) -> None:
+    """create_submission.py's writing: nested dicts, `json.dumps`, zip at level 5."""
+    text = official_submission_text(verb, noun, ids)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=5) as zf:
         zf.writestr("test.json", text)
+
+
+def submit(results_path: Path, out: Path) -> None:
+    results = load_collated(results_path)
+    write_submission_zip(
+        results["verb_output"], results["noun_output"], results["narration_id"], out
+    )
 
 
 def fuse(paths: list[Path], out: Path) -> None:

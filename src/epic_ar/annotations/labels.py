@@ -7,10 +7,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from epic_ar.errors import EpicArError
+from epic_ar.fileio.paths import os_reason, require_file
 from epic_ar.fileio.safe_pickle import DATA_GLOBALS, RefusedGlobalError, check_build_state
+
+# Columns holding frame numbers: 1-based whole numbers wherever an annotation file has them.
+FRAME_COLUMNS = ("start_frame", "stop_frame")
+# Larger frame numbers are typing mistakes (EPIC's longest video has ~0.4 million frames);
+# refusing them keeps every consumer within int32 and away from absurd allocations.
+MAX_FRAME_NUMBER = 2**31 - 1
 
 # What a pickled DataFrame of the official annotations may name, old and new pandas alike.
 # These rebuild frames, indexes and arrays from plain data; nothing here runs user code.
@@ -96,17 +104,57 @@ def _read_annotation_pickle(path: Path) -> pd.DataFrame:
     except EpicArError:
         raise
     except Exception as exc:  # corrupted pickles raise many different types
-        raise EpicArError(f"{path}: not a readable pandas pickle ({exc})") from exc
+        raise EpicArError(f"{path}: not a readable pandas pickle ({_one_line(exc)})") from exc
     if not isinstance(frame, pd.DataFrame):
         raise EpicArError(f"{path}: holds a {type(frame).__name__}, expected a pandas DataFrame")
     return frame
+
+
+def _one_line(exc: Exception) -> str:
+    # pandas' parser messages end in (or hold) newlines; errors are printed on one line
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _read_annotation_csv(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise EpicArError(f"{path}: not a readable CSV file ({exc})") from exc
+        raise EpicArError(f"{path}: not a readable CSV file ({_one_line(exc)})") from exc
+
+
+def _describe(value: Any) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return "empty"
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def check_frame_numbers(frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
+    """`frame`, its `FRAME_COLUMNS` made int64 (in place), after checking that every value
+    is a whole number in [1, MAX_FRAME_NUMBER] (frame numbers are 1-based).
+
+    Raises:
+        EpicArError: naming `source`, the first bad row (position and narration id), the
+            column and the value: text ("abc"), a fraction (12.5), an empty cell, < 1.
+    """
+    for column in [c for c in FRAME_COLUMNS if c in frame.columns]:
+        values = frame[column]
+        if pd.api.types.is_bool_dtype(values.dtype):
+            numbers = np.full(len(values), np.nan)
+        else:
+            numeric = pd.to_numeric(values, errors="coerce")
+            numbers = np.asarray(numeric.to_numpy(dtype=np.float64, na_value=np.nan))
+        with np.errstate(invalid="ignore"):
+            bad = ~((numbers >= 1) & (numbers <= MAX_FRAME_NUMBER) & (numbers == np.floor(numbers)))
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise EpicArError(
+                f"{source}: {column} of segment {frame.index[row]} (data row {row + 1}) is "
+                f"{_describe(values.iloc[row])}, not a frame number (a whole number from 1 to "
+                f"{MAX_FRAME_NUMBER})"
+            )
+        if values.dtype != np.int64:
+            frame[column] = numbers.astype(np.int64)
+    return frame
 
 
 def require_columns(frame: pd.DataFrame, columns: Iterable[str], *, source: str) -> None:
@@ -126,14 +174,19 @@ def read_annotations(path: Path, *, required_columns: Iterable[str] = ()) -> pd.
     (`EPIC_100_validation.pkl`, already indexed by `narration_id`), recognised by content:
     a file starting with a pickle protocol header is read as a pickle whatever its suffix.
 
+    `start_frame` / `stop_frame`, where present, are checked (`check_frame_numbers`) and
+    returned as int64.
+
     Raises:
-        EpicArError: the file is missing or unreadable, lacks `narration_id` or one of
-            `required_columns`, or repeats a narration id.
+        EpicArError: the file is missing, a folder or unreadable, lacks `narration_id` or
+            one of `required_columns`, repeats a narration id, or has a bad frame number.
     """
-    if not path.is_file():
-        raise EpicArError(f"{path}: no such file")
-    with path.open("rb") as file:
-        head = file.read(2)
+    require_file(path)
+    try:
+        with path.open("rb") as file:
+            head = file.read(2)
+    except OSError as exc:
+        raise EpicArError(f"{path}: cannot read ({os_reason(exc)})") from exc
     is_pickle = len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
     frame = _read_annotation_pickle(path) if is_pickle else _read_annotation_csv(path)
     if "narration_id" in frame.columns:
@@ -148,4 +201,4 @@ def read_annotations(path: Path, *, required_columns: Iterable[str] = ()) -> pd.
             f"{path}: narration id {duplicated[0]!r} appears more than once "
             f"({len(duplicated)} repeated rows)"
         )
-    return frame
+    return check_frame_numbers(frame, source=str(path))

@@ -72,12 +72,22 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         metavar="DIR",
         help="also write DIR/index.html and its figures: per-class and per-participant "
         "accuracy, verb confusion (for a test split without labels: predicted-class "
-        "distributions and confidence)",
+        "distributions and confidence); DIR must be new or empty unless --force",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with --report: write into DIR even if it holds files (replacing index.html and "
+        "the figures)",
     )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.report is not None:  # before any work, so that nothing is printed in vain
+        from epic_ar.evaluation.report import check_report_dir
+
+        check_report_dir(args.report, force=args.force)
     tables = resolve_group_tables(
         args.labels,
         tail_verbs=args.tail_verb_classes_csv,
@@ -106,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             tables=tables,
             metrics=metrics,
             out_dir=args.report,
+            force=args.force,
         )
         LOG.info("report: %s (%d figures)", args.report / "index.html", len(names) - 1)
     return 0

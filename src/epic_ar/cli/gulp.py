@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from epic_ar.gulp.ingest import SKIPPED_NAME, GulpJob, run_gulp
+from epic_ar.cli.arguments import positive_int
+from epic_ar.gulp.ingest import MAX_FRAME_SIZE, SKIPPED_NAME, GulpJob, run_gulp
 from epic_ar.gulp.segments import JPEG_QUALITY
 from epic_ar.progress import format_duration
 
@@ -25,8 +26,29 @@ frames start_frame..stop_frame-1, interleaved u1, v1, u2, v2, ...
 For flow, LABELS must hold flow frame numbers: convert the official RGB frame numbers first
 with `epic-ar convert-flow-idxs EPIC_100_train.pkl EPIC_100_train_flow.pkl`.
 
-Interrupting the command (even with SIGKILL) loses at most the chunks being written:
-re-run the same command to finish the job. A finished job is not redone."""
+Every frame is checked to decode (as strictly as training reads it): a missing or corrupt
+frame stops the job, naming the file or archive member, unless --on-missing skip. Frames
+resized by --frame-size are decoded anyway; for frames stored unchanged the check makes the
+job several times slower, and --no-decode-check skips it (`epic-ar gulp-check` can decode
+every stored frame later).
+
+Interrupting the command (Ctrl-C, even SIGKILL) loses at most the chunks being written:
+re-run the same command to finish the job. A finished job is not redone. A job that fails
+before its first chunk is complete leaves OUT as it found it."""
+
+
+def frame_size(text: str) -> int:
+    """argparse type of --frame-size: -1, or a number of pixels from 1 to MAX_FRAME_SIZE."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value != -1 and not 1 <= value <= MAX_FRAME_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"{value}: give a number of pixels from 1 to {MAX_FRAME_SIZE}, or -1 to keep "
+            "the source size"
+        )
+    return value
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:
@@ -47,7 +69,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
     parser.add_argument("modality", choices=("rgb", "flow"))
     parser.add_argument(
         "--frame-size",
-        type=int,
+        type=frame_size,
         default=-1,
         metavar="N",
         help="resize so the shorter side is N pixels (antialiased bilinear, "
@@ -56,13 +78,18 @@ def add_parser(subparsers: Any, help_text: str) -> None:
     )
     parser.add_argument(
         "--segments-per-chunk",
-        type=int,
+        type=positive_int,
         default=100,
         metavar="K",
         help="segments per chunk file (default 100)",
     )
     parser.add_argument(
-        "-j", "--workers", type=int, default=1, metavar="N", help="worker processes (default 1)"
+        "-j",
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="worker processes (default 1)",
     )
     parser.add_argument(
         "--on-missing",
@@ -71,6 +98,12 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         help="a missing or broken frame, a bad frame range or an unknown video: "
         f"stop with an error (default), or skip the segment and list it in "
         f"OUT/{SKIPPED_NAME}",
+    )
+    parser.add_argument(
+        "--no-decode-check",
+        action="store_true",
+        help="do not decode the frames stored unchanged to check them (faster; only the "
+        "JPEG markers and header are checked)",
     )
     parser.set_defaults(run=run)
 
@@ -85,13 +118,14 @@ def run(args: argparse.Namespace) -> int:
         segments_per_chunk=args.segments_per_chunk,
         workers=args.workers,
         skip_bad_segments=args.on_missing == "skip",
+        check_decodes=not args.no_decode_check,
     )
     summary = run_gulp(job)
     if summary.chunks_already_done == summary.chunks_total:
         print(f"{args.out}: all {summary.chunks_total} chunks already complete; nothing to do")
     else:
         print(
-            f"gulped {summary.segments_processed} segments ({summary.frames_written} frames) "
+            f"gulped {summary.segments_stored} segments ({summary.frames_written} frames) "
             f"into {args.out} in {format_duration(summary.seconds)}"
             + (
                 f"; resumed after {summary.chunks_already_done} of {summary.chunks_total} chunks"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
+from epic_ar.cli.arguments import positive_int
+from epic_ar.errors import EpicArError
 from epic_ar.gulp.check import check_gulp_directory
 
 
@@ -25,7 +26,12 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         help="check the structure only, without decoding every frame",
     )
     parser.add_argument(
-        "-j", "--workers", type=int, default=1, metavar="N", help="worker processes (default 1)"
+        "-j",
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="worker processes (default 1)",
     )
     parser.set_defaults(run=run)
 
@@ -35,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(problem)
     if problems:
-        print(f"{args.directory}: {len(problems)} problems", file=sys.stderr)
-        return 1
+        count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
+        raise EpicArError(f"{args.directory}: {count} (listed above)")
     print(f"{args.directory}: all chunks OK")
     return 0

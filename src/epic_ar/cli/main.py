@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -77,6 +78,27 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def error_message(exc: EpicArError, args: argparse.Namespace) -> str:
+    """The message of `exc` for the command line: where the library suggests a parameter
+    (e.g. `trust=True` for a refused checkpoint), the command's flag if it has one."""
+    parameter = getattr(exc, "trust_parameter", None)
+    if not isinstance(parameter, str):
+        return str(exc)
+    reason = str(getattr(exc, "reason", exc))
+    if hasattr(args, parameter):
+        flag = "--" + parameter.replace("_", "-")
+        return f"{reason}; if you trust the file, pass {flag} (it runs what the file names)"
+    return reason
+
+
+def os_error_message(exc: OSError) -> str:
+    """An OSError about a path as one line: the path(s), then the system's reason."""
+    names = os.fsdecode(exc.filename)
+    if exc.filename2 is not None:
+        names += f" -> {os.fsdecode(exc.filename2)}"
+    return f"{names}: {exc.strerror or exc}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["train"]:  # Hydra parses its own command line
@@ -89,7 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except EpicArError as exc:
-        print(f"epic-ar {args.command}: error: {exc}", file=sys.stderr)
+        print(f"epic-ar {args.command}: error: {error_message(exc, args)}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        if exc.filename is None:  # not about a path the user can fix: a bug, keep the traceback
+            raise
+        print(f"epic-ar {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"epic-ar {args.command}: interrupted", file=sys.stderr)

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
-from epic_ar.data.show import ShowOptions, show
+from epic_ar.cli.arguments import positive_int
+from epic_ar.data.show import MAX_INPUT_SIZE, ShowOptions, show
+
+
+def positive_float(text: str) -> float:
+    """An argparse `type`: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} is not a number > 0")
+    return value
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:
@@ -28,7 +41,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
     )
     parser.add_argument("--ids", nargs="+", metavar="ID", help="narration ids to show")
     parser.add_argument(
-        "--random", type=int, metavar="N", help="N random segments (default: the first 4)"
+        "--random", type=positive_int, metavar="N", help="N random segments (default: the first 4)"
     )
     parser.add_argument("--seed", type=int, default=0, help="for --random and --as-input")
     parser.add_argument(
@@ -37,7 +50,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         help="default: what the gulp directory holds; rgb for archives",
     )
     parser.add_argument(
-        "--frames", type=int, default=8, metavar="N", help="frames per segment on a sheet"
+        "--frames", type=positive_int, default=8, metavar="N", help="frames per segment on a sheet"
     )
     parser.add_argument(
         "--as-input",
@@ -47,10 +60,11 @@ def add_parser(subparsers: Any, help_text: str) -> None:
     )
     parser.add_argument(
         "--input-size",
-        type=int,
+        type=positive_int,
         default=224,
         metavar="S",
-        help="with --as-input: the network's input size (default 224, the published models')",
+        help="with --as-input: the network's input size in pixels (default 224, the published "
+        f"models'; at most {MAX_INPUT_SIZE})",
     )
     parser.add_argument(
         "--flow-as",
@@ -59,7 +73,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         help="flow as colour (hue: direction, brightness: magnitude) or as u and v in grey",
     )
     parser.add_argument(
-        "--fps", type=float, help="clip frame rate (default 50 for RGB, 25 for flow)"
+        "--fps", type=positive_float, help="clip frame rate (default 50 for RGB, 25 for flow)"
     )
     parser.add_argument("--force", action="store_true", help="overwrite OUT")
     parser.set_defaults(run=run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,13 @@ from epic_ar.evaluation.results import load_results
 from epic_ar.evaluation.submission import (
     SupervisionLevels,
     check_split_coverage,
+    packaged_test_split_ids,
+    split_mismatch,
     write_submission,
 )
 from epic_ar.fileio.atomic import check_can_write
 
+LOG = logging.getLogger("epic_ar.submit")
 SLS_PT_HELP = """Pre-training level (default 2):
   0 no pre-training; 1 public image datasets; 2 public image and video datasets;
   3 self-supervised on public data; 4 self-supervised on public data and EPIC-KITCHENS;
@@ -56,7 +60,9 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         type=Path,
         metavar="F",
         help="annotations of the split (e.g. EPIC_100_test_timestamps.csv): "
-        "check that every segment is present exactly once and none is extra",
+        "check that every segment is present exactly once and none is extra; without it, "
+        "RESULTS are compared with the test split's narration ids (shipped with epic-ar) and "
+        "a difference is a warning",
     )
     parser.add_argument("--force", action="store_true", help="overwrite OUT.zip if it exists")
     parser.set_defaults(run=run)
@@ -72,6 +78,15 @@ def run(args: argparse.Namespace) -> int:
         check_split_coverage(
             results, split.index.to_numpy(dtype=str), split_source=str(args.labels)
         )
+    else:
+        problems = split_mismatch(results, packaged_test_split_ids())
+        if problems:
+            LOG.warning(
+                "%s is not the EPIC-KITCHENS-100 test split, which the challenge expects: %s "
+                "(to check against another split, give its annotations with --labels)",
+                args.results,
+                problems,
+            )
     write_submission(results, args.out, levels, force=args.force)
     size_mb = args.out.stat().st_size / 1e6
     print(

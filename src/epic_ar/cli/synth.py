@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from epic_ar.data.synthetic import LAYOUTS, SyntheticConfig, generate_dataset
-from epic_ar.errors import EpicArError
+from epic_ar.cli.arguments import int_at_least, non_negative_int, positive_int
+from epic_ar.data.synthetic import LAYOUTS, SyntheticConfig, write_dataset
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:
@@ -23,11 +22,18 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         "motion follows its verb, so models can learn the classes. Deterministic per --seed.",
     )
     parser.add_argument("out", type=Path, metavar="OUT")
-    parser.add_argument("--participants", type=int, default=defaults.participants)
     parser.add_argument(
-        "--videos-per-participant", type=int, default=defaults.videos_per_participant
+        "--participants",
+        type=int_at_least(2),
+        default=defaults.participants,
+        help="at least 2: the last one is unseen (validation and test only)",
     )
-    parser.add_argument("--segments-per-video", type=int, default=defaults.segments_per_video)
+    parser.add_argument(
+        "--videos-per-participant", type=positive_int, default=defaults.videos_per_participant
+    )
+    parser.add_argument(
+        "--segments-per-video", type=positive_int, default=defaults.segments_per_video
+    )
     parser.add_argument(
         "--frame-size",
         type=int,
@@ -57,16 +63,12 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         default=list(defaults.layouts),
         help="frame layouts to write (default: tar, as downloaded)",
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--seed", type=non_negative_int, default=defaults.seed)
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.out.exists():
-        if not args.force:
-            raise EpicArError(f"{args.out}: already exists; pass --force to replace it")
-        shutil.rmtree(args.out)
     config = SyntheticConfig(
         participants=args.participants,
         videos_per_participant=args.videos_per_participant,
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     start = time.perf_counter()
-    videos = generate_dataset(args.out, config)
+    videos = write_dataset(args.out, config, force=args.force)
     segments = sum(len(v.segments) for v in videos)
     print(
         f"wrote {segments} segments of {len(videos)} videos in {time.perf_counter() - start:.1f} s"

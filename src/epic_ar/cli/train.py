@@ -7,6 +7,7 @@ usual (`--config-name`, `key=value`, `+trainer.<kwarg>=...`, `-m` sweeps, `--cfg
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from epic_ar.cli.main import error_message, os_error_message
 from epic_ar.errors import EpicArError
 
 _COMMAND_LINE: list[str] = []  # sys.argv as the user gave it (with `train`)
@@ -32,10 +34,20 @@ def _train_main(config: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         result = train(plain_run_config(config), run_dir)
-    except EpicArError as exc:
+    except (EpicArError, OSError) as exc:
+        # A run that failed before writing a checkpoint leaves nothing behind.
         remove_unused_run_dir(run_dir)
-        print(f"epic-ar train: error: {exc}", file=sys.stderr)
+        if isinstance(exc, EpicArError):
+            message = error_message(exc, argparse.Namespace())
+        elif exc.filename is not None:
+            message = os_error_message(exc)
+        else:
+            raise  # not about a path the user gave: keep the traceback
+        print(f"epic-ar train: error: {message}", file=sys.stderr)
         raise SystemExit(1) from None
+    except Exception:
+        remove_unused_run_dir(run_dir)
+        raise
     if result.writer:  # DDP: print once
         print("\n".join(summary_lines(result)))
 

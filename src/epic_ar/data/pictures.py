@@ -127,7 +127,7 @@ def choose_ids(all_ids: Sequence[str], random_count: int | None, seed: int) -> l
     if random_count is None:
         return list(all_ids[:4])
     if random_count < 1:
-        raise EpicArError(f"--random must be at least 1 (got {random_count})")
+        raise EpicArError(f"random_count: {random_count!r} is not an integer >= 1")
     count = min(random_count, len(all_ids))
     picked = np.sort(np.random.default_rng(seed).choice(len(all_ids), count, replace=False))
     return [all_ids[i] for i in picked]

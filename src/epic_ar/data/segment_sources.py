@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from epic_ar.annotations.flow_frames import to_flow_frame_numbers
+from epic_ar.annotations.flow_frames import holds_flow_frame_numbers, to_flow_frame_numbers
 from epic_ar.annotations.labels import read_annotations, require_columns
 from epic_ar.data.tar_index import AXES, IndexedTar, cached_tar_index, tar_index
 from epic_ar.errors import EpicArError
@@ -167,8 +167,16 @@ class ArchiveSegments:
             frames_root, modality, index_cache_dir
         )  # fmt: skip
         frame, name = annotation_rows(labels, _LOCATION_COLUMNS)
-        if modality == "flow" and label_frame_numbers == "rgb":
-            frame = to_flow_frame_numbers(frame)
+        # A table converted by convert-flow-idxs says so: never convert it twice, and never
+        # read RGB frames at its (flow) numbers.
+        flow_numbered = holds_flow_frame_numbers(frame)
+        if modality == "rgb" and flow_numbered:
+            raise EpicArError(
+                f"{name}: holds flow frame numbers (converted for flow); RGB frames need "
+                "the annotations with RGB frame numbers"
+            )
+        if modality == "flow" and label_frame_numbers == "rgb" and not flow_numbered:
+            frame = to_flow_frame_numbers(frame, source=name)
         counts = frame["stop_frame"].to_numpy() - frame["start_frame"].to_numpy()
         counts = counts + (0 if modality == "flow" else 1)
         if len(frame) == 0:

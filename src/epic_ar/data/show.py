@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +25,13 @@ from epic_ar.errors import EpicArError
 from epic_ar.fileio.atomic import atomic_write_path, check_can_write
 
 FRAME_HEIGHT = 128  # pixels, frames on a contact sheet
+MAX_INPUT_SIZE = 1024  # pixels: 4x the published models' inputs, already upscaled frames
+GIF_MAX_DURATION = 655_350  # milliseconds per frame: GIF stores 16 bits of 1/100 s
 CAPTION_HEIGHT = 20
 MARGIN = 4
 SHEET_SUFFIXES = (".png",)
 CLIP_SUFFIXES = (".gif", ".mp4")
+DEFAULT_FPS = {"rgb": 50.0, "flow": 25.0}  # EPIC-KITCHENS-100's RGB rate; flow: every 2nd
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,25 @@ class ShowOptions:
     flow_view: FlowView = "colour"
     fps: float | None = None
     force: bool = False
+
+    def __post_init__(self) -> None:
+        for name, minimum, maximum in (
+            ("frame_count", 1, None),
+            ("input_size", 1, MAX_INPUT_SIZE),
+            ("random_count", 1, None),
+        ):
+            value = getattr(self, name)
+            if value is None and name == "random_count":
+                continue
+            if (
+                not isinstance(value, int)
+                or value < minimum
+                or (maximum is not None and value > maximum)
+            ):
+                limits = f"{minimum}-{maximum}" if maximum else f">= {minimum}"
+                raise EpicArError(f"{name}: {value!r} is not an integer {limits}")
+        if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
+            raise EpicArError(f"fps: {self.fps!r} is not a number of frames per second > 0")
 
 
 def _font(size: int = 13) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -97,7 +121,7 @@ def write_clip(frames: np.ndarray, fps: float, path: Path, *, force: bool) -> No
         with atomic_write_path(path, force=force) as tmp:
             images[0].save(
                 tmp, format="GIF", save_all=True, append_images=images[1:],
-                duration=max(20, round(1000 / fps)), loop=0,
+                duration=min(GIF_MAX_DURATION, max(20, round(1000 / fps))), loop=0,
             )  # fmt: skip
         return
     try:
@@ -108,7 +132,7 @@ def write_clip(frames: np.ndarray, fps: float, path: Path, *, force: bool) -> No
         ) from None
     frames = _even(frames)
     with atomic_write_path(path, force=force) as tmp, av.open(str(tmp), "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=round(fps))
+        stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
         for frame in frames:
@@ -140,7 +164,7 @@ def show(options: ShowOptions) -> str:
         row = selection.table_rows[0]
         everything = np.arange(int(dataset.table.num_frames[row]))
         frames = frames_at(dataset, row, everything, options.flow_view)
-        fps = options.fps or (25.0 if dataset.modality == "flow" else 50.0)
+        fps = options.fps if options.fps is not None else DEFAULT_FPS[dataset.modality]
         write_clip(frames, fps, options.out, force=options.force)
         count = f"{len(frames)} {dataset.modality} frames"
         return f"wrote {options.out}: {ids[0]}, {count} at {fps:g} fps"

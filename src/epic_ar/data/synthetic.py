@@ -28,6 +28,7 @@ import pandas as pd
 
 from epic_ar.annotations.classes import PACKAGED_TABLES, packaged_table
 from epic_ar.errors import EpicArError
+from epic_ar.fileio.atomic import atomic_write_dir
 from epic_ar.gulp.jpeg import encode_jpeg
 from epic_ar.gulp.sources import frame_name
 
@@ -62,6 +63,12 @@ class SyntheticConfig:
             raise EpicArError("frames must be at least 16x16")
         if self.participants < 2:
             raise EpicArError("need at least 2 participants (one of them is unseen)")
+        for name in ("videos_per_participant", "segments_per_video"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise EpicArError(f"{name}: {value!r} is not an integer >= 1")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise EpicArError(f"seed: {self.seed!r} is not an integer >= 0")
         unknown = set(self.layouts) - set(LAYOUTS)
         if unknown:
             raise EpicArError(f"unknown layouts {sorted(unknown)}; choose from {LAYOUTS}")
@@ -329,13 +336,40 @@ def write_annotations(out: Path, videos: list[Video], config: SyntheticConfig) -
     info.to_csv(folder / "EPIC_100_video_info.csv", index=False)
 
 
+def check_splits(videos: list[Video]) -> None:
+    """Refuse a plan that leaves a split without segments (too few segments for 70/15/15)."""
+    counts = {split: 0 for split in ("train", "validation", "test")}
+    for video in videos:
+        for segment in video.segments:
+            counts[segment.split] += 1
+    empty = [split for split, count in counts.items() if count == 0]
+    if empty:
+        total = sum(counts.values())
+        raise EpicArError(
+            f"the {total} segments planned leave no {' and no '.join(empty)} segments: "
+            "ask for more segments (segments_per_video, videos_per_participant or participants)"
+        )
+
+
 def generate_dataset(out: Path, config: SyntheticConfig) -> list[Video]:
-    """Write annotations and frames of a synthetic dataset into `out`; returns its videos."""
+    """Write annotations and frames of a synthetic dataset into `out`; returns its videos.
+
+    Files are written in place: see `write_dataset` for a folder made whole or not at all.
+    """
     rng = np.random.default_rng(config.seed)
     videos = plan_videos(config, rng)
+    check_splits(videos)
     write_annotations(out, videos, config)
     for video in videos:
         video_seed = zlib.crc32(video.video_id.encode())  # stable across processes
         renderer = Renderer(config, np.random.default_rng([config.seed, video_seed]))
         write_video_frames(out, video, render_video(video, renderer), config.layouts)
     return videos
+
+
+def write_dataset(out: Path, config: SyntheticConfig, *, force: bool = False) -> list[Video]:
+    """`generate_dataset` into a new folder `out`, whole or not at all: written beside it
+    under a temporary name and renamed at the end, so that a failure (or Ctrl-C) leaves
+    nothing. An existing `out` is replaced only with `force`, and only once complete."""
+    with atomic_write_dir(out, force=force) as folder:
+        return generate_dataset(folder, config)

@@ -21,6 +21,7 @@ from epic_ar.annotations.labels import require_columns
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation.metrics import action_ranks, challenge_metrics, class_ranks
 from epic_ar.evaluation.results import Results, describe_ids
+from epic_ar.fileio.paths import require_file
 
 LOG = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def resolve_group_tables(
     A table not given and not found next to the labels is taken from the copies shipped
     with epic-ar when `use_packaged`, otherwise its group is left out (with a log note).
     """
+    require_file(labels_path)  # no notes about the folder of labels that are not there
     defaults = {
         "tail verbs": (tail_verbs, TAIL_VERBS_CSV),
         "tail nouns": (tail_nouns, TAIL_NOUNS_CSV),
@@ -65,6 +67,8 @@ def resolve_group_tables(
     resolved: list[Path | None] = []
     for what, (given, name) in defaults.items():
         if given is not None:
+            if given.is_dir():
+                raise EpicArError(f"{given}: is a folder, not a file (given for the {what} table)")
             if not given.is_file():
                 raise EpicArError(f"{given}: no such file (given for the {what} table)")
             resolved.append(given)

@@ -24,6 +24,12 @@ from epic_ar.errors import EpicArError
 from epic_ar.evaluation import report_plots as plots
 from epic_ar.evaluation.evaluate import GroupTables, label_rows
 from epic_ar.evaluation.results import Results
+from epic_ar.fileio.paths import (
+    check_folder_writable,
+    make_folders,
+    named_write_errors,
+    remove_empty_folders,
+)
 
 NOUNS_SHOWN = 40
 VERBS_SHOWN = 97
@@ -142,6 +148,18 @@ def render_html(
     )
 
 
+def check_report_dir(out_dir: Path, *, force: bool) -> None:
+    """Refuse early (before any work) a report folder that is a file, that cannot be
+    written, or that holds anything already unless `force` (then our files in it are
+    replaced, others left alone)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EpicArError(f"{out_dir}: exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        what = "a report (index.html)" if (out_dir / "index.html").exists() else "files"
+        raise EpicArError(f"{out_dir}: holds {what} already; pass --force to write into it")
+    check_folder_writable(out_dir, out_dir if out_dir.is_dir() else out_dir.parent)
+
+
 def write_report(
     results: Results,
     *,
@@ -151,12 +169,13 @@ def write_report(
     tables: GroupTables,
     metrics: dict[str, float] | None,
     out_dir: Path,
+    force: bool = False,
 ) -> list[str]:
-    """Write the report into `out_dir` (created; our files in it replaced). `labels`: the
-    annotations read from `labels_path`; `metrics` None when they hold no classes.
-    Returns the names of the files written."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise EpicArError(f"{out_dir}: exists and is not a folder")
+    """Write the report into `out_dir` (created if missing; a folder holding files only
+    with `force`, and then our files in it are replaced). `labels`: the annotations read
+    from `labels_path`; `metrics` None when they hold no classes. Returns the names of the
+    files written."""
+    check_report_dir(out_dir, force=force)
     segment_labels = label_rows(results, labels, labels_source=str(labels_path))
     provenance = {
         "results": str(results_path.resolve()),
@@ -165,16 +184,23 @@ def write_report(
         "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "by": f"epic-ar {__version__}",
     }
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.", dir=out_dir.parent) as tmp:
-        folder = Path(tmp)
-        if metrics is not None:
-            figures = labelled_figures(results, segment_labels, tables, folder)
-        else:
-            figures = label_free_figures(results, folder)
-        (folder / "index.html").write_text(render_html(figures, metrics, provenance))
-        out_dir.mkdir(exist_ok=True)
-        names = [f.file for f in figures] + ["index.html"]  # the page last: it names the rest
-        for name in names:
-            (folder / name).replace(out_dir / name)
+    created: list[Path] = []
+    try:
+        with named_write_errors(out_dir):
+            created = make_folders(out_dir.parent)
+            scratch = tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.", dir=out_dir.parent)
+        with scratch as tmp, named_write_errors(out_dir, Path(tmp)):
+            folder = Path(tmp)
+            if metrics is not None:
+                figures = labelled_figures(results, segment_labels, tables, folder)
+            else:
+                figures = label_free_figures(results, folder)
+            (folder / "index.html").write_text(render_html(figures, metrics, provenance))
+            out_dir.mkdir(exist_ok=True)
+            names = [f.file for f in figures] + ["index.html"]  # the page last: names the rest
+            for name in names:
+                (folder / name).replace(out_dir / name)
+    finally:
+        if not out_dir.exists():
+            remove_empty_folders(created)
     return names

@@ -14,12 +14,12 @@ tensors go through `torch.load(weights_only=True)` with the numpy globals allow-
 from __future__ import annotations
 
 import pickle
-import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from epic_ar.errors import EpicArError
+from epic_ar.fileio.paths import require_file
 from epic_ar.fileio.safe_pickle import (
     InvalidPickleError,
     PersistentIdError,
@@ -28,6 +28,8 @@ from epic_ar.fileio.safe_pickle import (
     quiet_teardown,
     restricted_pickle_load,
     torch_data_globals,
+    torch_load_failure,
+    torch_refused_global,
 )
 
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -42,22 +44,27 @@ def load_data_file(path: Path) -> Any:
         EpicArError: missing file, unknown or corrupted content, or a global outside the
             allow-list (in which case nothing from the file was executed).
     """
-    if not path.is_file():
-        raise EpicArError(f"{path}: no such file")
+    require_file(path, "results file")
     with path.open("rb") as file:
         head = file.read(len(_LEGACY_TORCH_MAGIC))
     if not head:
-        raise EpicArError(f"{path}: file is empty")
+        raise EpicArError(f"{path}: empty file (0 bytes), not a results file")
     if head.startswith(_ZIP_MAGIC):
-        return _load_torch_zip(path)
-    if head == _LEGACY_TORCH_MAGIC:
-        return _load_with_torch(path)
-    with path.open("rb") as file:
-        try:
-            return restricted_pickle_load(file, source=str(path))
-        except InvalidPickleError as exc:
-            detail = str(exc).removeprefix(f"{path}: not a valid pickle ")
-            raise EpicArError(f"{path}: neither a torch file nor a valid pickle {detail}") from None
+        loaded = _load_torch_zip(path)
+    elif head == _LEGACY_TORCH_MAGIC:
+        loaded = _load_with_torch(path)
+    else:
+        with path.open("rb") as file:
+            try:
+                loaded = restricted_pickle_load(file, source=str(path))
+            except InvalidPickleError as exc:
+                detail = str(exc).removeprefix(f"{path}: not a valid pickle ")
+                raise EpicArError(
+                    f"{path}: neither a torch file nor a valid pickle {detail}"
+                ) from None
+    if loaded is None or (isinstance(loaded, (bytes, bytearray, str)) and not loaded):
+        raise EpicArError(f"{path}: holds no data (an empty {type(loaded).__name__}), not results")
+    return loaded
 
 
 def _load_torch_zip(path: Path) -> Any:
@@ -90,15 +97,15 @@ def _load_with_torch(path: Path) -> Any:
             check_loaded_arrays(loaded, str(path))
             return loaded
     except pickle.UnpicklingError as exc:
-        refused = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        refused = torch_refused_global(str(exc))
         if refused:
             raise RefusedGlobalError(
-                f"{path}: refused to load '{refused.group(1)}': only tensors, numpy arrays, "
-                "dtypes and builtin containers/scalars may appear in this file"
+                f"{path}: refused to load '{refused}': only tensors, numpy arrays, "
+                "dtypes and builtin containers/scalars may appear in this file",
+                refused,
             ) from None
-        raise EpicArError(f"{path}: unreadable torch file ({str(exc).splitlines()[0]})") from exc
+        raise EpicArError(f"{path}: unreadable torch file ({torch_load_failure(exc)})") from None
     except EpicArError:
         raise
     except Exception as exc:  # a corrupted torch file can fail in many different ways
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise EpicArError(f"{path}: corrupted torch file ({message})") from None
+        raise EpicArError(f"{path}: corrupted torch file ({torch_load_failure(exc)})") from None

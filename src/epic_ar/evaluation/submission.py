@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from epic_ar.fileio.atomic import atomic_write_path
 SUBMISSION_VERSION = "0.2"
 CHALLENGE = "action_recognition"
 SLS_LEVELS = range(6)
+TEST_IDS_NAME = "EPIC_100_test_narration_ids.txt.gz"
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,9 @@ class SupervisionLevels:
                 raise EpicArError(f"sls_{name} must be an integer 0-5, got {value!r}")
 
 
-def check_split_coverage(results: Results, split_ids: np.ndarray, *, split_source: str) -> None:
-    """Require the results to hold every narration id of the split exactly once, no others.
+def split_mismatch(results: Results, split_ids: np.ndarray) -> str | None:
+    """How the results' narration ids differ from the split's ([M] str): how many of the
+    split's are missing and how many are extra, with examples; None when they are the same.
 
     Results ids are unique already (checked on load), so set differences decide it.
     """
@@ -54,8 +58,22 @@ def check_split_coverage(results: Results, split_ids: np.ndarray, *, split_sourc
         )
     if len(extra):
         problems.append(f"{len(extra)} narration ids not in the split ({describe_ids(extra)})")
+    return "; ".join(problems) or None
+
+
+def check_split_coverage(results: Results, split_ids: np.ndarray, *, split_source: str) -> None:
+    """Require the results to hold every narration id of the split exactly once, no others."""
+    problems = split_mismatch(results, split_ids)
     if problems:
-        raise EpicArError(f"results do not match {split_source}: {'; '.join(problems)}")
+        raise EpicArError(f"results do not match {split_source}: {problems}")
+
+
+def packaged_test_split_ids() -> np.ndarray:
+    """The 13092 narration ids of the EPIC-KITCHENS-100 test split ([M] str), in the
+    official order: the `narration_id` column of `EPIC_100_test_timestamps.csv` (CC BY-NC
+    4.0, see `annotations/tables/license.txt`), shipped with epic-ar."""
+    packaged = resources.files("epic_ar.annotations") / "tables" / TEST_IDS_NAME
+    return np.array(gzip.decompress(packaged.read_bytes()).decode().split())
 
 
 # Below this magnitude orjson writes floats differently from Python's repr ("1e-5" or

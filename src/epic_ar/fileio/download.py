@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.atomic import atomic_write_path
@@ -13,6 +15,8 @@ from epic_ar.progress import Progress
 
 _CHUNK = 1 << 20  # bytes
 _TIMEOUT = 60  # seconds without data
+# What fetching (not writing) raises: bad URLs, network and HTTP errors, short reads.
+_FETCH_ERRORS = (urllib.error.URLError, OSError, ValueError, http.client.HTTPException)
 
 
 def download(
@@ -27,25 +31,44 @@ def download(
     place: raising there leaves nothing behind.
 
     Raises:
-        EpicArError: the URL cannot be fetched (named, with the reason).
+        EpicArError: the URL cannot be fetched, or `check` refused the file (naming the
+            URL, `destination` and the reason; never the temporary file, which is gone).
+        UnwritablePathError: `destination` cannot be written (no permission, full disk).
     """
     with atomic_write_path(destination, force=force) as temporary:
         try:
-            with (
-                urllib.request.urlopen(url, timeout=_TIMEOUT) as response,
-                temporary.open("wb") as out,
-            ):
-                size = int(response.headers.get("Content-Length") or 0)
-                progress = Progress(
-                    f"download {destination.name}", -(-size // _CHUNK), unit="MiB", extra_unit=None
-                )
-                while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    progress.update(1)
-                progress.close()
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise EpicArError(f"could not download {url}: {reason}") from None
+            response = urllib.request.urlopen(url, timeout=_TIMEOUT)
+        except _FETCH_ERRORS as exc:
+            raise _fetch_error(url, destination, exc) from None
+        with response, temporary.open("wb") as out:
+            size = int(response.headers.get("Content-Length") or 0)
+            progress = Progress(
+                f"download {destination.name}", -(-size // _CHUNK), unit="MiB", extra_unit=None
+            )
+            while chunk := _read(response, url, destination):
+                out.write(chunk)  # an OSError here is about `destination` (atomic_write_path)
+                progress.update(1)
+            progress.close()
         if check is not None:
-            check(temporary)
+            try:
+                check(temporary)
+            except EpicArError as exc:
+                message = str(getattr(exc, "reason", exc))  # without a trust=True hint
+                reason = message.removeprefix(f"{temporary}: ").replace(str(temporary), "it")
+                raise EpicArError(
+                    f"{url}: downloaded, but not stored as {destination}: {reason}"
+                ) from None
     return destination
+
+
+def _read(response: Any, url: str, destination: Path) -> bytes:
+    try:
+        chunk: bytes = response.read(_CHUNK)
+    except _FETCH_ERRORS as exc:
+        raise _fetch_error(url, destination, exc) from None
+    return chunk
+
+
+def _fetch_error(url: str, destination: Path, exc: BaseException) -> EpicArError:
+    reason = getattr(exc, "reason", None) or exc
+    return EpicArError(f"could not download {url} (for {destination}): {reason}")

@@ -13,6 +13,7 @@ import collections
 import contextlib
 import gc
 import pickle
+import re
 import sys
 import warnings
 from collections.abc import Iterator, Mapping
@@ -24,11 +25,51 @@ from epic_ar.errors import EpicArError
 
 
 class RefusedGlobalError(EpicArError):
-    """A pickle asked for a global outside the allow-list (`global_name`: `module.name`)."""
+    """A pickle asked for a global outside the allow-list (`global_name`: `module.name`).
 
-    def __init__(self, message: str, global_name: str = ""):
-        super().__init__(message)
+    `trust_parameter`: the loader's parameter that would load the file anyway (e.g.
+    "trust"), suggested at the end of the message; None when there is none. `reason` is
+    the message without that suggestion (the command line suggests its flag instead).
+    """
+
+    def __init__(self, message: str, global_name: str = "", *, trust_parameter: str | None = None):
+        hint = (
+            f"; if you trust the file, load it with {trust_parameter}=True (it runs what "
+            "the file names)"
+            if trust_parameter
+            else ""
+        )
+        super().__init__(message + hint)
+        self.reason = message
         self.global_name = global_name
+        self.trust_parameter = trust_parameter
+
+
+# torch's weights-only loader names a refused global in several phrasings ("Unsupported
+# global: GLOBAL a.b was not an allowed global", "Trying to load unsupported GLOBAL a.b
+# whose module a is blocked", ...); the name always follows "GLOBAL ".
+_TORCH_REFUSED = re.compile(r"GLOBAL ([\w.]+)")
+_TORCH_ADVICE_END = "Do it only if you got the file from a trusted source."
+
+
+def torch_refused_global(message: str) -> str | None:
+    """The global (`module.name`) that torch's weights-only loader refused, from its error
+    message; None when the message is about something else."""
+    refused = _TORCH_REFUSED.search(message)
+    return refused.group(1) if refused else None
+
+
+def torch_load_failure(exc: BaseException) -> str:
+    """The first line of why `torch.load` failed, without the advice torch prints first
+    (to retry with `weights_only=False`, which would run code the file names)."""
+    message = str(exc)
+    for marker in ("WeightsUnpickler error:", _TORCH_ADVICE_END):
+        message = message.rsplit(marker, maxsplit=1)[-1]
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    # torch's reader goes on for sentences ("This is an internal miniz error. If you...")
+    return lines[0].split(". ", maxsplit=1)[0].removesuffix(".")
 
 
 def _numpy_core_attr(module: str, name: str) -> Any:
@@ -64,6 +105,18 @@ BUILTIN_GLOBALS: dict[tuple[str, str], Any] = {
     for name, obj in _BUILTIN_CONTAINERS_AND_SCALARS.items()
 }
 BUILTIN_GLOBALS[("collections", "OrderedDict")] = collections.OrderedDict
+
+
+def _bytes_from_pickle(*args: Any) -> bytes:
+    # Protocol-2 pickles rebuild `bytes` by calling it (with no argument for b"", a list of
+    # ints otherwise). `bytes(n)` would allocate n bytes, whatever the file's size: refused.
+    if args and not isinstance(args[0], (list, tuple, bytes, bytearray)):
+        raise ValueError(f"bytes({args[0]!r}) refused: only bytes made of listed values")
+    return bytes(*args[:1])
+
+
+for _module in ("builtins", "__builtin__"):
+    BUILTIN_GLOBALS[(_module, "bytes")] = _bytes_from_pickle
 
 DATA_GLOBALS: dict[tuple[str, str], Any] = {**NUMPY_GLOBALS, **BUILTIN_GLOBALS}
 

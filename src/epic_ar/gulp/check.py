@@ -5,14 +5,21 @@ from __future__ import annotations
 import contextlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
-import orjson
 import simplejpeg
 
 from epic_ar.errors import EpicArError
 from epic_ar.gulp.format import DATA_PATTERN, committed_chunks, data_path, meta_path
+from epic_ar.gulp.reader import read_chunk_meta
 from epic_ar.progress import Progress
+
+
+def _is_record(info: object) -> bool:
+    return (
+        isinstance(info, list)
+        and len(info) == 3
+        and all(type(value) is int and value >= 0 for value in info)
+    )
 
 
 def check_chunk(directory: Path, chunk: int, decode: bool = True) -> tuple[list[str], int]:
@@ -24,9 +31,9 @@ def check_chunk(directory: Path, chunk: int, decode: bool = True) -> tuple[list[
     """
     meta_file, data_file = meta_path(directory, chunk), data_path(directory, chunk)
     try:
-        meta: dict[str, Any] = orjson.loads(meta_file.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        return [f"{meta_file}: unreadable meta ({exc})"], 0
+        meta = read_chunk_meta(meta_file)
+    except EpicArError as exc:
+        return [str(exc)], 0
     if not data_file.is_file():
         return [f"{data_file}: missing (its meta file exists)"], 0
     data = data_file.read_bytes()
@@ -34,14 +41,20 @@ def check_chunk(directory: Path, chunk: int, decode: bool = True) -> tuple[list[
     frames = 0
     covered = 0
     for segment_id, entry in meta.items():
-        infos = entry.get("frame_info", [])
+        infos = entry["frame_info"]
         where = f"{data_file.name}: segment {segment_id}"
-        meta_data = (entry.get("meta_data") or [{}])[0]
+        meta_data = (entry["meta_data"] or [{}])[0]
         declared = meta_data.get("num_frames")
         if declared is not None and declared not in (len(infos), len(infos) / 2):
             problems.append(f"{where}: num_frames {declared} but {len(infos)} records")
-        for index, (offset, pad, length) in enumerate(infos):
+        for index, info in enumerate(infos):
             frames += 1
+            if not _is_record(info):
+                problems.append(
+                    f"{where} frame {index}: record {info!r} is not [offset, pad, length]"
+                )
+                continue
+            offset, pad, length = info
             record = data[offset : offset + length]
             if offset + length > len(data) or pad > 3 or length <= pad:
                 problems.append(
@@ -68,6 +81,9 @@ def _check_chunk_task(args: tuple[Path, int, bool]) -> tuple[list[str], int]:
 
 def check_gulp_directory(directory: Path, *, workers: int = 1, decode: bool = True) -> list[str]:
     """Every problem of every chunk of `directory` (empty: all good)."""
+    if not directory.is_dir():
+        problem = "is a file, not" if directory.exists() else "no such directory; expected"
+        raise EpicArError(f"{directory}: {problem} a gulp directory")
     chunks = committed_chunks(directory)
     if not chunks:
         raise EpicArError(f"{directory}: not a gulp directory (no meta_*.gmeta files)")

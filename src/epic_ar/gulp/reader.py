@@ -35,6 +35,89 @@ def _return_freed_heap_to_os() -> None:
         pass
 
 
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return kinds.get(type(value), "a number")
+
+
+def read_chunk_meta(meta_file: Path) -> dict[str, dict[str, Any]]:
+    """The parsed meta file of one chunk, checked to be laid out as the format says:
+    `{segment_id: {"frame_info": [...], "meta_data": [{...}] or []}}` (the frame records'
+    values are checked by `frame_records`).
+
+    Raises:
+        EpicArError: the file is unreadable, not JSON, or laid out otherwise (names the file,
+            and the segment and key at fault).
+    """
+    try:
+        raw = meta_file.read_bytes()
+    except OSError as exc:
+        raise EpicArError(f"{meta_file}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        meta = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EpicArError(f"{meta_file}: not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise EpicArError(
+            f"{meta_file}: holds {_json_kind(meta)}, not a gulp meta file (an object mapping "
+            "segment ids to their 'frame_info' and 'meta_data')"
+        )
+    for segment_id, entry in meta.items():
+        where = f"{meta_file}: segment {segment_id!r}"
+        if not isinstance(entry, dict):
+            raise EpicArError(
+                f"{where}: is {_json_kind(entry)}, not an object with 'frame_info' and 'meta_data'"
+            )
+        for key in ("frame_info", "meta_data"):
+            if key not in entry:
+                raise EpicArError(f"{where}: has no {key!r}")
+            if not isinstance(entry[key], list):
+                raise EpicArError(f"{where}: {key!r} is {_json_kind(entry[key])}, not a list")
+        if entry["meta_data"] and not isinstance(entry["meta_data"][0], dict):
+            kind = _json_kind(entry["meta_data"][0])
+            raise EpicArError(f"{where}: 'meta_data' holds {kind}, not an object")
+    return meta
+
+
+def frame_records(meta_file: Path, chunk_meta: dict[str, dict[str, Any]]) -> np.ndarray:
+    """[F, 3] int64 (offset, padding, length) of every frame of the chunk, in stored order.
+
+    Raises:
+        EpicArError: a record is not three whole numbers with offset >= 0 and
+            0 <= padding < length (names the file, segment and frame).
+    """
+    flat = list(chain.from_iterable(entry["frame_info"] for entry in chunk_meta.values()))
+    try:  # one conversion per chunk: no per-frame Python objects survive
+        records = np.array(flat) if flat else np.zeros((0, 3), dtype=np.int64)
+    except (ValueError, TypeError, OverflowError):
+        records = np.zeros(0)  # ragged: found below
+    if (
+        records.ndim == 2
+        and records.shape[1] == 3
+        and records.dtype.kind in "iu"
+        and (records[:, 0] >= 0).all()
+        and ((records[:, 1] >= 0) & (records[:, 1] < records[:, 2])).all()
+    ):
+        return records.astype(np.int64, copy=False)
+    for segment_id, entry in chunk_meta.items():  # rare: name the first bad record
+        for index, info in enumerate(entry["frame_info"]):
+            if not (
+                isinstance(info, list)
+                and len(info) == 3
+                and all(type(v) is int for v in info)
+                and info[0] >= 0
+                and 0 <= info[1] < info[2]
+            ):
+                raise EpicArError(
+                    f"{meta_file}: segment {segment_id!r}: 'frame_info' record {index} is "
+                    f"{orjson.dumps(info).decode()[:60]}, not [offset, padding, length] "
+                    "(whole numbers, offset >= 0, 0 <= padding < length)"
+                )
+    raise EpicArError(f"{meta_file}: 'frame_info' records are not [offset, padding, length]")
+
+
 class GulpDirectory:
     """A gulp directory opened for reading.
 
@@ -45,6 +128,9 @@ class GulpDirectory:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        if not self.path.is_dir():
+            problem = "is a file, not" if self.path.exists() else "no such directory; expected"
+            raise EpicArError(f"{self.path}: {problem} a gulp directory")
         chunks = committed_chunks(self.path)
         if not chunks:
             raise EpicArError(f"{self.path}: not a gulp directory (no meta_*.gmeta files)")
@@ -58,10 +144,8 @@ class GulpDirectory:
         self._lengths: list[np.ndarray] = []  # per chunk: [F] uint32 JPEG bytes, no padding
         for chunk_row, chunk in enumerate(chunks):
             meta_file = meta_path(self.path, chunk)
-            try:
-                chunk_meta = orjson.loads(meta_file.read_bytes())
-            except orjson.JSONDecodeError as exc:
-                raise EpicArError(f"{meta_file}: not valid JSON ({exc})") from exc
+            chunk_meta = read_chunk_meta(meta_file)
+            infos = frame_records(meta_file, chunk_meta)
             first = 0
             for segment_id, entry in chunk_meta.items():
                 count = len(entry["frame_info"])
@@ -71,11 +155,6 @@ class GulpDirectory:
                 seg_first.append(first)
                 seg_counts.append(count)
                 first += count
-            # One conversion per chunk: no per-frame or per-segment objects survive.
-            infos = np.array(
-                list(chain.from_iterable(e["frame_info"] for e in chunk_meta.values())),
-                dtype=np.int64,
-            ).reshape(-1, 3)
             big = infos[:, 0].max(initial=0) >= 2**32
             self._offsets.append(infos[:, 0].astype(np.uint64 if big else np.uint32))
             self._lengths.append((infos[:, 2] - infos[:, 1]).astype(np.uint32))

@@ -39,7 +39,7 @@ def jpeg_shape(jpeg: bytes, where: str) -> tuple[int, int, int]:
     """(height, width, channels) from the JPEG header, after checking the file is whole.
 
     Only the markers are checked (start of image, a parsable header, end of image near the
-    end): a full decode would cost as much as the whole copy.
+    end); `check_jpeg_decodes` checks the compressed image data.
     """
     if not jpeg.startswith(b"\xff\xd8") or b"\xff\xd9" not in jpeg[-_EOI_SEARCH:]:
         raise EpicArError(f"{where}: not a complete JPEG file ({len(jpeg)} bytes)")
@@ -48,6 +48,21 @@ def jpeg_shape(jpeg: bytes, where: str) -> tuple[int, int, int]:
     except ValueError as exc:
         raise EpicArError(f"{where}: unreadable JPEG ({exc})") from exc
     return height, width, 1 if colorspace == "Gray" else 3
+
+
+def check_jpeg_decodes(jpeg: bytes, where: str) -> None:
+    """Raise an EpicArError naming `where` unless the JPEG decodes without any error or
+    warning (as strictly as the training reader decodes, and `gulp-check`).
+
+    A corrupt body leaves the markers intact and only shows when the entropy-coded data is
+    decoded. The decode is at 1/8 scale, in greyscale: that skips most of the inverse DCT,
+    upsampling and colour conversion, though not the entropy decoding, which finds the
+    corruption (and costs most of the time that is left).
+    """
+    try:
+        simplejpeg.decode_jpeg(jpeg, colorspace="GRAY", min_height=1, min_width=1, strict=True)
+    except ValueError as exc:
+        raise EpicArError(f"{where}: corrupt JPEG data ({exc})") from exc
 
 
 def resized_size(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -100,10 +115,16 @@ def _plain(value: Any) -> Any:
 
 
 def read_segment(
-    row: dict[str, Any], videos: VideoCache, *, modality: str, frame_size: int
+    row: dict[str, Any],
+    videos: VideoCache,
+    *,
+    modality: str,
+    frame_size: int,
+    check_decodes: bool = True,
 ) -> GulpSegment:
     """The frames and metadata to store for one annotation row (keys: the annotation columns
-    plus `narration_id`).
+    plus `narration_id`). Every frame is checked to decode (`check_jpeg_decodes`) unless
+    `check_decodes` is False; resized frames are decoded anyway.
 
     Raises:
         BadSegmentError: naming the segment, its video and the offending file.
@@ -122,10 +143,13 @@ def read_segment(
         height, width, channels = shapes[0]
         if frame_size > 0 and min(height, width) != frame_size:
             height, width = resized_size(height, width, frame_size)
-            jpegs = [
+            jpegs = [  # decoding to resize checks the frames
                 resize_jpeg(j, (height, width), source.where(n))
                 for n, j in zip(names, jpegs, strict=True)
             ]
+        elif check_decodes:
+            for name, jpeg in zip(names, jpegs, strict=True):
+                check_jpeg_decodes(jpeg, source.where(name))
     except EpicArError as exc:
         raise BadSegmentError(f"{context}: {exc}") from exc
     meta = {key: _plain(value) for key, value in row.items()}

@@ -56,6 +56,10 @@ class FolderSource:
             return (self.root / name).read_bytes()
         except FileNotFoundError:
             raise MissingFrameError(f"missing frame {self.where(name)}") from None
+        except OSError as exc:  # a folder of that name, no permission, an I/O error
+            raise MissingFrameError(
+                f"unreadable frame {self.where(name)} ({exc.strerror or exc})"
+            ) from None
 
     def close(self) -> None:
         pass  # files are opened per read

@@ -11,13 +11,18 @@ the config is rebuilt as plain dicts and lists. Nothing else the file names is i
 from __future__ import annotations
 
 import collections
-import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 from epic_ar.errors import EpicArError
-from epic_ar.fileio.safe_pickle import torch_data_globals
+from epic_ar.fileio.paths import require_file
+from epic_ar.fileio.safe_pickle import (
+    RefusedGlobalError,
+    torch_data_globals,
+    torch_load_failure,
+    torch_refused_global,
+)
 
 
 class _PickledState:
@@ -58,7 +63,6 @@ _SAFE_GLOBALS: list[Any] = [
     collections.defaultdict,
     collections.OrderedDict,
 ]
-_REFUSED = re.compile(r"GLOBAL (\S+) was not an allowed global")
 
 
 def read_checkpoint(path: Path, *, trust: bool = False) -> dict[str, Any]:
@@ -70,8 +74,7 @@ def read_checkpoint(path: Path, *, trust: bool = False) -> dict[str, Any]:
     """
     import torch
 
-    if not path.is_file():
-        raise EpicArError(f"{path}: no such checkpoint file")
+    require_file(path, "checkpoint file", missing="no such checkpoint file")
     try:
         if trust:
             warnings.warn(
@@ -82,18 +85,18 @@ def read_checkpoint(path: Path, *, trust: bool = False) -> dict[str, Any]:
             with torch.serialization.safe_globals(_SAFE_GLOBALS):
                 loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files
-        message = str(exc)
-        refused = _REFUSED.search(message)
+        refused = None if trust else torch_refused_global(str(exc))
         if refused:
-            raise EpicArError(
-                f"{path}: refused to load '{refused.group(1)}': the file names a class or "
-                "function outside the checkpoint allow-list; if you trust the file, pass --trust "
-                "(trust=True in Python)"
+            raise RefusedGlobalError(
+                f"{path}: refused to load '{refused}': the file names a class or function "
+                "outside the checkpoint allow-list (nothing it names was run)",
+                refused,
+                trust_parameter="trust",
             ) from None
-        # the reason, past the advice torch prints first
-        detail = message.rsplit("WeightsUnpickler error:", maxsplit=1)[-1].strip()
-        first_line = detail.splitlines()[0] if detail else type(exc).__name__
-        raise EpicArError(f"{path}: not a readable checkpoint ({first_line})") from None
+        reason = torch_load_failure(exc)
+        if isinstance(exc, EOFError) or reason == "EOFError":
+            reason = "the file ends early: truncated?" if path.stat().st_size else "empty file"
+        raise EpicArError(f"{path}: not a readable checkpoint ({reason})") from None
     if not isinstance(loaded, dict):
         raise EpicArError(f"{path}: not a Lightning checkpoint (top level is not a dict)")
     return {key: plain_config(value) for key, value in loaded.items()}

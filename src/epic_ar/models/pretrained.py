@@ -10,7 +10,12 @@ import torchvision
 
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.download import download
-from epic_ar.fileio.safe_pickle import torch_data_globals
+from epic_ar.fileio.safe_pickle import (
+    RefusedGlobalError,
+    torch_data_globals,
+    torch_load_failure,
+    torch_refused_global,
+)
 from epic_ar.models.backbones import flow_kernel
 from epic_ar.models.video_model import VideoModel
 
@@ -45,6 +50,8 @@ def load_pretrained(model: VideoModel, pretrained: str | None) -> None:
         _load_backbone(model, _our_layout(_read_weights(path)), str(path))
     else:
         path = Path(pretrained)
+        if path.is_dir():
+            raise EpicArError(f"pretrained: {pretrained} is a folder, not a weights file")
         if not path.is_file():
             raise EpicArError(
                 f"pretrained: {pretrained!r} is not imagenet, kinetics or an existing file"
@@ -79,8 +86,16 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
         with torch.serialization.safe_globals(torch_data_globals()):
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise EpicArError(f"{path}: not a readable weights file ({reason})") from None
+        refused = torch_refused_global(str(exc))
+        if refused:
+            raise RefusedGlobalError(
+                f"{path}: refused to load '{refused}': a weights file may hold tensors, numpy "
+                "arrays and plain containers only (nothing it names was run)",
+                refused,
+            ) from None
+        raise EpicArError(
+            f"{path}: not a readable weights file ({torch_load_failure(exc)})"
+        ) from None
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict) or not all(

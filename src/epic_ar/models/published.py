@@ -18,6 +18,9 @@ PUBLISHED_URLS = {
     "tsm_flow": "https://www.dropbox.com/s/8x9hh404k641rqj/tsm_flow.ckpt?dl=1",
 }
 
+_MODEL_TYPES = {"tsn": "TSN", "trn": "MTRN", "tsm": "TSM"}  # name prefix -> model.type
+_MODALITIES = {"rgb": "RGB", "flow": "Flow"}
+
 
 def download_published(
     name: str, directory: Path, *, url: str | None = None, force: bool = False
@@ -34,5 +37,19 @@ def download_published(
         url or PUBLISHED_URLS[name],
         directory / f"{name}.ckpt",
         force=force,
-        check=load_checkpoint,
+        check=lambda path: check_published_checkpoint(path, name),
     )
+
+
+def check_published_checkpoint(path: Path, name: str) -> None:
+    """Refuse `path` unless it loads strictly (without trusting it) into the model that
+    `name` (e.g. "tsm_flow") stands for: that architecture, that modality."""
+    model, config = load_checkpoint(path)
+    kind, modality = name.split("_")
+    expected = (_MODEL_TYPES[kind], _MODALITIES[modality])
+    found = (model.config.type, str(config.get("modality")))
+    if found != expected:
+        raise EpicArError(
+            f"{path}: holds a {' '.join(found)} model, not the {' '.join(expected)} "
+            f"model that {name} names"
+        )

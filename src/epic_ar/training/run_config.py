@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from epic_ar.gulp.format import committed_chunks
 from epic_ar.models.checkpoint import translate_trainer
 from epic_ar.models.config import TRAINING_KEYS, ModelConfig, model_config_from_dict
 from epic_ar.models.video_model import InputSpec, Modality
+from epic_ar.training.trainer_types import check_trainer_types
 
 OPTIMIZERS = ("SGD", "Adam", "AdamW")
 LR_SCHEDULERS = ("StepLR", "MultiStepLR", None)
@@ -130,13 +132,22 @@ def parse_learning_config(values: dict[str, Any]) -> LearningConfig:
     return LearningConfig(
         batch_size=batch_size,
         optimizer=str(optimizer_type),
-        lr=float(values.get("lr", 0.01)),
-        momentum=float(optimizer.get("momentum", 0.0)),
-        weight_decay=float(optimizer.get("weight_decay", 0.0)),
+        lr=_number(values.get("lr", 0.01), "learning.lr"),
+        momentum=_number(optimizer.get("momentum", 0.0), "learning.optimizer.momentum"),
+        weight_decay=_number(optimizer.get("weight_decay", 0.0), "learning.optimizer.weight_decay"),
         scheduler=scheduler_type,
-        gamma=float(scheduler.get("gamma", 0.1)),
+        gamma=_number(scheduler.get("gamma", 0.1), "learning.lr_scheduler.gamma"),
         milestones=tuple(sorted(milestones)),
     )
+
+
+def _number(value: Any, key: str) -> float:
+    """A finite, non-negative number from the config (`key` names it in the error)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise EpicArError(f"{key}: {value!r} is not a number")
+    if not math.isfinite(value) or value < 0:
+        raise EpicArError(f"{key}: {value!r} is not a finite number >= 0")
+    return float(value)
 
 
 def trainer_arguments(values: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -162,6 +173,7 @@ def trainer_arguments(values: dict[str, Any]) -> tuple[dict[str, Any], str | Non
             raise EpicArError(f"trainer.{key}: set by epic-ar train; remove it")
         if key not in accepted:
             raise EpicArError(f"trainer.{key}: not an argument of Lightning's Trainer")
+    check_trainer_types(translated)
     return translated, str(resume) if resume is not None else None
 
 

@@ -76,6 +76,14 @@ class ActionRecognitionSystem(LightningModule):
             ranks["action"] = action_ranks(verb_scores, noun_scores, verbs, nouns)
         return losses, ranks
 
+    def on_train_epoch_start(self) -> None:
+        # Lightning 2 never calls train() on the module (after validation it restores each
+        # submodule's mode as it was), so without this the model would train with every
+        # BatchNorm in training mode: partial BN (`VideoModel.train`) would only freeze their
+        # affine parameters, not their running statistics. The original's Lightning 0.9
+        # called train() at the start of each training epoch.
+        self.model.train()
+
     def on_train_batch_start(self, batch: Batch, batch_index: int) -> None:
         # Random draws depend on (seed, step, batch, rank) only, so a run resumed from a
         # checkpoint continues exactly as the uninterrupted run would have (whatever else

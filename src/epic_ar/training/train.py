@@ -19,11 +19,14 @@ from typing import Any
 
 import torch
 from lightning import Trainer
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from epic_ar.data.datamodule import EpicDataModule
 from epic_ar.errors import EpicArError
+from epic_ar.models.checkpoint import load_state_dict_strictly
+from epic_ar.models.checkpoint_file import read_checkpoint
 from epic_ar.models.pretrained import load_pretrained
 from epic_ar.models.weights import load_model_weights
 from epic_ar.training.run_config import RunConfig, check_sources, parse_run_config
@@ -50,6 +53,8 @@ def find_resume_checkpoint(resume: str | None, run_dir: Path) -> Path | None:
         return None
     if resume != "auto":
         path = Path(resume)
+        if path.is_dir():
+            raise EpicArError(f"resume: {path} is a folder; give a checkpoint file, or auto")
         if not path.is_file():
             raise EpicArError(f"resume: no such checkpoint {path}")
         return path
@@ -87,6 +92,20 @@ def initialise(system: ActionRecognitionSystem, run: RunConfig) -> None:
         load_pretrained(system.model, run.model.pretrained)
 
 
+def check_resume_checkpoint(path: Path, system: ActionRecognitionSystem) -> None:
+    """Refuse, before Lightning loads it, a file to resume from that is not a training
+    checkpoint of this model: unreadable or truncated, naming code outside the allow-list
+    (nothing it names is run), without optimizer state, or with other weights."""
+    source = f"resume: {path}"
+    try:
+        loaded = read_checkpoint(path)
+    except EpicArError as exc:  # its reason, without a trust=True hint: resuming never trusts
+        raise EpicArError(f"resume: {getattr(exc, 'reason', exc)}") from None
+    if not isinstance(loaded.get("state_dict"), dict) or "optimizer_states" not in loaded:
+        raise EpicArError(f"{source}: not a training checkpoint (no state_dict / optimizer state)")
+    load_state_dict_strictly(system, loaded["state_dict"], source)
+
+
 def build_trainer(run: RunConfig, run_dir: Path) -> Trainer:
     csv = CSVLogger(run_dir, name=LOGS_NAME)
     tensorboard = TensorBoardLogger(run_dir, name=LOGS_NAME, version=csv.version)
@@ -96,13 +115,19 @@ def build_trainer(run: RunConfig, run_dir: Path) -> Trainer:
         save_top_k=-1,
         save_last=True,
     )
-    return Trainer(
-        **run.trainer,
-        default_root_dir=run_dir,
-        logger=[csv, tensorboard],  # CSV first: it wants an empty folder
-        callbacks=[checkpoints, LearningRateMonitor(logging_interval="epoch")],
-        use_distributed_sampler=False,  # the data module's samplers split the data themselves
-    )
+    try:
+        return Trainer(
+            **run.trainer,
+            default_root_dir=run_dir,
+            logger=[csv, tensorboard],  # CSV first: it wants an empty folder
+            callbacks=[checkpoints, LearningRateMonitor(logging_interval="epoch")],
+            use_distributed_sampler=False,  # the data module's samplers split the data
+        )
+    # Everything else passed is fixed here: Lightning refuses the trainer.* values given
+    # (an unavailable accelerator, an unknown strategy, a negative max_epochs, ...).
+    except (MisconfigurationException, ValueError, TypeError, ImportError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EpicArError(f"trainer: Lightning refused the arguments: {reason}") from None
 
 
 def train(config: dict[str, Any], run_dir: Path) -> TrainingOutcome:
@@ -115,18 +140,39 @@ def train(config: dict[str, Any], run_dir: Path) -> TrainingOutcome:
     system = ActionRecognitionSystem(run.stored)
     if resume is None:
         initialise(system, run)
+    else:
+        check_resume_checkpoint(resume, system)
     datamodule = EpicDataModule(
         run.data, modality=run.modality, batch_size=run.learning.batch_size, seed=run.seed
     )
     trainer = build_trainer(run, run_dir)
     if resume is not None:
         LOG.info("resuming from %s", resume)
-    trainer.fit(system, datamodule=datamodule, ckpt_path=resume)
+    log_dir = Path(trainer.log_dir or run_dir)
+    new_log_dir = not log_dir.exists()
+    try:
+        trainer.fit(system, datamodule=datamodule, ckpt_path=resume)
+    except Exception:
+        if new_log_dir and trainer.is_global_zero:
+            remove_log_dir_without_checkpoints(log_dir)
+        raise
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         # Leaving the process group to the interpreter's exit can abort the process
         # ("terminate called without an active exception") when gloo threads are alive.
         torch.distributed.destroy_process_group()
     return outcome(trainer, run_dir)
+
+
+def remove_log_dir_without_checkpoints(log_dir: Path) -> None:
+    """After a run failed: remove its `lightning_logs/version_N` folder (and an emptied
+    `lightning_logs`) unless it holds a checkpoint. A run that failed after writing
+    checkpoints keeps everything (`resume=auto` continues from the newest)."""
+    if any((log_dir / "checkpoints").glob("*.ckpt")):
+        LOG.warning("the run failed; its checkpoints and logs are kept in %s", log_dir)
+        return
+    shutil.rmtree(log_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        log_dir.parent.rmdir()
 
 
 def remove_unused_run_dir(run_dir: Path) -> None:
