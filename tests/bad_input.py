@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from conftest import make_results, write_labels_csv
 from epic_ar.cli.main import main
+from epic_ar.evaluation.results import save_results
 
 OPEN = f"{open.__module__}.{open.__qualname__}"  # how a pickle names open(): io.open
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0  # chmod denies nothing to root
@@ -59,3 +61,19 @@ def make_read_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             return real_access(path, mode, *args, **kwargs)
 
         monkeypatch.setattr("epic_ar.fileio.paths.os.access", access)
+
+
+# Fixtures shared by the bad-input test files (imported there by name).
+@pytest.fixture
+def results_file(tmp_path: Path) -> Path:
+    """A results file of 6 segments (ids P01_01_0..5) in its own folder."""
+    path = tmp_path / "inputs" / "r.pt"
+    path.parent.mkdir()
+    save_results(make_results(6), path)
+    return path
+
+
+@pytest.fixture
+def labels_file(tmp_path: Path) -> Path:
+    """Labels for `results_file`'s segments."""
+    return write_labels_csv(tmp_path / "inputs" / "labels.csv", LABELS)

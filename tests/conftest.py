@@ -17,6 +17,9 @@ import pytest
 
 from epic_ar.evaluation.results import Results
 
+# Fixtures defined beside the helpers that use them (bad_input: results_file, labels_file).
+pytest_plugins = ["bad_input"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_ANNOTATIONS = REPO_ROOT / "examples" / "annotations"
 VALIDATION_CSV = EXAMPLE_ANNOTATIONS / "EPIC_100_validation.csv"

@@ -17,30 +17,20 @@ from typing import Any
 import pytest
 import torch
 
-from bad_input import LABELS, SYNTH, full_disk, make_read_only, one_error_line, run
-from conftest import make_results, write_labels_csv
+from bad_input import (
+    SYNTH,
+    full_disk,
+    make_read_only,
+    one_error_line,
+    run,
+)
 from epic_ar.cli.main import main
 from epic_ar.data.show import ShowOptions
 from epic_ar.data.synthetic import SyntheticConfig
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation import submission
-from epic_ar.evaluation.results import save_results
 from epic_ar.fileio.atomic import atomic_write_path
 from epic_ar.fileio.paths import UnwritablePathError
-
-
-@pytest.fixture
-def results_file(tmp_path: Path) -> Path:
-    path = tmp_path / "inputs" / "r.pt"
-    path.parent.mkdir()
-    save_results(make_results(6), path)
-    return path
-
-
-@pytest.fixture
-def labels_file(tmp_path: Path) -> Path:
-    return write_labels_csv(tmp_path / "inputs" / "labels.csv", LABELS)
-
 
 # --- 1. Unwritable outputs: a file where a folder should be, no permission, a full disk ---
 

@@ -17,32 +17,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from bad_input import LABELS, OPEN, one_error_line, run
+from bad_input import OPEN, one_error_line, run
 from checkpoint_fixtures import filled_skeleton
-from conftest import REPO_ROOT, RunCli, make_results, write_labels_csv
+from conftest import REPO_ROOT, RunCli, make_results
 from epic_ar.cli import main as cli_main
 from epic_ar.cli.main import error_message
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation import submission
-from epic_ar.evaluation.results import save_results
 from epic_ar.evaluation.serialization import load_data_file
 from epic_ar.fileio.safe_pickle import RefusedGlobalError
 from epic_ar.models.checkpoint_file import read_checkpoint
 from results_files import CreatesFile
-
-
-@pytest.fixture
-def results_file(tmp_path: Path) -> Path:
-    path = tmp_path / "inputs" / "r.pt"
-    path.parent.mkdir()
-    save_results(make_results(6), path)
-    return path
-
-
-@pytest.fixture
-def labels_file(tmp_path: Path) -> Path:
-    return write_labels_csv(tmp_path / "inputs" / "labels.csv", LABELS)
-
 
 # --- 4. Values accepted silently: submit without --labels, download under another name ---
 

@@ -25,3 +25,15 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
+
+
+def add_workers_argument(parser: argparse.ArgumentParser) -> None:
+    """`-j/--workers N`: worker processes, at least 1 (default 1)."""
+    parser.add_argument(
+        "-j",
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="worker processes (default 1)",
+    )

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from epic_ar.cli.arguments import positive_int
+from epic_ar.cli.arguments import add_workers_argument, positive_int
 from epic_ar.gulp.ingest import MAX_FRAME_SIZE, SKIPPED_NAME, GulpJob, run_gulp
 from epic_ar.gulp.segments import JPEG_QUALITY
 from epic_ar.progress import format_duration
@@ -83,14 +83,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         metavar="K",
         help="segments per chunk file (default 100)",
     )
-    parser.add_argument(
-        "-j",
-        "--workers",
-        type=positive_int,
-        default=1,
-        metavar="N",
-        help="worker processes (default 1)",
-    )
+    add_workers_argument(parser)
     parser.add_argument(
         "--on-missing",
         choices=("error", "skip"),

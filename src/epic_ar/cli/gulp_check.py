@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from epic_ar.cli.arguments import positive_int
+from epic_ar.cli.arguments import add_workers_argument
 from epic_ar.errors import EpicArError
 from epic_ar.gulp.check import check_gulp_directory
 
@@ -25,14 +25,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         action="store_true",
         help="check the structure only, without decoding every frame",
     )
-    parser.add_argument(
-        "-j",
-        "--workers",
-        type=positive_int,
-        default=1,
-        metavar="N",
-        help="worker processes (default 1)",
-    )
+    add_workers_argument(parser)
     parser.set_defaults(run=run)
 
 
