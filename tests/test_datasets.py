@@ -25,7 +25,7 @@ from epic_ar.data.tar_index import INDEX_SUFFIX, tar_index
 from epic_ar.data.transforms import crop_resize, invert_flow_u, sample_multiscale_crop
 from epic_ar.errors import EpicArError
 from epic_ar.gulp.ingest import GulpJob, run_gulp
-from gulp_fixtures import SMALL, SyntheticData, make_synthetic_data
+from gulp_fixtures import SyntheticData, make_synthetic_data
 
 
 def small(source: Path, modality: str, **options: Any) -> SegmentDataset:
@@ -340,7 +340,3 @@ def test_datamodule_reads_archives(data: SyntheticData) -> None:
     assert frames.shape == (2, 8, 10, 32, 32)
     with pytest.raises(EpicArError, match=r"data\.test_labels is not"):
         module.test_dataloader()
-
-
-def test_small_config_is_what_these_tests_assume() -> None:
-    assert (SMALL.frame_width, SMALL.frame_height) == (64, 48)

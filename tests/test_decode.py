@@ -33,6 +33,30 @@ def grey_jpegs(count: int, height: int = 40, width: int = 56) -> list[bytes]:
     return [jpeg(textured(height, width, 1, seed=i)) for i in range(count)]
 
 
+def numpy_quads(frames: np.ndarray) -> np.ndarray:
+    """The packing, written independently of `pack_grey_quads`: pad the frame count to a
+    multiple of 4 with black frames, then frame 4g + k becomes channel k of group g."""
+    count, height, width = frames.shape[:3]
+    padded = np.zeros((-(-count // 4) * 4, height, width), np.uint8)
+    padded[:count] = frames[..., 0]
+    quads: np.ndarray = padded.reshape(-1, 4, height, width).transpose(0, 2, 3, 1)
+    return quads
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.integers(1, 13), st.integers(1, 9), st.integers(1, 9), st.integers(0, 2**32 - 1))
+def test_pack_grey_quads_equals_the_numpy_packing(
+    count: int, height: int, width: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(1, 256, (count, height, width, 1), dtype=np.uint8)  # no zero pixels
+    packed = pack_grey_quads(frames)
+    expected = numpy_quads(frames)
+    assert packed.shape == expected.shape == (-(-count // 4), height, width, 4)
+    assert np.array_equal(packed, expected)
+    assert (packed[-1, ..., count % 4 or 4 :] == 0).all() and (packed[..., 0] > 0).all()
+
+
 @pytest.mark.parametrize("extension", [True, False])
 @settings(deadline=None, max_examples=25)
 @given(st.integers(1, 11), st.integers(0, 20), st.integers(0, 12), st.booleans())
@@ -47,7 +71,7 @@ def test_grey_quads_hold_each_frame_in_its_channel(
         quads = decode_grey_quads(jpegs, region=box, mirror=mirror, scratch=dirty_scratch())
     frames = decode_frames(jpegs, region=box, mirror=mirror)
     assert quads.shape == (-(-count // 4), 25, 30, 4)
-    assert np.array_equal(quads, pack_grey_quads(frames))
+    assert np.array_equal(quads, numpy_quads(frames))
     for i in range(count):
         assert np.array_equal(quads[i // 4, :, :, i % 4], frames[i, :, :, 0])
     assert not quads[-1, :, :, count % 4 or 4 :].any()  # unused channels are zero
@@ -61,7 +85,7 @@ def test_split_quads_inverts_the_packing(
     if not extension:
         monkeypatch.setattr(decode, "_split_quads", None)
     frames = np.random.default_rng(count).integers(0, 256, (count, 9, 13, 1), dtype=np.uint8)
-    split = split_grey_quads(pack_grey_quads(frames), count)
+    split = split_grey_quads(numpy_quads(frames), count)
     assert split.shape == (count, 9, 13) and split.flags.c_contiguous
     assert np.array_equal(split, frames[..., 0])
 
@@ -110,5 +134,5 @@ def test_grey_quads_of_every_row_width_at_both_edges(mirror: bool) -> None:
         for x in (0, 48 - width):
             box = CropBox(x, 2, width, 5)
             quads = decode_grey_quads(jpegs, region=box, mirror=mirror, scratch=dirty_scratch())
-            expected = pack_grey_quads(decode_frames(jpegs, region=box, mirror=mirror))
+            expected = numpy_quads(decode_frames(jpegs, region=box, mirror=mirror))
             assert np.array_equal(quads, expected), (width, x)

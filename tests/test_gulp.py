@@ -3,6 +3,7 @@ bad input, the reader, and gulp-check."""
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import simplejpeg
+from PIL import Image
 
 from conftest import RunCli
 from epic_ar.errors import EpicArError
 from epic_ar.gulp import GulpDirectory
 from epic_ar.gulp.ingest import GulpJob, run_gulp
+from epic_ar.gulp.jpeg import decode_jpeg, encode_jpeg
 from epic_ar.gulp.segments import resized_size
 from epic_ar.gulp.sources import open_video
 from gulp_fixtures import SyntheticData, make_synthetic_data
@@ -273,10 +275,22 @@ def test_gulp_check_finds_corruption(data: SyntheticData, tmp_path: Path, run_cl
     assert "data_1.gulp: segment" in done.stdout and "does not decode" in done.stdout
 
 
-def test_jpeg_helpers_roundtrip() -> None:
-    image = np.zeros((20, 30, 3), np.uint8)
-    jpeg = simplejpeg.encode_jpeg(image)
-    assert simplejpeg.decode_jpeg_header(jpeg)[:2] == (20, 30)
+def test_jpeg_helpers_keep_size_channel_order_and_grey() -> None:
+    # A smooth image survives quality 95 within a few levels; its three channels differ,
+    # so a swapped channel order (BGR) or a greyscale decode would be far off.
+    rows, columns = np.mgrid[0:24, 0:40]
+    rgb = np.stack([rows * 10, columns * 6, 240 - columns * 6], axis=-1).astype(np.uint8)
+    decoded = decode_jpeg(encode_jpeg(rgb, quality=95))
+    assert decoded.shape == (24, 40, 3) and decoded.dtype == np.uint8
+    assert np.abs(decoded.astype(int) - rgb).max() <= 6
+    grey = (rows * 8 + columns).astype(np.uint8)
+    encoded = encode_jpeg(grey, quality=95)
+    assert Image.open(io.BytesIO(encoded)).mode == "L"  # stored as a one-channel JPEG
+    decoded_grey = decode_jpeg(encoded)
+    assert decoded_grey.shape == (24, 40)  # flow frames come back as [H, W]
+    assert np.abs(decoded_grey.astype(int) - grey).max() <= 4
+    low = decode_jpeg(encode_jpeg(rgb, quality=20))
+    assert np.abs(low.astype(int) - rgb).mean() > np.abs(decoded.astype(int) - rgb).mean()
 
 
 def test_gulp_help_says_to_convert_flow_frame_numbers(run_cli: RunCli) -> None:
