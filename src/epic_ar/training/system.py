@@ -48,6 +48,9 @@ class ActionRecognitionSystem(LightningModule):
         self.save_hyperparameters(config)
         self.run_config: RunConfig = parse_run_config(config)
         self.model = build_model(self.run_config.model, self.run_config.input_spec)
+        # Partial BN (`VideoModel.train`) freezes parameters: before DDP wraps the model, as
+        # DDP expects a gradient for every parameter that requires one when it wraps.
+        self.model.train()
         if self.run_config.init.channels_last:
             self.model.to(memory_format=torch.channels_last)
         if self.run_config.init.compile:
@@ -77,11 +80,9 @@ class ActionRecognitionSystem(LightningModule):
         return losses, ranks
 
     def on_train_epoch_start(self) -> None:
-        # Lightning 2 never calls train() on the module (after validation it restores each
-        # submodule's mode as it was), so without this the model would train with every
-        # BatchNorm in training mode: partial BN (`VideoModel.train`) would only freeze their
-        # affine parameters, not their running statistics. The original's Lightning 0.9
-        # called train() at the start of each training epoch.
+        # Lightning 2 never calls train() itself (after validation it restores each
+        # submodule's mode). Re-apply partial BN's modes each epoch, as the original's
+        # Lightning 0.9 did, so that frozen BatchNorms never update their running statistics.
         self.model.train()
 
     def on_train_batch_start(self, batch: Batch, batch_index: int) -> None:
