@@ -123,7 +123,9 @@ def train_args(art: DemoArtefacts, size: DemoSize, modality: str) -> list[str]:
     return [
         "train", "--config-name", f"tsn_{modality}",
         f"data._root_gulp_dir={art.gulp}",
-        "model.backbone=resnet18", "model.pretrained=null", "model.dropout=0.3",
+        # from scratch, so the BatchNorms learn their statistics (no partial BN)
+        "model.backbone=resnet18", "model.pretrained=null", "model.partial_bn=false",
+        "model.dropout=0.3",
         "data.frame_count=4", "data.preprocessing.input_size=64",
         "data.test_augmentation.rescale_size=64", "data.worker_count=1",
         "learning.batch_size=16", "learning.lr=0.02",

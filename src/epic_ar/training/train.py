@@ -90,6 +90,12 @@ def initialise(system: ActionRecognitionSystem, run: RunConfig) -> None:
             LOG.warning("model.weights: %s", report)
     else:
         load_pretrained(system.model, run.model.pretrained)
+        if run.model.pretrained is None and run.model.partial_bn:
+            LOG.warning(
+                "model.partial_bn with model.pretrained=null: every BatchNorm but the first "
+                "keeps its initial statistics (mean 0, variance 1) throughout training; set "
+                "model.partial_bn=false to train from scratch"
+            )
 
 
 def check_resume_checkpoint(path: Path, system: ActionRecognitionSystem) -> None:
