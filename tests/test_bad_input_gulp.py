@@ -475,3 +475,17 @@ def test_missing_or_garbage_labels_is_one_line(
             assert status == 1
             assert f"{labels}: {fragment}" in the_error_line(err, str(args[0]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.csv", "garbage.csv"]
+
+
+def test_a_folder_holding_other_files_is_refused(
+    data: SyntheticData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    status, _, err = gulp_rgb(capsys, data, out)
+    assert status == 1
+    assert the_error_line(err, "gulp").endswith(
+        f"{out}: holds other files (not a gulp job's); give a new or empty folder"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

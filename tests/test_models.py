@@ -157,8 +157,13 @@ def test_set_trn_eval_switches_a_built_model() -> None:
             )
         ]
         assert len(drawn) == 1  # exactly one choice of 3 + 3 subsets gives the sampled scores
-    with pytest.raises(ValueError, match="trn_eval applies to TRN models, not TSN"):
+    with pytest.raises(ValueError, match="trn_eval sampled applies to TRN models, not TSN"):
         small_model("TSN").set_trn_eval("sampled")
+    tsn = small_model("TSN").eval()
+    frames = torch.randn(1, 4, 3, 32, 32)
+    before = tsn(frames)
+    tsn.set_trn_eval("expected")  # already deterministic: nothing changes
+    assert torch.equal(tsn(frames), before)
 
 
 @pytest.mark.parametrize("kind", ["TSN", "MTRN", "TSM"])

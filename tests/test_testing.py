@@ -5,6 +5,7 @@ themselves (the original's test-mode recipe); DDP, test-time views, data sources
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -274,14 +275,23 @@ def test_datadir_decides_the_data_whatever_the_checkpoint_stored(
 ) -> None:
     data, paths = trained
     checkpoint = paths["tsn_rgb"]  # stores the resolved paths of the run's gulp directories
-    # another split's gulp directory given for val: its segments are scored
+    # a gulp directory elsewhere, under another name: its segments are scored
+    elsewhere = tmp_path / "my_segments"
+    shutil.copytree(paths["gulp"] / "rgb_test", elsewhere)
     out = tmp_path / "other.pt"
-    done = run_test_command(
-        checkpoint, out, "--split", "val", "--datadir", paths["gulp"] / "rgb_test"
-    )
+    done = run_test_command(checkpoint, out, "--split", "val", "--datadir", elsewhere)
     assert done.returncode == 0, done.stderr[-2000:]
     test_ids = pd.read_csv(data.annotations / "EPIC_100_test_timestamps.csv").narration_id
     assert list(load_results(out).narration_id) == list(test_ids)
+    # one named for another split is refused
+    done = run_test_command(
+        checkpoint, tmp_path / "x.pt", "--split", "val", "--datadir", paths["gulp"] / "rgb_test"
+    )
+    assert done.returncode == 1
+    assert last_line(done).endswith(
+        "rgb_test: by its name, the test split's gulp directory, not the validation split's; "
+        "give rgb_validation (or its parent folder)"
+    )
     # neither form: one line naming both, nothing written
     for bad, problem in [
         (tmp_path / "nonexistent", "does not exist"),
@@ -348,7 +358,7 @@ def test_trn_eval_is_refused_for_other_models(
         paths["tsn_rgb"], tmp_path / "x.pt", "--split", "val", "--trn-eval", "sampled"
     )
     assert done.returncode == 1
-    assert last_line(done).endswith("trn_eval applies to TRN models, not TSN")
+    assert last_line(done).endswith("trn_eval sampled applies to TRN models, not TSN")
     assert not (tmp_path / "x.pt").exists()
 
 

@@ -65,6 +65,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for --help; their modules are not imported)."""
     parser = argparse.ArgumentParser(
         prog="epic-ar",
+        allow_abbrev=False,
         description="Train, test, evaluate and submit action recognition models on "
         "EPIC-KITCHENS-100.",
     )
@@ -75,7 +76,23 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             importlib.import_module(module_name).add_parser(subparsers, help_text)
         else:
             subparsers.add_parser(name, help=help_text)
+    for subparser in subparsers.choices.values():
+        # `--frames` must not pass for `--frames-dir`: a misspelt flag is an error, not a guess
+        subparser.allow_abbrev = False
     return parser
+
+
+def parse_arguments(arguments: list[str], command: str | None) -> argparse.Namespace:
+    """The parsed command line; arguments the command does not know are the command's usage
+    error (`epic-ar test: error: unrecognized arguments: ...`), not the top level's."""
+    parser = build_parser(command)
+    args, unknown = parser.parse_known_args(arguments)
+    if unknown:
+        subparsers = next(
+            action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+        )
+        subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def error_message(exc: EpicArError, args: argparse.Namespace) -> str:
@@ -106,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return train.run_hydra(arguments[1:])
     command = arguments[0] if arguments and arguments[0] in COMMANDS else None
-    args = build_parser(command).parse_args(arguments)
+    args = parse_arguments(arguments, command)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     try:
         return int(args.run(args))

@@ -6,6 +6,7 @@ the device (4x fewer bytes through shared memory and the host-to-device copy).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,12 +57,19 @@ def split_gulp_dir(data_dir: Path, split: Split, modality: str) -> Path:
     """The gulp directory of `split` that `data_dir` names: `data_dir` itself when it is a
     gulp directory (the split's own, as the original's `test.py --datadir` takes it), else
     `data_dir/{modality}_{split folder}` (e.g. `rgb_validation`) when `data_dir` holds it.
+    A gulp directory named for another split (`rgb_test` when scoring val) is refused.
 
     Raises:
         EpicArError: `data_dir` is neither; the message names both forms.
     """
     folder = f"{parse_modality(modality)}_{SPLIT_FOLDERS[split]}"
     if is_gulp_directory(data_dir):
+        named = re.fullmatch(r"(?:rgb|flow)_(train|validation|test)", data_dir.name)
+        if named is not None and named.group(1) != SPLIT_FOLDERS[split]:
+            raise EpicArError(
+                f"{data_dir}: by its name, the {named.group(1)} split's gulp directory, not "
+                f"the {SPLIT_FOLDERS[split]} split's; give {folder} (or its parent folder)"
+            )
         return data_dir
     if is_gulp_directory(data_dir / folder):
         return data_dir / folder

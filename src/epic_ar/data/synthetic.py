@@ -59,8 +59,11 @@ class SyntheticConfig:
             raise EpicArError("--verbs must be 1-97 and --nouns 1-300")
         if self.min_frames < 3 or self.max_frames < self.min_frames:
             raise EpicArError("need 3 <= min frames <= max frames")
-        if self.frame_width < 16 or self.frame_height < 16:
-            raise EpicArError("frames must be at least 16x16")
+        if not (16 <= self.frame_width <= 4096 and 16 <= self.frame_height <= 4096):
+            raise EpicArError(
+                f"frame_width x frame_height {self.frame_width}x{self.frame_height}: each side "
+                "must be 16-4096 pixels"
+            )
         if self.participants < 2:
             raise EpicArError("need at least 2 participants (one of them is unseen)")
         for name in ("videos_per_participant", "segments_per_video"):

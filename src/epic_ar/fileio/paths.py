@@ -92,6 +92,8 @@ def _concerns(filename: object, target: Path, scratch: Path | None) -> bool:
     name = Path(os.fsdecode(filename))  # type: ignore[arg-type]
     if name == target or name in target.parents or target in name.parents:
         return True
+    if name.parent == target.parent and name.name.startswith(f".{target.name}."):
+        return True  # the temporary file being created beside `target` (mkstemp's name)
     return scratch is not None and (name == scratch or scratch in name.parents)
 
 

@@ -121,6 +121,10 @@ def _check_or_write_manifest(job: GulpJob, manifest: dict[str, Any]) -> None:
             f"{job.out_dir}: holds a gulp job with other inputs (differs in "
             f"{', '.join(changed)}); use a new output directory"
         )
+    if existing is None and job.out_dir.is_dir() and any(job.out_dir.iterdir()):
+        raise EpicArError(
+            f"{job.out_dir}: holds other files (not a gulp job's); give a new or empty folder"
+        )
     if existing is not None:  # no chunk yet: nothing of that job to keep
         LOG.info("%s: replacing the manifest of a job that stored no chunk", job.out_dir)
         _remove_job_files(job.out_dir)

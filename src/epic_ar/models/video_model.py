@@ -93,11 +93,15 @@ class VideoModel(nn.Module):
         """How MTRN evaluates its relation subsets from now on: "expected" (deterministic)
         or "sampled" (random draws as the original, seeded with `seed`).
 
+        Other models evaluate deterministically already: "expected" changes nothing.
+
         Raises:
-            ValueError: the model is not a TRN.
+            ValueError: "sampled" for a model that is not a TRN.
         """
         if self.consensus is None:
-            raise ValueError(f"trn_eval applies to TRN models, not {self.config.type}")
+            if mode == "expected":
+                return
+            raise ValueError(f"trn_eval sampled applies to TRN models, not {self.config.type}")
         self.consensus.expected_eval = mode == "expected"
         self.consensus.seed(seed)
 
