@@ -58,7 +58,7 @@ class Case:
     size: int  # output side, pixels
 
 
-def textured(height: int, width: int, channels: int, seed: int) -> np.ndarray:
+def textured(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:
     """[H, W, C] uint8: smooth random colours plus sensor-like noise (the tests' frames)."""
     rng = np.random.default_rng(seed)
     coarse = rng.integers(0, 255, (8, 12, channels), dtype=np.uint8)

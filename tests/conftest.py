@@ -21,6 +21,8 @@ from epic_ar.evaluation.results import Results
 pytest_plugins = ["bad_input"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Tests import helpers that the benchmark scripts share with them (e.g. resize_vs_pil).
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 EXAMPLE_ANNOTATIONS = REPO_ROOT / "examples" / "annotations"
 VALIDATION_CSV = EXAMPLE_ANNOTATIONS / "EPIC_100_validation.csv"
 # The official pickles, as an old pandas wrote them, stored xz-compressed (3.9 MB -> 0.5 MB).

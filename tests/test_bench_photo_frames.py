@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import simplejpeg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import photo_frames
 from photo_frames import fit_for_pan, pan_offsets, panned_segments
 

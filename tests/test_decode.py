@@ -20,7 +20,8 @@ from epic_ar.data.decode import (
     split_grey_quads,
 )
 from epic_ar.data.transforms import _resize, crop_resize, resize_grey_quads
-from test_transforms import jpeg, textured
+from resize_vs_pil import textured
+from test_transforms import jpeg
 
 
 def dirty_scratch() -> ScratchBuffer:

@@ -26,15 +26,7 @@ from epic_ar.data.transforms import (
     resize_shorter_side,
     sample_multiscale_crop,
 )
-
-
-def textured(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 255, (8, 12, channels), dtype=np.uint8)
-    image = Image.fromarray(coarse[..., 0] if channels == 1 else coarse)
-    smooth = np.asarray(image.resize((width, height), Image.Resampling.BICUBIC), dtype=float)
-    noisy = smooth.reshape(height, width, channels) + rng.normal(0, 6, (height, width, channels))
-    return np.clip(noisy, 0, 255).astype(np.uint8)
+from resize_vs_pil import textured  # the frames the resize statistic is measured on
 
 
 def jpeg(pixels: np.ndarray) -> bytes:
