@@ -116,6 +116,16 @@ def os_error_message(exc: OSError) -> str:
     return f"{names}: {exc.strerror or exc}"
 
 
+def one_line_error(exc: BaseException, args: argparse.Namespace) -> str | None:
+    """The one-line message for a mistake the user can fix (an EpicArError, an OSError about
+    a path); None for anything else, which is a bug and keeps its traceback."""
+    if isinstance(exc, EpicArError):
+        return error_message(exc, args)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return os_error_message(exc)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["train"]:  # Hydra parses its own command line
@@ -127,13 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     try:
         return int(args.run(args))
-    except EpicArError as exc:
-        print(f"epic-ar {args.command}: error: {error_message(exc, args)}", file=sys.stderr)
-        return EXIT_ERROR
-    except OSError as exc:
-        if exc.filename is None:  # not about a path the user can fix: a bug, keep the traceback
+    except (EpicArError, OSError) as exc:
+        message = one_line_error(exc, args)
+        if message is None:
             raise
-        print(f"epic-ar {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        print(f"epic-ar {args.command}: error: {message}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"epic-ar {args.command}: interrupted", file=sys.stderr)

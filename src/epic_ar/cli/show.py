@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
-from epic_ar.cli.arguments import positive_int
+from epic_ar.cli.arguments import positive_float, positive_int
 from epic_ar.data.show import MAX_INPUT_SIZE, ShowOptions, show
-
-
-def positive_float(text: str) -> float:
-    """An argparse `type`: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text} is not a number > 0")
-    return value
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:

@@ -16,7 +16,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from epic_ar.cli.main import error_message, os_error_message
+from epic_ar.cli.main import one_line_error
 from epic_ar.errors import EpicArError
 
 _COMMAND_LINE: list[str] = []  # sys.argv as the user gave it (with `train`)
@@ -37,12 +37,9 @@ def _train_main(config: DictConfig) -> None:
     except (EpicArError, OSError) as exc:
         # A run that failed before writing a checkpoint leaves nothing behind.
         remove_unused_run_dir(run_dir)
-        if isinstance(exc, EpicArError):
-            message = error_message(exc, argparse.Namespace())
-        elif exc.filename is not None:
-            message = os_error_message(exc)
-        else:
-            raise  # not about a path the user gave: keep the traceback
+        message = one_line_error(exc, argparse.Namespace())
+        if message is None:
+            raise
         print(f"epic-ar train: error: {message}", file=sys.stderr)
         raise SystemExit(1) from None
     except Exception:

@@ -67,10 +67,8 @@ def resolve_group_tables(
     resolved: list[Path | None] = []
     for what, (given, name) in defaults.items():
         if given is not None:
-            if given.is_dir():
-                raise EpicArError(f"{given}: is a folder, not a file (given for the {what} table)")
-            if not given.is_file():
-                raise EpicArError(f"{given}: no such file (given for the {what} table)")
+            role = f"(given for the {what} table)"
+            require_file(given, f"file {role}", missing=f"no such file {role}")
             resolved.append(given)
             continue
         candidate = labels_path.parent / name

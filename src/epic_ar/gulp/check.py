@@ -10,16 +10,8 @@ import simplejpeg
 
 from epic_ar.errors import EpicArError
 from epic_ar.gulp.format import DATA_PATTERN, committed_chunks, data_path, meta_path
-from epic_ar.gulp.reader import read_chunk_meta
+from epic_ar.gulp.reader import is_frame_record, read_chunk_meta, require_directory
 from epic_ar.progress import Progress
-
-
-def _is_record(info: object) -> bool:
-    return (
-        isinstance(info, list)
-        and len(info) == 3
-        and all(type(value) is int and value >= 0 for value in info)
-    )
 
 
 def check_chunk(directory: Path, chunk: int, decode: bool = True) -> tuple[list[str], int]:
@@ -49,7 +41,7 @@ def check_chunk(directory: Path, chunk: int, decode: bool = True) -> tuple[list[
             problems.append(f"{where}: num_frames {declared} but {len(infos)} records")
         for index, info in enumerate(infos):
             frames += 1
-            if not _is_record(info):
+            if not is_frame_record(info):
                 problems.append(
                     f"{where} frame {index}: record {info!r} is not [offset, pad, length]"
                 )
@@ -81,9 +73,7 @@ def _check_chunk_task(args: tuple[Path, int, bool]) -> tuple[list[str], int]:
 
 def check_gulp_directory(directory: Path, *, workers: int = 1, decode: bool = True) -> list[str]:
     """Every problem of every chunk of `directory` (empty: all good)."""
-    if not directory.is_dir():
-        problem = "is a file, not" if directory.exists() else "no such directory; expected"
-        raise EpicArError(f"{directory}: {problem} a gulp directory")
+    require_directory(directory)
     chunks = committed_chunks(directory)
     if not chunks:
         raise EpicArError(f"{directory}: not a gulp directory (no meta_*.gmeta files)")

@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 
 from epic_ar.errors import EpicArError
+from epic_ar.fileio.paths import os_reason
 from epic_ar.gulp.format import committed_chunks, data_path, meta_path
 from epic_ar.gulp.jpeg import decode_jpeg
 
@@ -42,6 +43,23 @@ def _json_kind(value: Any) -> str:
     return kinds.get(type(value), "a number")
 
 
+def require_directory(path: Path) -> None:
+    """Raise an EpicArError unless `path` is a folder (as a gulp directory must be)."""
+    if not path.is_dir():
+        problem = "is a file, not" if path.exists() else "no such directory; expected"
+        raise EpicArError(f"{path}: {problem} a gulp directory")
+
+
+def is_frame_record(info: object) -> bool:
+    """Whether a `frame_info` entry has a record's shape: [offset, padding, length], three
+    whole numbers >= 0 (whether they fit the data file is another matter)."""
+    return (
+        isinstance(info, list)
+        and len(info) == 3
+        and all(type(value) is int and value >= 0 for value in info)
+    )
+
+
 def read_chunk_meta(meta_file: Path) -> dict[str, dict[str, Any]]:
     """The parsed meta file of one chunk, checked to be laid out as the format says:
     `{segment_id: {"frame_info": [...], "meta_data": [{...}] or []}}` (the frame records'
@@ -54,7 +72,7 @@ def read_chunk_meta(meta_file: Path) -> dict[str, dict[str, Any]]:
     try:
         raw = meta_file.read_bytes()
     except OSError as exc:
-        raise EpicArError(f"{meta_file}: cannot read ({exc.strerror or exc})") from exc
+        raise EpicArError(f"{meta_file}: cannot read ({os_reason(exc)})") from exc
     try:
         meta = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -103,13 +121,7 @@ def frame_records(meta_file: Path, chunk_meta: dict[str, dict[str, Any]]) -> np.
         return records.astype(np.int64, copy=False)
     for segment_id, entry in chunk_meta.items():  # rare: name the first bad record
         for index, info in enumerate(entry["frame_info"]):
-            if not (
-                isinstance(info, list)
-                and len(info) == 3
-                and all(type(v) is int for v in info)
-                and info[0] >= 0
-                and 0 <= info[1] < info[2]
-            ):
+            if not (is_frame_record(info) and info[1] < info[2]):
                 raise EpicArError(
                     f"{meta_file}: segment {segment_id!r}: 'frame_info' record {index} is "
                     f"{orjson.dumps(info).decode()[:60]}, not [offset, padding, length] "
@@ -128,9 +140,7 @@ class GulpDirectory:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        if not self.path.is_dir():
-            problem = "is a file, not" if self.path.exists() else "no such directory; expected"
-            raise EpicArError(f"{self.path}: {problem} a gulp directory")
+        require_directory(self.path)
         chunks = committed_chunks(self.path)
         if not chunks:
             raise EpicArError(f"{self.path}: not a gulp directory (no meta_*.gmeta files)")

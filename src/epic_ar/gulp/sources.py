@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from epic_ar.errors import EpicArError
+from epic_ar.fileio.paths import os_reason
 
 MODALITY_FOLDERS = {"rgb": "rgb_frames", "flow": "flow_frames"}
 
@@ -58,7 +59,7 @@ class FolderSource:
             raise MissingFrameError(f"missing frame {self.where(name)}") from None
         except OSError as exc:  # a folder of that name, no permission, an I/O error
             raise MissingFrameError(
-                f"unreadable frame {self.where(name)} ({exc.strerror or exc})"
+                f"unreadable frame {self.where(name)} ({os_reason(exc)})"
             ) from None
 
     def close(self) -> None:

@@ -144,8 +144,8 @@ def _check_stored_gulp_dir(data: DataConfig, split: Split) -> None:
     key = f"{split}_gulp_dir"
     stored = getattr(data, key)
     if stored is None:
-        raise EpicArError(
-            f"the checkpoint stores no data.{key}; give the split's gulp directory (data_dir)"
+        raise StoredDataMissingError(
+            f"the checkpoint stores no data.{key}; give the split's gulp directory"
         )
     if not is_gulp_directory(Path(stored)):
         problem = "is not a gulp directory" if Path(stored).exists() else "does not exist here"
