@@ -26,9 +26,9 @@ import orjson
 import pandas as pd
 
 from epic_ar.annotations.labels import read_annotations
-from epic_ar.data.synthetic import SyntheticConfig, generate_dataset
 from epic_ar.gulp import GulpDirectory
 from epic_ar.gulp.ingest import GulpJob, run_gulp
+from epic_ar.synthetic.dataset import SyntheticConfig, generate_dataset
 
 OUT = Path(__file__).resolve().parent / "out" / "gulp"
 

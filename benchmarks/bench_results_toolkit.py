@@ -10,7 +10,7 @@ alternating in each repeat (medians, and medians of the per-repeat ratios):
 
 - action ranking of the validation segments: epic-ar's counting (`action_ranks`) against
   the official evaluator's algorithm (a full argsort of every verb x noun pair,
-  tests/official_reference.py), both ending in action top-1 and top-5;
+  tests/helpers/official_reference.py), both ending in action top-1 and top-5;
 - writing the submission zip of the test-sized results: `write_submission` against
   create_submission.py's way (nested dicts, `json.dumps`, zip level 5);
 - the zip compression alone of that `test.json`, level 1 (epic-ar) against level 5;
@@ -41,11 +41,11 @@ from epic_ar.annotations.labels import read_annotations
 from epic_ar.evaluation.metrics import accuracy_percent, action_ids, action_ranks
 from epic_ar.evaluation.results import Results, load_results, save_results
 from epic_ar.evaluation.submission import SupervisionLevels, submission_json, write_submission
-from epic_ar.evaluation.synthetic import synthetic_results
+from epic_ar.synthetic.results import synthetic_results
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from official_reference import official_action_ranking  # noqa: E402
+from helpers.official_reference import official_action_ranking  # noqa: E402
 from official_style_baseline import write_submission_zip  # noqa: E402
 
 LABELS = ROOT / "examples" / "annotations" / "EPIC_100_validation.csv"

@@ -2,7 +2,7 @@
 
 `evaluate`: like C1-Action-Recognition's evaluate.py: import torch, `torch.load` a
 list-of-dicts results file, collate, rank every verb/noun pair with a full argsort
-(tests/official_reference.py re-states that algorithm), print the metrics.
+(tests/helpers/official_reference.py re-states that algorithm), print the metrics.
 `submit`: like create_submission.py: load, build the nested dict, `json.dumps`, zip at
 level 5. `fuse`: like the original fuse.py: load, sort by id, average, save the list layout.
 
@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from official_reference import official_metrics, official_submission_text
+from helpers.official_reference import official_metrics, official_submission_text
 
 
 def load_collated(path: Path) -> dict[str, np.ndarray]:

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import OFFICIAL_SHA256, sha256_of, write_labels_csv
 from epic_ar.annotations import (
     N_NOUNS,
     N_VERBS,
@@ -20,7 +19,9 @@ from epic_ar.annotations import (
 )
 from epic_ar.annotations.classes import PACKAGED_TABLES
 from epic_ar.errors import EpicArError
-from results_files import CreatesFile
+from helpers.factories import write_labels_csv
+from helpers.repository import OFFICIAL_SHA256, sha256_of
+from helpers.results_files import CreatesFile
 
 KEY_COLUMNS = [
     "participant_id",

@@ -17,9 +17,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from bad_input import OPEN, one_error_line, run
-from checkpoint_fixtures import filled_skeleton
-from conftest import REPO_ROOT, RunCli, make_results
 from epic_ar.cli import main as cli_main
 from epic_ar.cli.main import error_message
 from epic_ar.errors import EpicArError
@@ -27,7 +24,12 @@ from epic_ar.evaluation import submission
 from epic_ar.evaluation.serialization import load_data_file
 from epic_ar.fileio.safe_pickle import RefusedGlobalError
 from epic_ar.models.checkpoint_file import read_checkpoint
-from results_files import CreatesFile
+from helpers.bad_input import OPEN, one_error_line, run
+from helpers.checkpoints import filled_skeleton
+from helpers.cli import RunCli
+from helpers.factories import make_results
+from helpers.repository import REPO_ROOT
+from helpers.results_files import CreatesFile
 
 # --- 4. Values accepted silently: submit without --labels, download under another name ---
 

@@ -19,16 +19,17 @@ import pandas as pd
 import pytest
 import simplejpeg
 
-from bad_input import make_read_only
-from conftest import RunCli, epic_ar_command, make_results
 from epic_ar.cli.main import main
 from epic_ar.data.segment_sources import ArchiveSegments
-from epic_ar.data.synthetic import SyntheticConfig
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation.results import save_results
 from epic_ar.gulp import GulpDirectory
 from epic_ar.gulp.ingest import GulpJob, run_gulp
-from gulp_fixtures import SyntheticData, make_synthetic_data
+from epic_ar.synthetic.dataset import SyntheticConfig
+from helpers.bad_input import make_read_only
+from helpers.cli import RunCli, epic_ar_command
+from helpers.factories import make_results
+from helpers.gulp_data import SyntheticData, make_synthetic_data
 from test_gulp_resume import alive, children, snapshot
 
 # Resizing makes every frame cost a decode and an encode: a -j 2 job of a few seconds.

@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 import torch
 
-from bad_input import OPEN, one_error_line
-from epic_ar.data.synthetic import SyntheticConfig
 from epic_ar.errors import EpicArError
 from epic_ar.gulp.ingest import GulpJob, run_gulp
+from epic_ar.synthetic.dataset import SyntheticConfig
 from epic_ar.training.run_config import parse_run_config
 from epic_ar.training.train import remove_log_dir_without_checkpoints
-from gulp_fixtures import make_synthetic_data
-from results_files import CreatesFile
+from helpers.bad_input import OPEN, one_error_line
+from helpers.gulp_data import make_synthetic_data
+from helpers.results_files import CreatesFile
 
 # --- 1 and 2. train: one line, no run folder ---
 

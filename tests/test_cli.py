@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import RunCli, make_results, write_labels_csv
 from epic_ar.evaluation.results import load_results, save_results
-from official_reference import official_metrics
-from results_files import as_list_layout, hostile_results, write_object
+from helpers.cli import RunCli
+from helpers.factories import make_results, write_labels_csv
+from helpers.official_reference import official_metrics
+from helpers.results_files import as_list_layout, hostile_results, write_object
 
 # Hand-made labels for make_results(4): 4 segments, two participants.
 TINY_LABELS = [

@@ -20,12 +20,12 @@ from epic_ar.data.datamodule import EpicDataModule
 from epic_ar.data.dataset import JoinedDataset, SegmentDataset
 from epic_ar.data.decode import decode_frames
 from epic_ar.data.sampling import sample_test_offsets, sample_train_offsets, snippet_frame_indices
-from epic_ar.data.synthetic import SyntheticConfig
 from epic_ar.data.tar_index import INDEX_SUFFIX, tar_index
 from epic_ar.data.transforms import crop_resize, invert_flow_u, sample_multiscale_crop
 from epic_ar.errors import EpicArError
 from epic_ar.gulp.ingest import GulpJob, run_gulp
-from gulp_fixtures import SyntheticData, make_synthetic_data
+from epic_ar.synthetic.dataset import SyntheticConfig
+from helpers.gulp_data import SyntheticData, make_synthetic_data
 
 
 def small(source: Path, modality: str, **options: Any) -> SegmentDataset:

@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import RunCli, write_labels_csv
 from epic_ar.annotations.flow_frames import to_flow_frame_numbers
 from epic_ar.annotations.labels import read_annotations
+from helpers.cli import RunCli
+from helpers.factories import write_labels_csv
 
 ROWS = [
     {

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_results
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation.fusion import fuse_results
 from epic_ar.evaluation.results import load_results, save_results
+from helpers.factories import make_results
 
 
 def test_inputs_in_different_orders_are_aligned_by_narration_id() -> None:

@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import RunCli
 from epic_ar.errors import EpicArError
 from epic_ar.gulp import GulpDirectory
 from epic_ar.gulp.ingest import GulpJob, run_gulp
 from epic_ar.gulp.jpeg import decode_jpeg, encode_jpeg
 from epic_ar.gulp.segments import resized_size
 from epic_ar.gulp.sources import open_video
-from gulp_fixtures import SyntheticData, make_synthetic_data
+from helpers.cli import RunCli
+from helpers.gulp_data import SyntheticData, make_synthetic_data
 
 LAYOUTS = ("folders", "official", "tar")
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import epic_ar_command
-from epic_ar.data.synthetic import SyntheticConfig
 from epic_ar.gulp import GulpDirectory
-from gulp_fixtures import SyntheticData, make_synthetic_data
+from epic_ar.synthetic.dataset import SyntheticConfig
+from helpers.cli import epic_ar_command
+from helpers.gulp_data import SyntheticData, make_synthetic_data
 
 MEDIUM = SyntheticConfig(
     participants=3,

@@ -17,7 +17,7 @@ from epic_ar.evaluation.metrics import (
     class_ranks,
     top_n_probabilities,
 )
-from official_reference import official_action_ranking
+from helpers.official_reference import official_action_ranking
 
 # Four segments, 4 verbs, 3 nouns; every rank below is reasoned out by hand in the comments.
 VERB_SCORES = np.array(

@@ -12,13 +12,13 @@ import pytest
 import torch
 from torch import nn
 
-from checkpoint_fixtures import PUBLISHED, filled_skeleton, manifest_state_dict
 from epic_ar.errors import EpicArError
 from epic_ar.models import InputSpec, ModelConfig, build_model, load_checkpoint, parameter_groups
 from epic_ar.models.backbones import flow_conv
 from epic_ar.models.checkpoint import current_config, resolve_interpolations
 from epic_ar.models.temporal_shift import reference_temporal_shift, temporal_shift
 from epic_ar.models.trn import MultiScaleRelations, relation_subsets
+from helpers.checkpoints import PUBLISHED, filled_skeleton, manifest_state_dict
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -10,13 +10,13 @@ import pytest
 import torch
 import torchvision
 
-from checkpoint_fixtures import filled_skeleton
 from epic_ar.cli.main import main
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.download import download as real_download
 from epic_ar.models import InputSpec, ModelConfig, VideoModel, build_model
 from epic_ar.models import pretrained as pretrained_module
 from epic_ar.models.pretrained import load_pretrained
+from helpers.checkpoints import filled_skeleton
 
 
 @pytest.fixture

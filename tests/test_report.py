@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from conftest import RunCli
-from epic_ar.evaluation import report_plots
 from epic_ar.evaluation.results import save_results
-from epic_ar.evaluation.synthetic import synthetic_results
+from epic_ar.synthetic.results import synthetic_results
+from epic_ar.visualize import report_plots
+from helpers.cli import RunCli
 
 LABELLED_FIGURES = {
     "verb_accuracy.png",

@@ -15,11 +15,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_results
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation.results import Results, load_results, save_results
 from epic_ar.evaluation.serialization import load_data_file
-from results_files import (
+from helpers.factories import make_results
+from helpers.results_files import (
     SERIALISATIONS,
     as_list_layout,
     as_numpy1_pickle,

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import RunCli
-from epic_ar.data.pictures import flow_to_colour
-from epic_ar.data.show import CAPTION_HEIGHT, FRAME_HEIGHT, MARGIN, ShowOptions, show
-from epic_ar.data.synthetic import SyntheticConfig
 from epic_ar.errors import EpicArError
 from epic_ar.gulp.ingest import GulpJob, run_gulp
-from gulp_fixtures import SyntheticData, make_synthetic_data
+from epic_ar.synthetic.dataset import SyntheticConfig
+from epic_ar.visualize.pictures import flow_to_colour
+from epic_ar.visualize.show import CAPTION_HEIGHT, FRAME_HEIGHT, MARGIN, ShowOptions, show
+from helpers.cli import RunCli
+from helpers.gulp_data import SyntheticData, make_synthetic_data
 
 DATA = SyntheticConfig(
     participants=2,

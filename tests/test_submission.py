@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from conftest import make_results
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation.submission import (
     SupervisionLevels,
@@ -21,7 +20,8 @@ from epic_ar.evaluation.submission import (
     submission_json,
     write_submission,
 )
-from official_reference import official_submission_text
+from helpers.factories import make_results
+from helpers.official_reference import official_submission_text
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

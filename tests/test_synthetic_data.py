@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from epic_ar.annotations.labels import read_annotations
-from epic_ar.data.synthetic import Renderer, Segment, SyntheticConfig, generate_dataset
 from epic_ar.errors import EpicArError
-from gulp_fixtures import SMALL
+from epic_ar.synthetic.dataset import Renderer, Segment, SyntheticConfig, generate_dataset
+from helpers.gulp_data import SMALL
 
 REAL_COLUMNS = [
     "narration_id",

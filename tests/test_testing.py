@@ -17,15 +17,15 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import epic_ar_command
 from epic_ar.annotations.flow_frames import convert_annotation_file
-from epic_ar.data.synthetic import SyntheticConfig
 from epic_ar.evaluation.results import load_results
 from epic_ar.gulp.ingest import GulpJob, run_gulp
 from epic_ar.models import load_checkpoint
 from epic_ar.models.video_model import VideoModel
-from epic_ar.training.testing import ScoringOptions, score_split
-from gulp_fixtures import SyntheticData, make_synthetic_data
+from epic_ar.synthetic.dataset import SyntheticConfig
+from epic_ar.training.scoring import ScoringOptions, score_split
+from helpers.cli import epic_ar_command
+from helpers.gulp_data import SyntheticData, make_synthetic_data
 from test_training import tiny, train_cli, version_dir
 
 pytestmark = pytest.mark.slow
@@ -236,10 +236,10 @@ def test_published_checkpoints_score_val_as_the_original(
     """A published-layout checkpoint on the split's own gulp directory (the original's
     --datadir) scores val with data.frame_count (8), its stored preprocessing (RGB std equal
     to the mean, frames resized to 256 and cropped to 224), as the original's test.py does."""
-    import checkpoint_fixtures
+    from helpers import checkpoints
 
     data, paths = trained
-    published = checkpoint_fixtures.filled_skeleton(name, tmp_path / f"{name}.ckpt")
+    published = checkpoints.filled_skeleton(name, tmp_path / f"{name}.ckpt")
     model, config = load_checkpoint(published)
     out = tmp_path / "published.pt"
     # the split's own gulp directory (the original's form), or the folder holding it

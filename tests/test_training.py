@@ -16,19 +16,19 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import epic_ar_command
 from epic_ar.data.datamodule import EpicDataModule
-from epic_ar.data.synthetic import SyntheticConfig
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation import metrics as official
 from epic_ar.gulp import GulpDirectory
 from epic_ar.gulp.ingest import GulpJob, run_gulp
 from epic_ar.models import load_checkpoint
 from epic_ar.models.checkpoint_file import read_checkpoint
+from epic_ar.synthetic.dataset import SyntheticConfig
 from epic_ar.training import metrics
 from epic_ar.training.run_config import parse_run_config, plain_run_config, trainer_arguments
 from epic_ar.training.train import find_resume_checkpoint
-from gulp_fixtures import make_synthetic_data
+from helpers.cli import epic_ar_command
+from helpers.gulp_data import make_synthetic_data
 
 CONFIGS = ["tsn_rgb", "tsn_flow", "trn_rgb", "trn_flow", "tsm_rgb", "tsm_flow"]
 TRAIN_DATA = SyntheticConfig(
@@ -346,9 +346,9 @@ def test_training_starts_from_given_weights(gulp_root: Path, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_published_layout_checkpoint_initialises_training(gulp_root: Path, tmp_path: Path) -> None:
-    import checkpoint_fixtures
+    from helpers import checkpoints
 
-    published = checkpoint_fixtures.filled_skeleton("tsn_rgb", tmp_path / "tsn_rgb.ckpt")
+    published = checkpoints.filled_skeleton("tsn_rgb", tmp_path / "tsn_rgb.ckpt")
     run_dir = tmp_path / "from_published"
     done = train_cli(
         "--config-name",
@@ -418,7 +418,7 @@ def test_packaged_configs_hold_the_published_values() -> None:
 
     from hydra import compose, initialize_config_module
 
-    from checkpoint_fixtures import REFERENCE
+    from helpers.checkpoints import REFERENCE
 
     published = json.loads((REFERENCE / "official_hyper_parameters.json").read_text())
     with initialize_config_module("epic_ar.configs", version_base="1.3"):

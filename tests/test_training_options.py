@@ -14,13 +14,13 @@ import torch
 from hydra import compose, initialize_config_module
 from torch import nn
 
-from epic_ar.data.synthetic import SyntheticConfig
 from epic_ar.gulp.ingest import GulpJob, run_gulp
 from epic_ar.models.checkpoint_file import read_checkpoint
+from epic_ar.synthetic.dataset import SyntheticConfig
 from epic_ar.training.run_config import plain_run_config
 from epic_ar.training.system import ActionRecognitionSystem
 from epic_ar.training.train import train
-from gulp_fixtures import make_synthetic_data
+from helpers.gulp_data import make_synthetic_data
 
 DATA = SyntheticConfig(
     participants=2,

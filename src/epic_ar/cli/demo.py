@@ -1,12 +1,313 @@
-"""`epic-ar demo [DIR]`: the whole pipeline on generated data, every command printed."""
+"""`epic-ar demo [DIR]`: the whole pipeline on generated EPIC-shaped data, one real command a step.
+
+synth -> convert-flow-idxs -> gulp (RGB and flow, three splits) -> train TSN (RGB, flow) ->
+test (val, test) -> evaluate -> fuse -> evaluate -> submit. Each command is printed before it
+runs, so the output doubles as a tutorial, and runs in its own process as a user would run it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from epic_ar.demo import FULL, QUICK, run_demo
+from epic_ar.errors import EpicArError
+from epic_ar.fileio.atomic import atomic_write_path
+from epic_ar.progress import format_duration
+
+MARKER = ".epic-ar-demo"  # marks a folder as the demo's, which a re-run may clear
+SPLITS = {
+    "train": "EPIC_100_train",
+    "validation": "EPIC_100_validation",
+    "test": "EPIC_100_test_timestamps",
+}
+OWNED = ("data", "gulp", "runs", "results", "pictures", "report", "submission.zip")
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How much data the demo generates and how long it trains."""
+
+    participants: int
+    videos_per_participant: int
+    segments_per_video: int
+    frame_size: tuple[int, int]  # W, H pixels
+    frames: tuple[int, int]  # RGB frames per segment, min and max
+    verbs: int
+    nouns: int
+    epochs: int
+    lr_step: int  # the epoch at which the learning rate drops tenfold
+
+
+# About 4 minutes on 2 CPU cores; the models learn the classes (see the README's numbers).
+FULL = DemoSize(4, 3, 20, (96, 64), (10, 30), verbs=10, nouns=12, epochs=8, lr_step=6)
+# Every step on a few segments, one epoch: checks an installation in about a minute.
+QUICK = DemoSize(2, 2, 5, (64, 48), (8, 12), verbs=4, nouns=4, epochs=1, lr_step=1)
+
+
+@dataclass(frozen=True)
+class DemoArtefacts:
+    """Where the demo writes everything, under `root`."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def annotations(self) -> Path:
+        return self.data / "annotations"
+
+    def labels(self, split: str, modality: str = "rgb") -> Path:
+        """The split's annotation file; for flow, the copy with flow frame numbers."""
+        suffix = "_flow" if modality == "flow" else ""
+        return self.annotations / f"{SPLITS[split]}{suffix}.pkl"
+
+    @property
+    def gulp(self) -> Path:
+        return self.root / "gulp"
+
+    def run_dir(self, modality: str) -> Path:
+        return self.root / "runs" / f"tsn_{modality}"
+
+    def checkpoint(self, modality: str) -> Path:
+        return self.run_dir(modality) / "lightning_logs/version_0/checkpoints/last.ckpt"
+
+    def results(self, name: str, split: str) -> Path:
+        return self.root / "results" / f"{name}_{split}.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "results" / "fused_val_metrics.json"
+
+    def pictures(self, modality: str) -> Path:
+        return self.root / "pictures" / f"{modality}_validation.png"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
+
+    @property
+    def submission(self) -> Path:
+        return self.root / "submission.zip"
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    args: list[str]  # after `epic-ar`
+    capture: bool = False  # keep stdout (to read it) instead of showing it
+
+
+def synth_args(art: DemoArtefacts, size: DemoSize) -> list[str]:
+    return [
+        "synth", str(art.data),
+        "--participants", str(size.participants),
+        "--videos-per-participant", str(size.videos_per_participant),
+        "--segments-per-video", str(size.segments_per_video),
+        "--frame-size", *map(str, size.frame_size),
+        "--frames", *map(str, size.frames),
+        "--verbs", str(size.verbs),
+        "--nouns", str(size.nouns),
+    ]  # fmt: skip
+
+
+def train_args(art: DemoArtefacts, size: DemoSize, modality: str) -> list[str]:
+    """A small TSN (ResNet-18 from scratch, 4 frames of 64 x 64) on the demo's gulp dirs."""
+    return [
+        "train", "--config-name", f"tsn_{modality}",
+        f"data._root_gulp_dir={art.gulp}",
+        # from scratch, so the BatchNorms learn their statistics (no partial BN)
+        "model.backbone=resnet18", "model.pretrained=null", "model.partial_bn=false",
+        "model.dropout=0.3",
+        "data.frame_count=4", "data.preprocessing.input_size=64",
+        "data.test_augmentation.rescale_size=64", "data.worker_count=1",
+        "learning.batch_size=16", "learning.lr=0.02",
+        f"learning.lr_scheduler.epochs=[{size.lr_step}]",
+        f"trainer.max_epochs={size.epochs}", "trainer.accelerator=cpu",
+        f"hydra.run.dir={art.run_dir(modality)}",
+    ]  # fmt: skip
+
+
+def demo_steps(art: DemoArtefacts, size: DemoSize) -> list[Step]:
+    """Every command of the demo, in order."""
+    steps = [Step("generate RGB and flow frames and annotations", synth_args(art, size))]
+    for split in SPLITS:
+        steps.append(
+            Step(
+                f"flow frame numbers for the {split} labels",
+                ["convert-flow-idxs", str(art.labels(split)), str(art.labels(split, "flow"))],
+            )
+        )
+    frames = str(art.data / "frames_tar")
+    for modality in ("rgb", "flow"):
+        for split in SPLITS:
+            out = art.gulp / f"{modality}_{split}"
+            labels = art.labels(split, modality)
+            steps.append(
+                Step(
+                    f"gulp the {modality} frames of the {split} segments",
+                    ["gulp", frames, str(out), str(labels), modality],
+                )
+            )
+    for modality in ("rgb", "flow"):
+        steps.append(
+            Step(
+                f"look at 4 random {modality} validation segments",
+                ["show", str(art.gulp / f"{modality}_validation"), str(art.pictures(modality)),
+                 "--random", "4"],
+            )
+        )  # fmt: skip
+    for modality in ("rgb", "flow"):
+        steps.append(Step(f"train TSN on {modality}", train_args(art, size, modality)))
+    for modality in ("rgb", "flow"):
+        for split in ("val", "test"):
+            results = art.results(f"tsn_{modality}", split)
+            steps.append(
+                Step(
+                    f"score the {split} split with the {modality} model",
+                    ["test", str(art.checkpoint(modality)), str(results), "--split", split],
+                )
+            )
+    val_labels = str(art.labels("validation"))
+    for name in ("tsn_rgb", "tsn_flow"):
+        steps.append(
+            Step(
+                f"evaluate {name} alone on val",
+                ["evaluate", str(art.results(name, "val")), val_labels, "--format", "json"],
+                capture=True,
+            )
+        )
+    for split in ("val", "test"):
+        inputs = [str(art.results(name, split)) for name in ("tsn_rgb", "tsn_flow")]
+        steps.append(
+            Step(
+                f"fuse RGB and flow on {split} (mean of scores)",
+                ["fuse", *inputs, str(art.results("fused", split))],
+            )
+        )
+    steps.append(
+        Step(
+            "evaluate the fusion on val: the 12 challenge metrics and a report",
+            [
+                "evaluate",
+                str(art.results("fused", "val")),
+                val_labels,
+                "--format",
+                "json",
+                "--report",
+                str(art.report),
+            ],
+            capture=True,
+        )
+    )
+    steps.append(
+        Step(
+            "write the challenge submission from the fused test scores",
+            [
+                "submit",
+                str(art.results("fused", "test")),
+                str(art.submission),
+                "--labels",
+                str(art.labels("test")),
+            ],
+        )
+    )
+    return steps
+
+
+def prepare_directory(root: Path) -> None:
+    """Make `root` the demo's folder: new, empty, or an earlier demo's (whose outputs go)."""
+    if root.exists() and not root.is_dir():
+        raise EpicArError(f"{root}: exists and is not a folder")
+    if root.is_dir() and any(root.iterdir()) and not (root / MARKER).exists():
+        raise EpicArError(
+            f"{root}: exists and is not an earlier demo's output; choose another folder"
+        )
+    for name in OWNED:
+        path = root / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).touch()
+
+
+def run_step(index: int, steps: list[Step], started: float) -> dict[str, float] | None:
+    """Run step `index` (1-based) as `python -m epic_ar ...`; the metrics it printed (JSON)
+    when its output is captured."""
+    step = steps[index - 1]
+    elapsed = format_duration(time.perf_counter() - started)
+    print(f"\n[{index}/{len(steps)}, {elapsed}] {step.title}", flush=True)
+    print(f"$ epic-ar {shlex.join(step.args)}", flush=True)
+    completed = subprocess.run(
+        [sys.executable, "-m", "epic_ar", *step.args],
+        stdout=subprocess.PIPE if step.capture else None,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise EpicArError(
+            f"step {index} ({step.title}) failed with exit {completed.returncode}; "
+            "its messages are above"
+        )
+    if not step.capture:
+        return None
+    metrics: dict[str, float] = json.loads(completed.stdout)
+    print(", ".join(f"{part} top-1 {metrics[f'all_{part}_accuracy_at_1']:.1f}%"
+                    for part in ("verb", "noun", "action")))  # fmt: skip
+    return metrics
+
+
+def run_demo(root: Path, *, size: DemoSize = FULL) -> DemoArtefacts:
+    """Run every step of the demo into `root` and print a summary; returns where things are."""
+    prepare_directory(root)
+    art = DemoArtefacts(root)
+    steps = demo_steps(art, size)
+    started = time.perf_counter()
+    outputs = [run_step(i, steps, started) for i in range(1, len(steps) + 1)]
+    rgb, flow, fused = (metrics for metrics in outputs if metrics is not None)
+    with atomic_write_path(art.metrics, force=True) as tmp:
+        tmp.write_text(json.dumps(fused, indent=2) + "\n")
+    print_summary(art, rgb, flow, fused, size, time.perf_counter() - started)
+    return art
+
+
+def print_summary(
+    art: DemoArtefacts,
+    rgb: dict[str, float],
+    flow: dict[str, float],
+    fused: dict[str, float],
+    size: DemoSize,
+    seconds: float,
+) -> None:
+    print("\nFused RGB + flow on the validation split:")
+    for name, value in fused.items():
+        print(f"  {name:<32} {value:6.2f}")
+    key = "all_action_accuracy_at_1"
+    chance = 100 / (size.verbs * size.nouns)
+    print(
+        f"\nDone in {format_duration(seconds)}. Action top-1 on val: RGB {rgb[key]:.1f}%, "
+        f"flow {flow[key]:.1f}%, fused {fused[key]:.1f}% (chance {chance:.1f}%).\n"
+        f"  frames and labels:  {art.data}\n"
+        f"  gulp directories:   {art.gulp}\n"
+        f"  training runs:      {art.run_dir('rgb')}, {art.run_dir('flow')} "
+        "(checkpoints, metrics.csv, TensorBoard)\n"
+        f"  results files:      {art.results('*', '{val,test}')}\n"
+        f"  fused val metrics:  {art.metrics}\n"
+        f"  report:             {art.report / 'index.html'}\n"
+        f"  pictures of data:   {art.pictures('rgb')}, {art.pictures('flow')}\n"
+        f"  submission:         {art.submission}"
+    )
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:

@@ -85,7 +85,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.report is not None:  # before any work, so that nothing is printed in vain
-        from epic_ar.evaluation.report import check_report_dir
+        from epic_ar.visualize.report import check_report_dir
 
         check_report_dir(args.report, force=args.force)
     tables = resolve_group_tables(
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             LOG.warning(note)
         print(format_metrics(metrics, args.format))
     if args.report is not None:
-        from epic_ar.evaluation.report import write_report
+        from epic_ar.visualize.report import write_report
 
         names = write_report(
             results,

@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "train": ("epic_ar.cli.train", "train a model (Hydra overrides; see epic-ar train --help)"),
     "test": (
-        "epic_ar.cli.testing",
+        "epic_ar.cli.test",
         "score the val or test split with a checkpoint (ours or published)",
     ),
     "fuse": (

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from epic_ar.cli.arguments import positive_float, positive_int
-from epic_ar.data.show import MAX_INPUT_SIZE, ShowOptions, show
+from epic_ar.visualize.show import MAX_INPUT_SIZE, ShowOptions, show
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:

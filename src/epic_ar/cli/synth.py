@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from epic_ar.cli.arguments import int_at_least, non_negative_int, positive_int
-from epic_ar.data.synthetic import LAYOUTS, SyntheticConfig, write_dataset
+from epic_ar.synthetic.dataset import LAYOUTS, SyntheticConfig, write_dataset
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 from epic_ar.annotations.labels import read_annotations
 from epic_ar.evaluation.results import save_results
-from epic_ar.evaluation.synthetic import synthetic_results
 from epic_ar.fileio.atomic import check_can_write
+from epic_ar.synthetic.results import synthetic_results
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:

@@ -1,4 +1,4 @@
-"""Sampling, transforms, datasets and synthetic EPIC-shaped data.
+"""Sampling, transforms, decoding and datasets.
 
 `build_dataset` and `normalize` are the entry points for your own training loops; the
 Lightning DataModule lives in `epic_ar.data.datamodule` (imported on demand: Lightning is

@@ -78,7 +78,7 @@ def translate_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
 def current_config(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored run config in today's schema: interpolations resolved, trainer keys
     translated. (Where the data is today is the scorer's business: see
-    `epic_ar.training.testing.ScoringOptions.data_dir`.)"""
+    `epic_ar.training.scoring.ScoringOptions.data_dir`.)"""
     config = copy.deepcopy(stored)
     config = resolve_interpolations(config, "stored config")
     if isinstance(config.get("trainer"), dict):

@@ -12,7 +12,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from epic_ar.data.pictures import (
+from epic_ar.data.segment_sources import Modality
+from epic_ar.errors import EpicArError
+from epic_ar.fileio.atomic import atomic_write_path, check_can_write
+from epic_ar.visualize.pictures import (
     FlowView,
     ShownSegment,
     caption,
@@ -20,9 +23,6 @@ from epic_ar.data.pictures import (
     sampled_frames,
     select_segments,
 )
-from epic_ar.data.segment_sources import Modality
-from epic_ar.errors import EpicArError
-from epic_ar.fileio.atomic import atomic_write_path, check_can_write
 
 FRAME_HEIGHT = 128  # pixels, frames on a contact sheet
 MAX_INPUT_SIZE = 1024  # pixels: 4x the published models' inputs, already upscaled frames

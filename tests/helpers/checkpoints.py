@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 # Copied from the reference material on the published checkpoints (see data/README.txt).
-REFERENCE = Path(__file__).resolve().parent / "data" / "reference"
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference"
 PUBLISHED = ("tsn_rgb", "tsn_flow", "trn_rgb", "trn_flow", "tsm_rgb", "tsm_flow")
 
 

@@ -21,7 +21,6 @@ import pandas as pd
 from epic_ar import __version__
 from epic_ar.annotations.classes import read_participant_ids, read_tail_classes
 from epic_ar.errors import EpicArError
-from epic_ar.evaluation import report_plots as plots
 from epic_ar.evaluation.evaluate import GroupTables, label_rows
 from epic_ar.evaluation.results import Results
 from epic_ar.fileio.paths import (
@@ -30,6 +29,7 @@ from epic_ar.fileio.paths import (
     named_write_errors,
     remove_empty_folders,
 )
+from epic_ar.visualize import report_plots as plots
 
 NOUNS_SHOWN = 40
 VERBS_SHOWN = 97

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from epic_ar.annotations.flow_frames import convert_annotation_file
-from epic_ar.data.synthetic import SyntheticConfig, generate_dataset
+from epic_ar.synthetic.dataset import SyntheticConfig, generate_dataset
 
 SMALL = SyntheticConfig(
     participants=3,

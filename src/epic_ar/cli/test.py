@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from epic_ar.evaluation.results import PROVENANCE_KEY, Results, save_results
     from epic_ar.fileio.atomic import check_can_write
     from epic_ar.models import load_checkpoint
-    from epic_ar.training.testing import ScoringOptions, StoredDataMissingError, score_split
+    from epic_ar.training.scoring import ScoringOptions, StoredDataMissingError, score_split
 
     if (args.frames_dir is None) != (args.labels is None):
         args.parser.error("--frames-dir and --labels go together")

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from conftest import make_results, write_labels_csv
 from epic_ar.cli.main import main
 from epic_ar.evaluation.results import save_results
+from helpers.factories import make_results, write_labels_csv
 
 OPEN = f"{open.__module__}.{open.__qualname__}"  # how a pickle names open(): io.open
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0  # chmod denies nothing to root
