@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --constraint constraints.txt
 DEMO_DIR ?= demo_output
 
-.PHONY: demo test lint bench install install-test clean
+.PHONY: demo test docs lint bench install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt setup.py src/ep
 # gulpio2 (the original project's storage library, used to test compatibility) declares
 # Pillow-SIMD, which would replace Pillow: install it without its declared dependencies.
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) --editable '.[test]'
+	$(PIP) --editable '.[test,docs]'
 	$(PIP) --no-deps gulpio2==0.0.4
 	touch $@
 
@@ -29,8 +29,17 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(BIN)/epic-ar demo $(DEMO_DIR)
 
+# The documentation site, into site/ (git-ignored). Strict: a broken link or anchor, a page
+# missing from nav or a command without its --help block fails the build. Not --quiet: it
+# hides warnings from strict mode, which then passes them.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 test: install-test
 	$(BIN)/python -m pytest
+	$(MKDOCS)
+
+docs: install-test
+	$(MKDOCS)
 
 lint: install-test
 	$(BIN)/ruff check src tests benchmarks
