@@ -51,7 +51,7 @@ from torch.utils.data import DataLoader
 from epic_ar.data import decode
 from epic_ar.data.dataset import SeededShuffleSampler, build_dataset
 from epic_ar.gulp import GulpDirectory
-from epic_ar.gulp.writer import GulpSegment, write_chunk
+from epic_ar.gulp.writer import GulpRecord, write_chunk
 from original_style_loader import OriginalStyleTrainDataset
 from photo_frames import PHOTO_QUALITY, PHOTOS, panned_segments
 
@@ -113,7 +113,7 @@ def write_segments(directory: Path, modality: str, segments: list[list[bytes]]) 
             "num_frames": frames,
             "frame_size": size,
         }
-        stored.append(GulpSegment(f"P01_01_{s}", meta, jpegs))
+        stored.append(GulpRecord(f"P01_01_{s}", meta, jpegs))
     directory.mkdir(parents=True, exist_ok=True)
     write_chunk(directory, 0, stored)
 

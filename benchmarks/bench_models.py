@@ -78,7 +78,7 @@ def shift_runs(device: torch.device, calls: int) -> dict[str, Callable[[], None]
 
 
 def step_runs(device: torch.device, amp: bool, batch: int) -> dict[str, Callable[[], None]]:
-    spec = InputSpec("RGB", frame_count=8)
+    spec = InputSpec("rgb", frame_count=8)
     model = build_model(ModelConfig(type="TSM", backbone="resnet50", pretrained=None), spec)
     model.to(device).train()
     # one copy per memory format: converting the weights inside a timed step would cost

@@ -37,8 +37,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from epic_ar.annotations.classes import action_ids
 from epic_ar.annotations.labels import read_annotations
-from epic_ar.evaluation.metrics import accuracy_percent, action_ids, action_ranks
+from epic_ar.evaluation.metrics import accuracy_percent, action_ranks
 from epic_ar.evaluation.results import Results, load_results, save_results
 from epic_ar.evaluation.submission import SupervisionLevels, submission_json, write_submission
 from epic_ar.synthetic.results import synthetic_results

@@ -90,7 +90,7 @@ class RepeatedSegments(EpicDataModule):
     timed (`TimedBatches`)."""
 
     def __init__(self, data: DataConfig, *, batch_size: int, repeat: int, warmup: int):
-        super().__init__(data, modality="RGB", batch_size=batch_size, seed=0)
+        super().__init__(data, modality="rgb", batch_size=batch_size, seed=0)
         self.repeat, self.warmup = repeat, warmup
         self.timed: TimedBatches | None = None
 
@@ -162,7 +162,7 @@ def measure(args: argparse.Namespace, gulp_root: Path, preloaded: bool) -> tuple
     system = ActionRecognitionSystem(run.stored)
     data: EpicDataModule
     if preloaded:
-        data = PreloadedBatches(run.data, modality="RGB", batch_size=args.batch, seed=0)
+        data = PreloadedBatches(run.data, modality="rgb", batch_size=args.batch, seed=0)
     else:
         data = repeated_segments(args, run.data)
     timer = StepTimer(args.warmup, synchronize=args.accelerator == "gpu")

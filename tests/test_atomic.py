@@ -22,7 +22,7 @@ def test_success_replaces_only_with_force(tmp_path: Path) -> None:
     target = tmp_path / "out.pt"
     target.write_bytes(b"old")
     with (
-        pytest.raises(EpicArError, match="already exists; pass --force"),
+        pytest.raises(EpicArError, match="already exists; pass force=True"),
         atomic_write_path(target, force=False) as tmp,
     ):
         tmp.write_bytes(b"new")

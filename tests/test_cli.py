@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from epic_ar.cli import demo
 from epic_ar.evaluation.results import load_results, save_results
 from helpers.cli import RunCli
 from helpers.factories import make_results, write_labels_csv
@@ -320,3 +321,31 @@ def test_pickled_labels_give_the_same_metrics_as_csv(
     assert from_csv.returncode == from_pkl.returncode == 0, from_pkl.stderr
     assert json.loads(from_csv.stdout) == json.loads(from_pkl.stdout)
     assert len(json.loads(from_pkl.stdout)) == 12
+
+
+def test_demo_evaluate_steps_say_which_results_they_score() -> None:
+    art = demo.DemoArtefacts(Path("/demo"))
+    steps = demo.demo_steps(art, demo.QUICK)
+    evaluated = [step for step in steps if step.args[0] == "evaluate"]
+    assert [step.evaluates for step in steps if step.evaluates is not None] == [
+        step.evaluates for step in evaluated
+    ]
+    for step in evaluated:
+        assert step.evaluates is not None
+        name, split = step.evaluates
+        assert step.args[1] == f"/demo/results/{name}_{split}.pt", step.args
+
+
+def test_demo_summary_reads_each_result_by_what_it_is(capsys: pytest.CaptureFixture[str]) -> None:
+    """Whatever order the scores were captured in."""
+
+    def metrics(action: float) -> dict[str, float]:
+        return {"all_verb_accuracy_at_1": 1.0, "all_action_accuracy_at_1": action}
+
+    art = demo.DemoArtefacts(Path("/demo"))
+    scores = {("fused", "val"): metrics(30.0), ("tsn_flow", "val"): metrics(20.0)}
+    scores[("tsn_rgb", "val")] = metrics(10.0)
+    demo.print_summary(art, scores, demo.QUICK, 65.0)
+    out = capsys.readouterr().out
+    assert "RGB 10.0%, flow 20.0%, fused 30.0% (chance 6.2%)" in out
+    assert "  all_action_accuracy_at_1          30.00" in out

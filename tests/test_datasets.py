@@ -299,7 +299,7 @@ def data_config(data: SyntheticData, **overrides: object) -> DataConfig:
 
 
 def test_datamodule_loaders_and_normalisation(data: SyntheticData) -> None:
-    module = EpicDataModule(data_config(data, test_frame_count=4), modality="RGB", batch_size=3)
+    module = EpicDataModule(data_config(data, test_frame_count=4), modality="rgb", batch_size=3)
     frames, meta = next(iter(module.train_dataloader()))
     assert frames.shape == (3, 8, 3, 32, 32) and frames.dtype == torch.uint8
     normalised, same_meta = module.on_after_batch_transfer((frames, meta), 0)
@@ -323,7 +323,7 @@ def test_datamodule_subsets_and_train_on_val(data: SyntheticData) -> None:
         EpicDataModule(data_config(data, participants=["P99"]), modality="rgb",
                        batch_size=2).dataset("train", train=True)  # fmt: skip
     with pytest.raises(EpicArError, match="unknown modality"):
-        EpicDataModule(data_config(data), modality="audio", batch_size=2)
+        EpicDataModule(data_config(data), modality="audio", batch_size=2)  # type: ignore[arg-type]
 
 
 def test_datamodule_reads_archives(data: SyntheticData) -> None:
@@ -335,7 +335,7 @@ def test_datamodule_reads_archives(data: SyntheticData) -> None:
         segment_length=5,
     )
     config.preprocessing.mean, config.preprocessing.std = [0.5], [0.226]
-    module = EpicDataModule(config, modality="Flow", batch_size=2)
+    module = EpicDataModule(config, modality="flow", batch_size=2)
     frames, _ = next(iter(module.val_dataloader()))
     assert frames.shape == (2, 8, 10, 32, 32)
     with pytest.raises(EpicArError, match=r"data\.test_labels is not"):

@@ -12,10 +12,11 @@ import pytest
 import torch
 from torch import nn
 
+from epic_ar.compat.lightning_config import current_config, resolve_interpolations
 from epic_ar.errors import EpicArError
+from epic_ar.modality import Modality
 from epic_ar.models import InputSpec, ModelConfig, build_model, load_checkpoint, parameter_groups
 from epic_ar.models.backbones import flow_conv
-from epic_ar.models.checkpoint import current_config, resolve_interpolations
 from epic_ar.models.temporal_shift import reference_temporal_shift, temporal_shift
 from epic_ar.models.trn import MultiScaleRelations, relation_subsets
 from helpers.checkpoints import PUBLISHED, filled_skeleton, manifest_state_dict
@@ -61,8 +62,8 @@ def test_flow_conv_is_the_mean_kernel_repeated() -> None:
     assert torch.equal(flow.bias, conv.bias)
 
 
-def small_model(kind: str = "TSN", modality: str = "RGB", **options: Any) -> Any:
-    spec = InputSpec(modality, frame_count=4, segment_length=1 if modality == "RGB" else 5)  # type: ignore[arg-type]
+def small_model(kind: str = "TSN", modality: Modality = "rgb", **options: Any) -> Any:
+    spec = InputSpec(modality, frame_count=4, segment_length=1 if modality == "rgb" else 5)
     return build_model(ModelConfig(type=kind, backbone="resnet18", **options), spec)  # type: ignore[arg-type]
 
 
@@ -76,7 +77,7 @@ def test_partial_bn_freezes_every_batchnorm_but_the_first() -> None:
 
 
 def test_parameter_groups() -> None:
-    model = small_model(modality="Flow")
+    model = small_model(modality="flow")
     groups = {g["name"]: g for g in parameter_groups(model, lr=0.01, weight_decay=5e-4)}
     assert len(groups["first_conv_weight"]["params"]) == 1
     assert groups["first_conv_weight"]["params"][0] is model.base_model.conv1.weight
@@ -157,7 +158,7 @@ def test_set_trn_eval_switches_a_built_model() -> None:
             )
         ]
         assert len(drawn) == 1  # exactly one choice of 3 + 3 subsets gives the sampled scores
-    with pytest.raises(ValueError, match="trn_eval sampled applies to TRN models, not TSN"):
+    with pytest.raises(EpicArError, match="trn_eval sampled applies to TRN models, not TSN"):
         small_model("TSN").set_trn_eval("sampled")
     tsn = small_model("TSN").eval()
     frames = torch.randn(1, 4, 3, 32, 32)
@@ -168,11 +169,11 @@ def test_set_trn_eval_switches_a_built_model() -> None:
 
 @pytest.mark.parametrize("kind", ["TSN", "MTRN", "TSM"])
 def test_small_models_output_397_scores(kind: str) -> None:
-    model = small_model(kind, "Flow").eval()
+    model = small_model(kind, "flow").eval()
     with torch.no_grad():
         scores = model(torch.randn(2, 4, 10, 32, 32))
     assert scores.shape == (2, 397)
-    with pytest.raises(ValueError, match=r"\[B, 4, 10, H, W\]"):
+    with pytest.raises(EpicArError, match=r"\[B, 4, 10, H, W\]"):
         model(torch.randn(2, 4, 3, 32, 32))
 
 

@@ -13,6 +13,7 @@ import torchvision
 from epic_ar.cli.main import main
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.download import download as real_download
+from epic_ar.modality import Modality
 from epic_ar.models import InputSpec, ModelConfig, VideoModel, build_model
 from epic_ar.models import pretrained as pretrained_module
 from epic_ar.models.pretrained import load_pretrained
@@ -35,8 +36,8 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     torch.hub.set_dir(previous)
 
 
-def model(kind: str, modality: str = "RGB", backbone: str = "resnet18") -> VideoModel:
-    spec = InputSpec(modality, frame_count=4, segment_length=1 if modality == "RGB" else 5)  # type: ignore[arg-type]
+def model(kind: str, modality: Modality = "rgb", backbone: str = "resnet18") -> VideoModel:
+    spec = InputSpec(modality, frame_count=4, segment_length=1 if modality == "rgb" else 5)
     return build_model(ModelConfig(type=kind, backbone=backbone), spec)  # type: ignore[arg-type]
 
 
@@ -56,7 +57,7 @@ def test_imagenet_weights_from_the_hub_cache(hub: Path) -> None:
         ours["base_model.layer4.1.bn2.running_mean"], reference["layer4.1.bn2.running_mean"]
     )
     assert torch.equal(ours["new_fc.weight"], classifier)  # the classifier stays new
-    flow = model("TSN", "Flow")
+    flow = model("TSN", "flow")
     load_pretrained(flow, "imagenet")
     conv1 = flow.state_dict()["base_model.conv1.weight"]
     assert conv1.shape == (64, 10, 7, 7)
@@ -71,7 +72,7 @@ def test_missing_imagenet_weights_say_where_to_put_them(hub: Path) -> None:
 def test_kinetics_weights_from_a_url(
     hub: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source = model("TSM", "Flow", backbone="resnet50")
+    source = model("TSM", "flow", backbone="resnet50")
     state = {f"module.{k}": v for k, v in source.state_dict().items() if not k.startswith("new_fc")}
     state["module.new_fc.weight"] = torch.zeros(400, 2048)
     state["module.new_fc.bias"] = torch.zeros(400)
@@ -84,7 +85,7 @@ def test_kinetics_weights_from_a_url(
     monkeypatch.setattr(
         pretrained_module, "KINETICS_TSM_URL", f"file://{published}/TSM_kinetics_{{modality}}_x.pth"
     )
-    target = model("TSM", "Flow", backbone="resnet50")
+    target = model("TSM", "flow", backbone="resnet50")
     load_pretrained(target, "kinetics")
     loaded = target.state_dict()
     assert torch.equal(loaded["base_model.conv1.weight"], state["module.base_model.conv1.weight"])

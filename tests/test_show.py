@@ -16,6 +16,7 @@ from epic_ar.gulp.ingest import GulpJob, run_gulp
 from epic_ar.synthetic.dataset import SyntheticConfig
 from epic_ar.visualize.pictures import flow_to_colour
 from epic_ar.visualize.show import CAPTION_HEIGHT, FRAME_HEIGHT, MARGIN, ShowOptions, show
+from helpers.bad_input import one_error_line, run
 from helpers.cli import RunCli
 from helpers.gulp_data import SyntheticData, make_synthetic_data
 
@@ -137,6 +138,26 @@ def test_choice_errors_name_what_is_wrong(gulped: tuple[SyntheticData, Path]) ->
     with pytest.raises(EpicArError, match=r"write a \.png"):
         show(ShowOptions(root / "rgb_val", root / "x.jpg"))
     assert not any(root.glob("x.*"))
+
+
+def test_messages_name_parameters_and_the_command_its_flags(
+    capsys: pytest.CaptureFixture[str], gulped: tuple[SyntheticData, Path]
+) -> None:
+    data, root = gulped
+    archives, clip = data.frames("tar", "rgb"), root / "two.gif"
+    with pytest.raises(EpicArError) as refused:
+        show(ShowOptions(root / "rgb_val", clip, random_count=2))
+    assert str(refused.value) == f"{clip}: a clip plays one segment; pass one id in ids"
+    status, _, err = run(capsys, "show", root / "rgb_val", clip, "--random", "2")
+    assert status == 1
+    assert one_error_line(err, "show") == f"{clip}: a clip plays one segment; pass one --ids"
+    with pytest.raises(EpicArError) as refused:
+        show(ShowOptions(archives, root / "x.png"))
+    reason = f"{archives}: not a gulp directory; to read frame archives, pass"
+    assert str(refused.value) == f"{reason} labels"
+    status, _, err = run(capsys, "show", archives, root / "x.png")
+    assert status == 1 and one_error_line(err, "show") == f"{reason} --labels"
+    assert not any(root.glob("x.*")) and not clip.exists()
 
 
 def test_show_command(run_cli: RunCli, gulped: tuple[SyntheticData, Path]) -> None:

@@ -26,6 +26,7 @@ from epic_ar.data.transforms import (
     resize_shorter_side,
     sample_multiscale_crop,
 )
+from epic_ar.errors import EpicArError
 from resize_vs_pil import textured  # the frames the resize statistic is measured on
 
 
@@ -309,7 +310,7 @@ def test_normalize_bgr_and_bad_channel_counts() -> None:
     assert torch.equal(bgr, normalize(frames.flip(1), [0.1, 0.2, 0.3], [1.0, 1.0, 1.0]))
     raw = normalize(frames, [0.0], [1.0], rescale=False)
     assert torch.equal(raw, frames.float())
-    with pytest.raises(ValueError, match="3 channels but 2 means"):
+    with pytest.raises(EpicArError, match="3 channels but 2 means"):
         normalize(frames, [0.1, 0.2], [1.0, 1.0])
 
 

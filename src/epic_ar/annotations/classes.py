@@ -1,4 +1,4 @@
-"""Class counts and the small official tables shipped with the package.
+"""Class counts, the action id rule, and the small official tables shipped with the package.
 
 The tables in `tables/` are copies of files from the EPIC-KITCHENS-100 annotations
 (CC BY-NC 4.0, see `tables/license.txt`).
@@ -9,14 +9,25 @@ from __future__ import annotations
 import functools
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from epic_ar.errors import EpicArError
 
+if TYPE_CHECKING:
+    import torch
+
 N_VERBS = 97
 N_NOUNS = 300
+# The official action id of a (verb, noun) pair is `verb * 1000 + noun`; an action's
+# candidates are the pairs of the 100 highest-scoring verbs and nouns.
+ACTION_VERB_MULTIPLIER = 1000
+ACTION_TOP_N = 100
+
+# numpy arrays (evaluation) or torch tensors (training metrics)
+ClassIds = TypeVar("ClassIds", "np.ndarray", "torch.Tensor")
 
 PACKAGED_TABLES = (
     "EPIC_100_verb_classes.csv",
@@ -26,6 +37,16 @@ PACKAGED_TABLES = (
     "EPIC_100_unseen_participant_ids_validation.csv",
     "EPIC_100_unseen_participant_ids_test.csv",
 )
+
+
+def action_ids(verb_classes: ClassIds, noun_classes: ClassIds) -> ClassIds:
+    """Official action ids of (verb, noun) class pairs: `verb * 1000 + noun`.
+
+    Both int arrays (or tensors) of one shape, or shapes that broadcast; the result has the
+    broadcast shape.
+    """
+    ids: ClassIds = verb_classes * ACTION_VERB_MULTIPLIER + noun_classes
+    return ids
 
 
 def packaged_table(name: str) -> Path:

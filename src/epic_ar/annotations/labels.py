@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from epic_ar.compat.pandas_pickles import read_pandas_pickle
 from epic_ar.errors import EpicArError
+from epic_ar.fileio.messages import one_line
 from epic_ar.fileio.paths import os_reason, require_file
-from epic_ar.fileio.safe_pickle import DATA_GLOBALS, RefusedGlobalError, check_build_state
 
 # Columns holding frame numbers: 1-based whole numbers wherever an annotation file has them.
 FRAME_COLUMNS = ("start_frame", "stop_frame")
@@ -20,106 +20,12 @@ FRAME_COLUMNS = ("start_frame", "stop_frame")
 # refusing them keeps every consumer within int32 and away from absurd allocations.
 MAX_FRAME_NUMBER = 2**31 - 1
 
-# What a pickled DataFrame of the official annotations may name, old and new pandas alike.
-# These rebuild frames, indexes and arrays from plain data; nothing here runs user code.
-_PANDAS_GLOBALS = {
-    ("pandas", "DataFrame"),
-    ("pandas", "Series"),
-    ("pandas", "Index"),
-    ("pandas", "RangeIndex"),
-    ("pandas", "StringDtype"),
-    ("pandas", "CategoricalDtype"),
-    ("pandas", "Categorical"),
-    ("pandas.arrays", "StringArray"),
-    ("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked"),
-    ("pandas.core.frame", "DataFrame"),
-    ("pandas.core.series", "Series"),
-    ("pandas.core.internals.managers", "BlockManager"),
-    ("pandas.core.internals.managers", "SingleBlockManager"),
-    ("pandas.core.internals", "BlockManager"),
-    ("pandas._libs.internals", "_unpickle_block"),
-    ("pandas.core.internals.blocks", "new_block"),
-    ("pandas.core.indexes.base", "_new_Index"),
-    ("pandas.core.indexes.base", "Index"),
-    ("pandas.core.indexes.range", "RangeIndex"),
-    ("pandas.core.indexes.numeric", "Int64Index"),
-    ("pandas.core.arrays.string_", "StringArray"),
-    ("pandas.core.arrays.string_", "StringDtype"),
-    ("pandas.core.arrays.string_arrow", "ArrowStringArray"),
-    ("pandas.core.arrays.integer", "IntegerArray"),
-    ("pandas.core.arrays.integer", "Int64Dtype"),
-    ("pandas.core.arrays.categorical", "Categorical"),
-    ("pandas.core.dtypes.dtypes", "CategoricalDtype"),
-    ("pandas._libs.missing", "NA"),
-    ("pandas._libs.missing", "NAType"),
-    ("numpy.dtypes", "ObjectDType"),
-    ("numpy.dtypes", "Int64DType"),
-    ("numpy.dtypes", "Float64DType"),
-    ("numpy.dtypes", "BoolDType"),
-    ("numpy.dtypes", "StrDType"),
-}
-
-
-def _pandas_unpickler_base() -> type[pickle._Unpickler]:
-    # pandas' own Unpickler maps names that moved between pandas versions; it is a
-    # pure-Python unpickler, so every global goes through `find_class`.
-    try:
-        from pandas.compat.pickle_compat import Unpickler
-    except ImportError:  # pragma: no cover - depends on the pandas version
-        return pickle._Unpickler
-    return Unpickler  # type: ignore[no-any-return]
-
-
-class _AnnotationUnpickler(_pandas_unpickler_base()):  # type: ignore[misc]
-    def __init__(self, file: Any, *, source: str):
-        super().__init__(file)
-        self._source = source
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in DATA_GLOBALS:
-            return DATA_GLOBALS[(module, name)]
-        if (module, name) in _PANDAS_GLOBALS:
-            return super().find_class(module, name)
-        raise RefusedGlobalError(
-            f"{self._source}: refused to load '{module}.{name}': an annotation pickle may "
-            "only hold a pandas DataFrame of plain values (the official .csv always works)",
-            f"{module}.{name}",
-        )
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise EpicArError(f"{self._source}: refers to external storage {pid!r}")
-
-    def load_build(self) -> None:
-        check_build_state(self.stack[-2], self.stack[-1], self._source)
-        super().load_build()
-
-    dispatch: ClassVar[dict[int, Any]] = dict(_pandas_unpickler_base().dispatch)
-    dispatch[pickle.BUILD[0]] = load_build
-
-
-def _read_annotation_pickle(path: Path) -> pd.DataFrame:
-    try:
-        with path.open("rb") as file:
-            frame = _AnnotationUnpickler(file, source=str(path)).load()
-    except EpicArError:
-        raise
-    except Exception as exc:  # corrupted pickles raise many different types
-        raise EpicArError(f"{path}: not a readable pandas pickle ({_one_line(exc)})") from exc
-    if not isinstance(frame, pd.DataFrame):
-        raise EpicArError(f"{path}: holds a {type(frame).__name__}, expected a pandas DataFrame")
-    return frame
-
-
-def _one_line(exc: Exception) -> str:
-    # pandas' parser messages end in (or hold) newlines; errors are printed on one line
-    return " ".join(str(exc).split()) or type(exc).__name__
-
 
 def _read_annotation_csv(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise EpicArError(f"{path}: not a readable CSV file ({_one_line(exc)})") from exc
+        raise EpicArError(f"{path}: not a readable CSV file ({one_line(exc)})") from exc
 
 
 def _describe(value: Any) -> str:
@@ -188,7 +94,7 @@ def read_annotations(path: Path, *, required_columns: Iterable[str] = ()) -> pd.
     except OSError as exc:
         raise EpicArError(f"{path}: cannot read ({os_reason(exc)})") from exc
     is_pickle = len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
-    frame = _read_annotation_pickle(path) if is_pickle else _read_annotation_csv(path)
+    frame = read_pandas_pickle(path) if is_pickle else _read_annotation_csv(path)
     if "narration_id" in frame.columns:
         frame = frame.set_index("narration_id")
     elif frame.index.name != "narration_id":

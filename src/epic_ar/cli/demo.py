@@ -104,7 +104,9 @@ class DemoArtefacts:
 class Step:
     title: str
     args: list[str]  # after `epic-ar`
-    capture: bool = False  # keep stdout (to read it) instead of showing it
+    # for an `evaluate` step: what it scores, (model, split) e.g. ("tsn_rgb", "val"); its
+    # output (the metrics, JSON) is kept instead of shown. None: the output is shown.
+    evaluates: tuple[str, str] | None = None
 
 
 def synth_args(art: DemoArtefacts, size: DemoSize) -> list[str]:
@@ -137,91 +139,126 @@ def train_args(art: DemoArtefacts, size: DemoSize, modality: str) -> list[str]:
     ]  # fmt: skip
 
 
+MODALITIES = ("rgb", "flow")
+MODELS = ("tsn_rgb", "tsn_flow")  # the results names of the models the demo trains
+SCORED_SPLITS = ("val", "test")
+
+
+def convert_steps(art: DemoArtefacts) -> list[Step]:
+    return [
+        Step(
+            f"flow frame numbers for the {split} labels",
+            ["convert-flow-idxs", str(art.labels(split)), str(art.labels(split, "flow"))],
+        )
+        for split in SPLITS
+    ]
+
+
+def gulp_steps(art: DemoArtefacts) -> list[Step]:
+    frames = str(art.data / "frames_tar")
+    return [
+        Step(
+            f"gulp the {modality} frames of the {split} segments",
+            [
+                "gulp",
+                frames,
+                str(art.gulp / f"{modality}_{split}"),
+                str(art.labels(split, modality)),
+                modality,
+            ],
+        )
+        for modality in MODALITIES
+        for split in SPLITS
+    ]
+
+
+def show_steps(art: DemoArtefacts) -> list[Step]:
+    return [
+        Step(
+            f"look at 4 random {modality} validation segments",
+            [
+                "show",
+                str(art.gulp / f"{modality}_validation"),
+                str(art.pictures(modality)),
+                "--random",
+                "4",
+            ],
+        )
+        for modality in MODALITIES
+    ]
+
+
+def train_steps(art: DemoArtefacts, size: DemoSize) -> list[Step]:
+    return [
+        Step(f"train TSN on {modality}", train_args(art, size, modality)) for modality in MODALITIES
+    ]
+
+
+def scoring_steps(art: DemoArtefacts) -> list[Step]:
+    return [
+        Step(
+            f"score the {split} split with the {modality} model",
+            [
+                "test",
+                str(art.checkpoint(modality)),
+                str(art.results(f"tsn_{modality}", split)),
+                "--split",
+                split,
+            ],
+        )
+        for modality in MODALITIES
+        for split in SCORED_SPLITS
+    ]
+
+
+def evaluate_step(art: DemoArtefacts, title: str, name: str, *extra: str) -> Step:
+    """`epic-ar evaluate` of the val results of `name` (its metrics kept for the summary)."""
+    args = ["evaluate", str(art.results(name, "val")), str(art.labels("validation"))]
+    return Step(title, [*args, "--format", "json", *extra], evaluates=(name, "val"))
+
+
+def fuse_steps(art: DemoArtefacts) -> list[Step]:
+    return [
+        Step(
+            f"fuse RGB and flow on {split} (mean of scores)",
+            [
+                "fuse",
+                *(str(art.results(name, split)) for name in MODELS),
+                str(art.results("fused", split)),
+            ],
+        )
+        for split in SCORED_SPLITS
+    ]
+
+
+def submit_step(art: DemoArtefacts) -> Step:
+    return Step(
+        "write the challenge submission from the fused test scores",
+        ["submit", str(art.results("fused", "test")), str(art.submission),
+         "--labels", str(art.labels("test"))],
+    )  # fmt: skip
+
+
 def demo_steps(art: DemoArtefacts, size: DemoSize) -> list[Step]:
     """Every command of the demo, in order."""
-    steps = [Step("generate RGB and flow frames and annotations", synth_args(art, size))]
-    for split in SPLITS:
-        steps.append(
-            Step(
-                f"flow frame numbers for the {split} labels",
-                ["convert-flow-idxs", str(art.labels(split)), str(art.labels(split, "flow"))],
-            )
-        )
-    frames = str(art.data / "frames_tar")
-    for modality in ("rgb", "flow"):
-        for split in SPLITS:
-            out = art.gulp / f"{modality}_{split}"
-            labels = art.labels(split, modality)
-            steps.append(
-                Step(
-                    f"gulp the {modality} frames of the {split} segments",
-                    ["gulp", frames, str(out), str(labels), modality],
-                )
-            )
-    for modality in ("rgb", "flow"):
-        steps.append(
-            Step(
-                f"look at 4 random {modality} validation segments",
-                ["show", str(art.gulp / f"{modality}_validation"), str(art.pictures(modality)),
-                 "--random", "4"],
-            )
-        )  # fmt: skip
-    for modality in ("rgb", "flow"):
-        steps.append(Step(f"train TSN on {modality}", train_args(art, size, modality)))
-    for modality in ("rgb", "flow"):
-        for split in ("val", "test"):
-            results = art.results(f"tsn_{modality}", split)
-            steps.append(
-                Step(
-                    f"score the {split} split with the {modality} model",
-                    ["test", str(art.checkpoint(modality)), str(results), "--split", split],
-                )
-            )
-    val_labels = str(art.labels("validation"))
-    for name in ("tsn_rgb", "tsn_flow"):
-        steps.append(
-            Step(
-                f"evaluate {name} alone on val",
-                ["evaluate", str(art.results(name, "val")), val_labels, "--format", "json"],
-                capture=True,
-            )
-        )
-    for split in ("val", "test"):
-        inputs = [str(art.results(name, split)) for name in ("tsn_rgb", "tsn_flow")]
-        steps.append(
-            Step(
-                f"fuse RGB and flow on {split} (mean of scores)",
-                ["fuse", *inputs, str(art.results("fused", split))],
-            )
-        )
-    steps.append(
-        Step(
+    return [
+        Step("generate RGB and flow frames and annotations", synth_args(art, size)),
+        *convert_steps(art),
+        *gulp_steps(art),
+        *show_steps(art),
+        *train_steps(art, size),
+        *scoring_steps(art),
+        *(evaluate_step(art, f"evaluate {name} alone on val", name) for name in MODELS),
+        *fuse_steps(art),
+        evaluate_step(
+            art,
             "evaluate the fusion on val: the 12 challenge metrics and a report",
-            [
-                "evaluate",
-                str(art.results("fused", "val")),
-                val_labels,
-                "--format",
-                "json",
-                "--report",
-                str(art.report),
-            ],
-            capture=True,
-        )
-    )
-    steps.append(
-        Step(
-            "write the challenge submission from the fused test scores",
-            [
-                "submit",
-                str(art.results("fused", "test")),
-                str(art.submission),
-                "--labels",
-                str(art.labels("test")),
-            ],
-        )
-    )
-    return steps
+            "fused",
+            "--report",
+            str(art.report),
+        ),
+        submit_step(art),
+    ]
 
 
 def prepare_directory(root: Path) -> None:
@@ -242,16 +279,15 @@ def prepare_directory(root: Path) -> None:
     (root / MARKER).touch()
 
 
-def run_step(index: int, steps: list[Step], started: float) -> dict[str, float] | None:
-    """Run step `index` (1-based) as `python -m epic_ar ...`; the metrics it printed (JSON)
-    when its output is captured."""
-    step = steps[index - 1]
+def run_step(step: Step, index: int, count: int, started: float) -> dict[str, float] | None:
+    """Run `step`, the `index`-th (1-based) of `count`, as `python -m epic_ar ...`; the
+    metrics it printed (JSON) for an evaluate step."""
     elapsed = format_duration(time.perf_counter() - started)
-    print(f"\n[{index}/{len(steps)}, {elapsed}] {step.title}", flush=True)
+    print(f"\n[{index}/{count}, {elapsed}] {step.title}", flush=True)
     print(f"$ epic-ar {shlex.join(step.args)}", flush=True)
     completed = subprocess.run(
         [sys.executable, "-m", "epic_ar", *step.args],
-        stdout=subprocess.PIPE if step.capture else None,
+        stdout=subprocess.PIPE if step.evaluates is not None else None,
         text=True,
         check=False,
     )
@@ -260,12 +296,15 @@ def run_step(index: int, steps: list[Step], started: float) -> dict[str, float] 
             f"step {index} ({step.title}) failed with exit {completed.returncode}; "
             "its messages are above"
         )
-    if not step.capture:
+    if step.evaluates is None:
         return None
     metrics: dict[str, float] = json.loads(completed.stdout)
     print(", ".join(f"{part} top-1 {metrics[f'all_{part}_accuracy_at_1']:.1f}%"
                     for part in ("verb", "noun", "action")))  # fmt: skip
     return metrics
+
+
+Scores = dict[tuple[str, str], dict[str, float]]  # (model, split) -> its metrics
 
 
 def run_demo(root: Path, *, size: DemoSize = FULL) -> DemoArtefacts:
@@ -274,22 +313,20 @@ def run_demo(root: Path, *, size: DemoSize = FULL) -> DemoArtefacts:
     art = DemoArtefacts(root)
     steps = demo_steps(art, size)
     started = time.perf_counter()
-    outputs = [run_step(i, steps, started) for i in range(1, len(steps) + 1)]
-    rgb, flow, fused = (metrics for metrics in outputs if metrics is not None)
+    scores: Scores = {}
+    for index, step in enumerate(steps, start=1):
+        metrics = run_step(step, index, len(steps), started)
+        if step.evaluates is not None and metrics is not None:
+            scores[step.evaluates] = metrics
     with atomic_write_path(art.metrics, force=True) as tmp:
-        tmp.write_text(json.dumps(fused, indent=2) + "\n")
-    print_summary(art, rgb, flow, fused, size, time.perf_counter() - started)
+        tmp.write_text(json.dumps(scores[("fused", "val")], indent=2) + "\n")
+    print_summary(art, scores, size, time.perf_counter() - started)
     return art
 
 
-def print_summary(
-    art: DemoArtefacts,
-    rgb: dict[str, float],
-    flow: dict[str, float],
-    fused: dict[str, float],
-    size: DemoSize,
-    seconds: float,
-) -> None:
+def print_summary(art: DemoArtefacts, scores: Scores, size: DemoSize, seconds: float) -> None:
+    """The fused val metrics, the action accuracies against chance, and where things are."""
+    rgb, flow, fused = (scores[(name, "val")] for name in ("tsn_rgb", "tsn_flow", "fused"))
     print("\nFused RGB + flow on the validation split:")
     for name, value in fused.items():
         print(f"  {name:<32} {value:6.2f}")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from epic_ar.annotations.labels import read_annotations
+from epic_ar.cli.main import flag_namer
 from epic_ar.evaluation.evaluate import (
     evaluate_results,
     format_metrics,
@@ -17,6 +18,7 @@ from epic_ar.evaluation.evaluate import (
 from epic_ar.evaluation.results import load_results
 
 LOG = logging.getLogger("epic_ar.evaluate")
+FLAGS = {"use_packaged": "--packaged-tables"}  # library parameter -> flag, where they differ
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:
@@ -94,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         tail_nouns=args.tail_noun_classes_csv,
         unseen_participants=args.unseen_participant_ids_csv,
         use_packaged=args.packaged_tables,
+        note=lambda text: LOG.warning(text.render(flag_namer(args, FLAGS))),
     )
     results = load_results(args.results)
     labels = read_annotations(args.labels)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TextIO
 
 from epic_ar import __version__
-from epic_ar.errors import EpicArError
+from epic_ar.errors import EpicArError, FlagOf, Message
 
 # name -> (module, one-line help). Only the module of the command being run is imported, so
 # `epic-ar --help` and the commands that need no torch start in a fraction of a second.
@@ -95,15 +98,47 @@ def parse_arguments(arguments: list[str], command: str | None) -> argparse.Names
     return args
 
 
-def error_message(exc: EpicArError, args: argparse.Namespace) -> str:
-    """The message of `exc` for the command line: where the library suggests a parameter
-    (e.g. `trust=True` for a refused checkpoint), the command's flag if it has one."""
+def command_flags(command: str) -> dict[str, str]:
+    """The long flag of each optional argument of `command`, by the parameter it sets
+    (e.g. {"force": "--force", "workers": "--workers"})."""
+    parser = build_parser(command)
+    subparsers = next(
+        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    flags: dict[str, str] = {}
+    for action in subparsers.choices[command]._actions:
+        long_flags = [flag for flag in action.option_strings if flag.startswith("--")]
+        if long_flags and action.dest != argparse.SUPPRESS:
+            flags.setdefault(action.dest, long_flags[0])
+    return flags
+
+
+def flag_namer(args: argparse.Namespace, flags: Mapping[str, str] | None = None) -> FlagOf:
+    """How the command line names a library parameter: its entry in `flags`; without
+    `flags`, `--name` for each argument `args` holds; None (the library's spelling stays)
+    for a parameter the command has no flag for."""
+
+    def flag_of(parameter: str) -> str | None:
+        if flags is not None:
+            return flags.get(parameter)
+        return "--" + parameter.replace("_", "-") if hasattr(args, parameter) else None
+
+    return flag_of
+
+
+def error_message(
+    exc: EpicArError, args: argparse.Namespace, flags: Mapping[str, str] | None = None
+) -> str:
+    """The message of `exc` for the command line: where the library names a parameter
+    (e.g. "pass force=True", `trust=True` for a refused checkpoint), the command's flag
+    (see `flag_namer`) if it has one."""
+    flag_of = flag_namer(args, flags)
     parameter = getattr(exc, "trust_parameter", None)
     if not isinstance(parameter, str):
-        return str(exc)
+        return exc.text.render(flag_of)
     reason = str(getattr(exc, "reason", exc))
-    if hasattr(args, parameter):
-        flag = "--" + parameter.replace("_", "-")
+    flag = flag_of(parameter)
+    if flag is not None:
         return f"{reason}; if you trust the file, pass {flag} (it runs what the file names)"
     return reason
 
@@ -116,14 +151,44 @@ def os_error_message(exc: OSError) -> str:
     return f"{names}: {exc.strerror or exc}"
 
 
-def one_line_error(exc: BaseException, args: argparse.Namespace) -> str | None:
+def one_line_error(
+    exc: BaseException, args: argparse.Namespace, flags: Mapping[str, str] | None = None
+) -> str | None:
     """The one-line message for a mistake the user can fix (an EpicArError, an OSError about
-    a path); None for anything else, which is a bug and keeps its traceback."""
+    a path); None for anything else, which is a bug and keeps its traceback. `flags`: see
+    `flag_namer`."""
     if isinstance(exc, EpicArError):
-        return error_message(exc, args)
+        return error_message(exc, args, flags)
     if isinstance(exc, OSError) and exc.filename is not None:
         return os_error_message(exc)
     return None
+
+
+@contextlib.contextmanager
+def warnings_naming_flags(flag_of: FlagOf) -> Iterator[None]:
+    """Within the block, a library warning that names a parameter (its `text` is a
+    `Message`, e.g. "loading with trust=True runs ...") is shown naming the command's flag
+    instead ("--trust", see `flag_namer`), under the builtin category it derives from
+    (e.g. UserWarning)."""
+    with warnings.catch_warnings():  # puts `warnings.showwarning` back afterwards
+        show = warnings.showwarning
+
+        def show_naming_flags(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
+            text: Any = getattr(message, "text", None)
+            if isinstance(text, Message):
+                message = text.render(flag_of)
+                category = next(c for c in category.__mro__ if c.__module__ == "builtins")
+            show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show_naming_flags
+        yield
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,9 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(arguments, command)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr)
     try:
-        return int(args.run(args))
+        # a warning naming a parameter names the flag; the parser is rebuilt only for one
+        with warnings_naming_flags(lambda parameter: command_flags(args.command).get(parameter)):
+            return int(args.run(args))
     except (EpicArError, OSError) as exc:
-        message = one_line_error(exc, args)
+        message = one_line_error(exc, args, command_flags(args.command))
         if message is None:
             raise
         print(f"epic-ar {args.command}: error: {message}", file=sys.stderr)

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from epic_ar.annotations.classes import N_VERBS
 from epic_ar.cli.arguments import non_negative_int, positive_int
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -87,8 +86,11 @@ def run(args: argparse.Namespace) -> int:
     from epic_ar.evaluation.results import PROVENANCE_KEY, Results, save_results
     from epic_ar.fileio.atomic import check_can_write
     from epic_ar.models import load_checkpoint
+    from epic_ar.models.config import split_scores
+    from epic_ar.training.logging_setup import quiet_lightning
     from epic_ar.training.scoring import ScoringOptions, StoredDataMissingError, score_split
 
+    quiet_lightning()
     if (args.frames_dir is None) != (args.labels is None):
         args.parser.error("--frames-dir and --labels go together")
     if args.datadir is not None and args.frames_dir is not None:
@@ -117,11 +119,9 @@ def run(args: argparse.Namespace) -> int:
         raise EpicArError(f"{exc} with --datadir DIR") from None
     if not scored.writer:
         return 0  # DDP: rank 0 writes the file
+    verb_scores, noun_scores = split_scores(scored.scores)
     results = Results(
-        scored.scores[:, :N_VERBS],
-        scored.scores[:, N_VERBS:],
-        scored.narration_id,
-        {PROVENANCE_KEY: scored.record},
+        verb_scores, noun_scores, scored.narration_id, {PROVENANCE_KEY: scored.record}
     )
     save_results(results, args.results, force=args.force)
     print(f"scored {len(results)} {args.split} segments in {time.monotonic() - start:.1f} s "

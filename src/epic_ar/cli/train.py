@@ -20,24 +20,25 @@ from epic_ar.cli.main import one_line_error
 from epic_ar.errors import EpicArError
 
 _COMMAND_LINE: list[str] = []  # sys.argv as the user gave it (with `train`)
+FLAGS = {"config_name": "--config-name"}  # library parameters named by Hydra's options
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def _train_main(config: DictConfig) -> None:
-    from epic_ar.training import route_lightning_logs
+    from epic_ar.training.logging_setup import quiet_lightning
     from epic_ar.training.run_config import plain_run_config
     from epic_ar.training.train import remove_unused_run_dir, summary_lines, train
 
     # Lightning's DDP launcher starts the other processes with this process's sys.argv.
     sys.argv = list(_COMMAND_LINE)
-    route_lightning_logs()  # via Hydra's handlers
+    quiet_lightning()  # its messages go through Hydra's handlers
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         result = train(plain_run_config(config), run_dir)
     except (EpicArError, OSError) as exc:
         # A run that failed before writing a checkpoint leaves nothing behind.
         remove_unused_run_dir(run_dir)
-        message = one_line_error(exc, argparse.Namespace())
+        message = one_line_error(exc, argparse.Namespace(), FLAGS)
         if message is None:
             raise
         print(f"epic-ar train: error: {message}", file=sys.stderr)

@@ -7,7 +7,11 @@ can build them directly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
+from epic_ar.errors import EpicArError
+
+Split = Literal["train", "val", "test"]
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 
 
@@ -68,3 +72,15 @@ class DataConfig:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     train_augmentation: TrainAugmentation = field(default_factory=TrainAugmentation)
     test_augmentation: TestAugmentation = field(default_factory=TestAugmentation)
+
+
+def split_labels(data: DataConfig, split: Split) -> str:
+    """The annotation file naming `split`'s segments when frames come from `frames_dir`.
+
+    Raises:
+        EpicArError: the config sets no labels for `split`.
+    """
+    labels: str | None = getattr(data, f"{split}_labels")
+    if labels is None:
+        raise EpicArError(f"data.frames_dir is set but data.{split}_labels is not")
+    return str(labels)

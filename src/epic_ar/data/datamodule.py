@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from epic_ar.data.config import DataConfig
+from epic_ar.data.config import DataConfig, Split, split_labels
 from epic_ar.data.dataset import (
     Item,
     JoinedDataset,
@@ -26,19 +26,7 @@ from epic_ar.data.dataset import (
 )
 from epic_ar.data.transforms import normalize
 from epic_ar.errors import EpicArError
-
-Split = Literal["train", "val", "test"]
-
-
-def parse_modality(modality: str) -> Literal["rgb", "flow"]:
-    """ "RGB"/"Flow" (the original configs' spelling) or "rgb"/"flow"."""
-    lowered = modality.lower()
-    if lowered == "rgb":
-        return "rgb"
-    if lowered == "flow":
-        return "flow"
-    raise EpicArError(f"unknown modality {modality!r}; choose RGB or Flow")
-
+from epic_ar.modality import Modality, parse_modality
 
 # The folder of each split in a gulp root, as the packaged configs name them.
 SPLIT_FOLDERS: dict[Split, str] = {"train": "train", "val": "validation", "test": "test"}
@@ -53,7 +41,7 @@ def default_frame_count(data: DataConfig, split: Split) -> int:
     return data.frame_count
 
 
-def split_gulp_dir(data_dir: Path, split: Split, modality: str) -> Path:
+def split_gulp_dir(data_dir: Path, split: Split, modality: Modality) -> Path:
     """The gulp directory of `split` that `data_dir` names: `data_dir` itself when it is a
     gulp directory (the split's own, as the original's `test.py --datadir` takes it), else
     `data_dir/{modality}_{split folder}` (e.g. `rgb_validation`) when `data_dir` holds it.
@@ -62,7 +50,7 @@ def split_gulp_dir(data_dir: Path, split: Split, modality: str) -> Path:
     Raises:
         EpicArError: `data_dir` is neither; the message names both forms.
     """
-    folder = f"{parse_modality(modality)}_{SPLIT_FOLDERS[split]}"
+    folder = f"{modality}_{SPLIT_FOLDERS[split]}"
     if is_gulp_directory(data_dir):
         named = re.fullmatch(r"(?:rgb|flow)_(train|validation|test)", data_dir.name)
         if named is not None and named.group(1) != SPLIT_FOLDERS[split]:
@@ -87,23 +75,21 @@ class EpicDataModule(LightningDataModule):
     """Loaders for one modality. Training shuffles with `SeededShuffleSampler` (each item's
     augmentation fixed by (seed, epoch, item)); when the trainer runs several processes the
     sampler splits the data between them itself, so the trainer must be created with
-    `use_distributed_sampler=False`.
+    `use_distributed_sampler=False`. `modality`: "rgb" or "flow" ("RGB"/"Flow", the
+    configs' spelling, are taken too).
     """
 
-    def __init__(self, data: DataConfig, *, modality: str, batch_size: int, seed: int = 0):
+    def __init__(self, data: DataConfig, *, modality: Modality, batch_size: int, seed: int = 0):
         super().__init__()
         self.data, self.batch_size, self.seed = data, batch_size, seed
-        self.modality = parse_modality(modality)
+        self.modality: Modality = parse_modality(modality, "unknown modality:")
         self._datasets: dict[tuple[Split, bool], SegmentDataset] = {}
 
     def source(self, split: Split) -> tuple[Path, Path | None]:
         """(source, labels) of a split: its gulp directory, or the archives + its labels."""
         data = self.data
         if data.frames_dir is not None:
-            labels = {"train": data.train_labels, "val": data.val_labels, "test": data.test_labels}
-            if labels[split] is None:
-                raise EpicArError(f"data.frames_dir is set but data.{split}_labels is not")
-            return Path(data.frames_dir), Path(str(labels[split]))
+            return Path(data.frames_dir), Path(split_labels(data, split))
         gulp_dir = {"train": data.train_gulp_dir, "val": data.val_gulp_dir}.get(
             split, data.test_gulp_dir
         )

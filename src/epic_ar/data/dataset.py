@@ -7,6 +7,7 @@ flow, channels u1, v1, u2, v2, ...), `metadata` a dict of `narration_id`, `video
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -19,26 +20,30 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from epic_ar.data.decode import (
-    CropBox,
     ScratchBuffer,
     decode_frames,
     decode_grey_quads,
     jpeg_frame_size,
 )
-from epic_ar.data.sampling import sample_test_offsets, sample_train_offsets, snippet_frame_indices
-from epic_ar.data.segment_sources import ArchiveSegments, GulpSegments, Modality
+from epic_ar.data.sampling import (
+    default_snippet_length,
+    sample_train_offsets,
+    snippet_frame_indices,
+)
+from epic_ar.data.segment_sources import ArchiveSegments, GulpSegments
 from epic_ar.data.transforms import (
     FLOW_SCALES,
     RGB_SCALES,
-    center_crop_box,
     crop_resize,
     invert_flow_u,
     resize_grey_quads,
-    resize_shorter_side,
     sample_multiscale_crop,
+    whole_frame_box,
 )
+from epic_ar.data.views import ViewSettings, check_view_counts, segment_views
 from epic_ar.errors import EpicArError
 from epic_ar.gulp.format import committed_chunks
+from epic_ar.modality import Modality, parse_modality
 
 Item = tuple[torch.Tensor, dict[str, Any]]
 # An item's key: a segment index, or (index, seed) to fix the item's random draws.
@@ -69,8 +74,7 @@ class SegmentDataset(Dataset[Item]):
     ):
         if frame_count < 1 or segment_length < 1:
             raise EpicArError("frame_count and segment_length must be at least 1")
-        if clips < 1 or crops not in (1, 3):
-            raise EpicArError(f"clips must be at least 1 and crops 1 or 3 (got {clips}, {crops})")
+        check_view_counts(clips, crops)
         if not train and scale_size < input_size:
             raise EpicArError(f"scale size {scale_size} is smaller than input size {input_size}")
         self.segments, self.table = segments, segments.table
@@ -90,6 +94,19 @@ class SegmentDataset(Dataset[Item]):
     def keep(self, mask: np.ndarray) -> None:
         """Serve only the segments where `mask` ([S] bool over the table) is True."""
         self.rows = np.flatnonzero(mask).astype(np.int64)
+
+    @property
+    def view_settings(self) -> ViewSettings:
+        """How test mode views each segment (see `epic_ar.data.views`)."""
+        return ViewSettings(
+            frame_count=self.frame_count,
+            snippet_length=self.segment_length,
+            input_size=self.input_size,
+            scale_size=self.scale_size,
+            clips=self.clips,
+            crops=self.crops,
+            fast_decode=self.fast_decode,
+        )
 
     def _process_rng(self) -> np.random.Generator:
         if self._rng_pid != os.getpid():
@@ -114,12 +131,8 @@ class SegmentDataset(Dataset[Item]):
         length, count, size = self.segment_length, self.frame_count, self.input_size
         try:
             if not self.train:
-                views = [
-                    view.reshape(count, -1, size, size)
-                    for position in clip_positions(self.clips)
-                    for view in self._test_views(row, num_frames, position)
-                ]
-                return views[0] if len(views) == 1 else torch.stack(views)
+                read = functools.partial(self.segments.read_jpegs, row)
+                return segment_views(read, num_frames, self.view_settings, self._scratch)
             offsets = sample_train_offsets(num_frames, count, length, rng)
             indices = snippet_frame_indices(offsets, length, num_frames)
             frames, flip = self._train_frames(self.segments.read_jpegs(row, indices), rng)
@@ -129,15 +142,6 @@ class SegmentDataset(Dataset[Item]):
         if flip and self.modality == "flow":
             invert_flow_u(frames)
         return frames.reshape(count, -1, size, size)
-
-    def _test_views(self, row: int, num_frames: int, position: float) -> list[torch.Tensor]:
-        """The crops ([F, C, S, S] each) of one test clip at `position` in each part."""
-        offsets = sample_test_offsets(num_frames, self.frame_count, self.segment_length, position)
-        indices = snippet_frame_indices(offsets, self.segment_length, num_frames)
-        jpegs = self.segments.read_jpegs(row, indices)
-        if self.crops == 1:
-            return [self._test_frames(jpegs)]
-        return self._three_crops(jpegs)
 
     def _train_frames(
         self, jpegs: list[bytes], rng: np.random.Generator
@@ -153,43 +157,7 @@ class SegmentDataset(Dataset[Item]):
             quads = decode_grey_quads(jpegs, fast=fast, region=box, mirror=flip, scratch=scratch)
             return resize_grey_quads(quads, len(jpegs), size), flip
         pixels = decode_frames(jpegs, fast=fast, region=box, mirror=flip, scratch=scratch)
-        return crop_resize(pixels, _whole(pixels), size), flip
-
-    def _test_frames(self, jpegs: list[bytes]) -> torch.Tensor:
-        """[F, C, S, S]: shorter side resized to `scale_size`, then the centre crop."""
-        height, width, _ = jpeg_frame_size(jpegs[0])
-        size, fast, scratch = self.input_size, self.fast_decode, self._scratch
-        if min(height, width) == self.scale_size:  # no resize: decode the crop only
-            box = center_crop_box(width, height, size)
-            pixels = decode_frames(jpegs, fast=fast, region=box, scratch=scratch)
-        else:
-            decoded = decode_frames(jpegs, fast=fast, scratch=scratch)
-            resized = resize_shorter_side(decoded, self.scale_size)
-            box = center_crop_box(resized.shape[2], resized.shape[1], size)
-            pixels = resized[:, box.y : box.y + box.height, box.x : box.x + box.width]
-        return crop_resize(pixels, _whole(pixels), size)
-
-    def _three_crops(self, jpegs: list[bytes]) -> list[torch.Tensor]:
-        """Left, centre and right `S` x `S` crops of the frames resized to `scale_size`
-        (vertically centred), [F, C, S, S] each."""
-        decoded = decode_frames(jpegs, fast=self.fast_decode, scratch=self._scratch)
-        resized = resize_shorter_side(decoded, self.scale_size)
-        height, width = resized.shape[1:3]
-        size = self.input_size
-        centre = center_crop_box(width, height, size)
-        boxes = [CropBox(x, centre.y, size, size) for x in (0, centre.x, width - size)]
-        return [crop_resize(resized, box, size) for box in boxes]
-
-
-def clip_positions(clips: int) -> list[float]:
-    """Where each test clip samples within the T parts: (c + 0.5) / clips, so one clip is
-    the original's centre sampling."""
-    return [(clip + 0.5) / clips for clip in range(clips)]
-
-
-def _whole(frames: np.ndarray) -> CropBox:
-    """The box covering [F, H, W, C] frames."""
-    return CropBox(0, 0, frames.shape[2], frames.shape[1])
+        return crop_resize(pixels, whole_frame_box(pixels), size), flip
 
 
 class JoinedDataset(Dataset[Item]):
@@ -249,7 +217,7 @@ def is_gulp_directory(path: Path) -> bool:
 
 def build_dataset(
     source: str | Path,
-    modality: Literal["rgb", "flow"] | None = "rgb",
+    modality: Modality | None = "rgb",
     frame_count: int = 8,
     segment_length: int | None = None,
     train: bool = True,
@@ -269,8 +237,8 @@ def build_dataset(
     Args:
         source: a gulp directory, or the root of the official frame archives
             (`ROOT/P01/rgb_frames/P01_01.tar`, or any layout `epic-ar gulp` reads).
-        modality: "rgb" (C = 3) or "flow" (C = 2 * segment_length); None: what a gulp
-            directory holds (archives: rgb).
+        modality: "rgb" (C = 3) or "flow" (C = 2 * segment_length) ("RGB"/"Flow" too);
+            None: what a gulp directory holds (archives: rgb).
         frame_count: T, snippets per segment. segment_length: L, frames per snippet
             (default 1 for RGB, 5 for flow).
         train: random TSN offsets + multi-scale crop + flip; False: test mode (centre
@@ -287,8 +255,8 @@ def build_dataset(
         clips, crops: test mode only: `clips` evenly shifted samplings and 1 or 3 (left,
             centre, right) crops; with more than one view, items are [V, T, C, S, S].
     """
-    if modality not in ("rgb", "flow", None):
-        raise EpicArError(f"unknown modality {modality!r}; choose rgb or flow")
+    if modality is not None:
+        modality = parse_modality(modality, "unknown modality:")
     path = Path(source)
     if labels is not None and not isinstance(labels, pd.DataFrame):
         labels = Path(labels)
@@ -308,12 +276,12 @@ def build_dataset(
             label_frame_numbers=label_frame_numbers,
             index_cache_dir=cache,
         )
-    default_length = 5 if segments.modality == "flow" else 1
-    length = segment_length if segment_length is not None else default_length
+    if segment_length is None:
+        segment_length = default_snippet_length(segments.modality)
     return SegmentDataset(
         segments,
         frame_count=frame_count,
-        segment_length=length,
+        segment_length=segment_length,
         train=train,
         input_size=input_size,
         scale_size=scale_size,

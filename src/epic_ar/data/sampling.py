@@ -9,6 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from epic_ar.modality import Modality
+
+
+def default_snippet_length(modality: Modality) -> int:
+    """L, frames per snippet, where a config does not set it (`segment_length`): 1 for RGB,
+    5 for flow (5 u/v pairs), as the original's configs."""
+    return 5 if modality == "flow" else 1
+
 
 def sample_train_offsets(
     num_frames: int, frame_count: int, snippet_length: int, rng: np.random.Generator

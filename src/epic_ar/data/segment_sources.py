@@ -23,9 +23,9 @@ from epic_ar.data.tar_index import AXES, IndexedTar, cached_tar_index, tar_index
 from epic_ar.errors import EpicArError
 from epic_ar.gulp import GulpDirectory
 from epic_ar.gulp.sources import FolderSource, candidate_locations, frame_name
+from epic_ar.modality import Modality
 from epic_ar.progress import Progress
 
-Modality = Literal["rgb", "flow"]
 LABEL_COLUMNS = ("verb_class", "noun_class")
 _LOCATION_COLUMNS = ("participant_id", "video_id", "start_frame", "stop_frame")
 

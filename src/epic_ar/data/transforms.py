@@ -16,6 +16,7 @@ from PIL import Image
 from torch.nn import functional
 
 from epic_ar.data.decode import CropBox, pack_grey_quads, split_grey_quads
+from epic_ar.errors import EpicArError
 from epic_ar.gulp.segments import resized_size
 
 RGB_SCALES = (1.0, 0.875, 0.75, 0.66)
@@ -69,6 +70,11 @@ def sample_multiscale_crop(
 def center_crop_box(width: int, height: int, size: int) -> CropBox:
     """The centred `size` x `size` crop, offsets rounded as torchvision's CenterCrop does."""
     return CropBox(round((width - size) / 2), round((height - size) / 2), size, size)
+
+
+def whole_frame_box(frames: np.ndarray) -> CropBox:
+    """The box covering [F, H, W, C] frames."""
+    return CropBox(0, 0, frames.shape[2], frames.shape[1])
 
 
 def _resize(pixels: torch.Tensor, size: int) -> torch.Tensor:
@@ -168,10 +174,13 @@ def normalize(
         rescale: divide by 255 first. bgr: reverse the channel order first (RGB only).
     Returns:
         float32 tensor of the same shape, on the same device.
+    Raises:
+        EpicArError: C is not a multiple of the number of means, or means and stds differ
+            in number.
     """
     channels = frames.shape[-3]
     if channels % len(mean) or len(mean) != len(std):
-        raise ValueError(f"{channels} channels but {len(mean)} means and {len(std)} stds")
+        raise EpicArError(f"{channels} channels but {len(mean)} means and {len(std)} stds")
     if bgr:
         frames = frames.flip(-3)
     repeat = channels // len(mean)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +19,10 @@ from epic_ar.annotations.classes import (
     read_tail_classes,
 )
 from epic_ar.annotations.labels import require_columns
-from epic_ar.errors import EpicArError
+from epic_ar.errors import EpicArError, Message, Parameter, message
 from epic_ar.evaluation.metrics import action_ranks, challenge_metrics, class_ranks
-from epic_ar.evaluation.results import Results, describe_ids
+from epic_ar.evaluation.results import Results
+from epic_ar.fileio.messages import listed
 from epic_ar.fileio.paths import require_file
 
 LOG = logging.getLogger(__name__)
@@ -52,11 +54,13 @@ def resolve_group_tables(
     tail_nouns: Path | None = None,
     unseen_participants: Path | None = None,
     use_packaged: bool = False,
+    note: Callable[[Message], None] | None = None,
 ) -> GroupTables:
     """Fill in tables not given explicitly from the labels file's folder.
 
     A table not given and not found next to the labels is taken from the copies shipped
-    with epic-ar when `use_packaged`, otherwise its group is left out (with a log note).
+    with epic-ar when `use_packaged`, otherwise its group is left out, with a note passed
+    to `note` (default: logged as a warning).
     """
     require_file(labels_path)  # no notes about the folder of labels that are not there
     defaults = {
@@ -77,14 +81,20 @@ def resolve_group_tables(
         elif use_packaged:
             resolved.append(packaged_table(name))
         else:
-            LOG.warning(
-                "%s not found next to the labels; %s metrics left out "
-                "(give the file, or --packaged-tables for the official copy)",
-                candidate,
-                what,
+            (note or _log_warning)(
+                message(
+                    f"{candidate} not found next to the labels; {what} metrics left out "
+                    "(give the file, or ",
+                    Parameter("use_packaged", "use_packaged=True"),
+                    " for the official copy)",
+                )
             )
             resolved.append(None)
     return GroupTables(*resolved)
+
+
+def _log_warning(text: Message) -> None:
+    LOG.warning("%s", text)
 
 
 def label_rows(results: Results, labels: pd.DataFrame, *, labels_source: str) -> pd.DataFrame:
@@ -98,7 +108,7 @@ def label_rows(results: Results, labels: pd.DataFrame, *, labels_source: str) ->
     if len(unknown):
         raise EpicArError(
             f"{len(unknown)} of {len(results)} results have narration ids not in "
-            f"{labels_source}: {describe_ids(unknown)}"
+            f"{labels_source}: {listed(unknown, count_more=False)}"
         )
     segment_labels: pd.DataFrame = labels.iloc[rows]
     return segment_labels

@@ -8,7 +8,8 @@ import numpy as np
 
 from epic_ar import __version__
 from epic_ar.errors import EpicArError
-from epic_ar.evaluation.results import PROVENANCE_KEY, SCORE_KEYS, Results, describe_ids
+from epic_ar.evaluation.results import PROVENANCE_KEY, SCORE_KEYS, Results
+from epic_ar.fileio.messages import listed
 
 
 def align_to(reference: Results, other: Results, *, names: tuple[str, str]) -> Results:
@@ -24,9 +25,9 @@ def align_to(reference: Results, other: Results, *, names: tuple[str, str]) -> R
         raise EpicArError(
             f"narration ids differ: {names[0]} has {len(ref_ids)}, {names[1]} has "
             f"{len(other_ids)}; {len(only_ref)} missing from {names[1]}"
-            f"{' (' + describe_ids(only_ref) + ')' if len(only_ref) else ''}, "
+            f"{' (' + listed(only_ref, count_more=False) + ')' if len(only_ref) else ''}, "
             f"{len(only_other)} missing from {names[0]}"
-            f"{' (' + describe_ids(only_other) + ')' if len(only_other) else ''}"
+            f"{' (' + listed(only_other, count_more=False) + ')' if len(only_other) else ''}"
         )
     sorter = np.argsort(other_ids)
     rows = sorter[np.searchsorted(other_ids, ref_ids, sorter=sorter)]

@@ -15,16 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-ACTION_VERB_MULTIPLIER = 1000
-ACTION_TOP_N = 100
+from epic_ar.annotations.classes import ACTION_TOP_N, action_ids
+
 # The rank given to a true action that is not among the top-N x top-N candidate pairs.
 NOT_RANKED = np.iinfo(np.int64).max
-
-
-def action_ids(verb_classes: np.ndarray, noun_classes: np.ndarray) -> np.ndarray:
-    """Official action id of (verb, noun) class pairs: `verb * 1000 + noun` (same shapes)."""
-    ids: np.ndarray = verb_classes * ACTION_VERB_MULTIPLIER + noun_classes
-    return ids
 
 
 def class_ranks(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from epic_ar.annotations.classes import N_NOUNS, N_VERBS
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation.serialization import load_data_file
 from epic_ar.fileio.atomic import atomic_write_path
+from epic_ar.fileio.messages import listed
 
 SCORE_KEYS = ("verb_output", "noun_output")
 REQUIRED_KEYS = (*SCORE_KEYS, "narration_id")
@@ -72,12 +73,6 @@ class Results:
             "narration_id": self.narration_id,
             **self.extra,
         }
-
-
-def describe_ids(ids: np.ndarray, limit: int = 5) -> str:
-    """The first `limit` ids joined by commas, with ", ..." when there are more (messages)."""
-    shown = ", ".join(map(str, ids[:limit].tolist()))
-    return f"{shown}, ..." if len(ids) > limit else shown
 
 
 def _has_rows(value: Any, n: int) -> bool:
@@ -234,7 +229,7 @@ def validate_results(results: Results, *, source: str) -> None:
         rows_of_first = np.flatnonzero(results.narration_id == repeated[0]).tolist()
         raise EpicArError(
             f"{source}: {len(repeated)} narration id(s) appear more than once, "
-            f"e.g. {repeated[0]} (rows {', '.join(map(str, rows_of_first[:5]))})"
+            f"e.g. {repeated[0]} (rows {listed(rows_of_first, count_more=False)})"
         )
 
 

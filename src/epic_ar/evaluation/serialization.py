@@ -8,12 +8,12 @@ Three serialisations occur in practice, recognised by their first bytes, not the
 
 Files holding only numpy arrays and builtins (which is what `epic-ar` and the original tools
 write) are read with the restricted unpickler, without importing torch. Files holding torch
-tensors go through `torch.load(weights_only=True)` with the numpy globals allow-listed.
+tensors go through `torch.load(weights_only=True)` with the numpy globals allow-listed
+(`epic_ar.fileio.torch_files.load_torch_file`).
 """
 
 from __future__ import annotations
 
-import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,17 +24,19 @@ from epic_ar.fileio.safe_pickle import (
     InvalidPickleError,
     PersistentIdError,
     RefusedGlobalError,
-    check_loaded_arrays,
-    quiet_teardown,
     restricted_pickle_load,
-    torch_data_globals,
-    torch_load_failure,
-    torch_refused_global,
 )
+from epic_ar.fileio.torch_files import TorchFileKind, load_torch_file
 
 _ZIP_MAGIC = b"PK\x03\x04"
 # torch's legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c.
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+TORCH_RESULTS = TorchFileKind(
+    unreadable="unreadable torch file",
+    corrupted="corrupted torch file",
+    allowed="only tensors, numpy arrays, dtypes and builtin containers/scalars may appear "
+    "in this file",
+)
 
 
 def load_data_file(path: Path) -> Any:
@@ -52,7 +54,7 @@ def load_data_file(path: Path) -> Any:
     if head.startswith(_ZIP_MAGIC):
         loaded = _load_torch_zip(path)
     elif head == _LEGACY_TORCH_MAGIC:
-        loaded = _load_with_torch(path)
+        loaded = load_torch_file(path, TORCH_RESULTS)
     else:
         with path.open("rb") as file:
             try:
@@ -77,35 +79,12 @@ def _load_torch_zip(path: Path) -> Any:
                 return restricted_pickle_load(file, source=str(path))
     except PersistentIdError:
         # The pickle points at tensor storages: only torch can rebuild those.
-        return _load_with_torch(path)
+        return load_torch_file(path, TORCH_RESULTS)
     except RefusedGlobalError as exc:
         if exc.global_name.startswith("torch."):  # tensors: torch applies its own allow-list
-            return _load_with_torch(path)
+            return load_torch_file(path, TORCH_RESULTS)
         raise
     except EpicArError:
         raise
     except Exception as exc:  # zipfile fails in many ways on a corrupted archive
         raise EpicArError(f"{path}: corrupted zip/torch file ({exc})") from None
-
-
-def _load_with_torch(path: Path) -> Any:
-    import torch  # only here: importing it costs seconds
-
-    try:
-        with quiet_teardown(), torch.serialization.safe_globals(torch_data_globals()):
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-            check_loaded_arrays(loaded, str(path))
-            return loaded
-    except pickle.UnpicklingError as exc:
-        refused = torch_refused_global(str(exc))
-        if refused:
-            raise RefusedGlobalError(
-                f"{path}: refused to load '{refused}': only tensors, numpy arrays, "
-                "dtypes and builtin containers/scalars may appear in this file",
-                refused,
-            ) from None
-        raise EpicArError(f"{path}: unreadable torch file ({torch_load_failure(exc)})") from None
-    except EpicArError:
-        raise
-    except Exception as exc:  # a corrupted torch file can fail in many different ways
-        raise EpicArError(f"{path}: corrupted torch file ({torch_load_failure(exc)})") from None

@@ -16,8 +16,9 @@ import numpy as np
 import orjson
 
 from epic_ar.errors import EpicArError
-from epic_ar.evaluation.results import Results, describe_ids
+from epic_ar.evaluation.results import Results
 from epic_ar.fileio.atomic import atomic_write_path
+from epic_ar.fileio.messages import listed
 
 SUBMISSION_VERSION = "0.2"
 CHALLENGE = "action_recognition"
@@ -53,11 +54,11 @@ def split_mismatch(results: Results, split_ids: np.ndarray) -> str | None:
     extra = np.setdiff1d(results.narration_id, split_ids)
     problems = []
     if len(missing):
-        problems.append(
-            f"{len(missing)} of {len(split_ids)} segments missing ({describe_ids(missing)})"
-        )
+        shown = listed(missing, count_more=False)
+        problems.append(f"{len(missing)} of {len(split_ids)} segments missing ({shown})")
     if len(extra):
-        problems.append(f"{len(extra)} narration ids not in the split ({describe_ids(extra)})")
+        shown = listed(extra, count_more=False)
+        problems.append(f"{len(extra)} narration ids not in the split ({shown})")
     return "; ".join(problems) or None
 
 

@@ -9,13 +9,15 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from epic_ar.errors import EpicArError
+from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.paths import (
     check_folder_writable,
     make_folders,
     named_write_errors,
     remove_empty_folders,
 )
+
+FORCE = Parameter("force", "force=True")  # a command names its flag instead
 
 
 def check_can_write(path: Path, *, force: bool) -> None:
@@ -24,7 +26,7 @@ def check_can_write(path: Path, *, force: bool) -> None:
     if path.is_dir():
         raise EpicArError(f"{path}: is a directory; give a file name to write")
     if path.exists() and not force:
-        raise EpicArError(f"{path}: already exists; pass --force to overwrite it")
+        raise EpicArError(f"{path}: already exists; pass ", FORCE, " to overwrite it")
     check_folder_writable(path, path.parent)
 
 
@@ -57,7 +59,9 @@ def atomic_write_path(path: Path, *, force: bool) -> Iterator[Path]:
         with named_write_errors(path, tmp):
             yield tmp
             if not force and path.exists():
-                raise EpicArError(f"{path}: appeared while writing; pass --force to overwrite it")
+                raise EpicArError(
+                    f"{path}: appeared while writing; pass ", FORCE, " to overwrite it"
+                )
             _umask_permissions(tmp, 0o666)
             tmp.replace(path)
     finally:
@@ -78,7 +82,7 @@ def atomic_write_dir(path: Path, *, force: bool) -> Iterator[Path]:
     if path.exists() and not path.is_dir():
         raise EpicArError(f"{path}: exists and is not a folder")
     if path.exists() and not force:
-        raise EpicArError(f"{path}: already exists; pass --force to replace it")
+        raise EpicArError(f"{path}: already exists; pass ", FORCE, " to replace it")
     check_folder_writable(path, path.parent)
     created: list[Path] = []
     tmp: Path | None = None
@@ -91,7 +95,9 @@ def atomic_write_dir(path: Path, *, force: bool) -> Iterator[Path]:
             _umask_permissions(tmp, 0o777)
             if path.exists():
                 if not force:
-                    raise EpicArError(f"{path}: appeared while writing; pass --force to replace it")
+                    raise EpicArError(
+                        f"{path}: appeared while writing; pass ", FORCE, " to replace it"
+                    )
                 old = Path(
                     tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent)
                 )

@@ -35,7 +35,7 @@ from epic_ar.gulp.format import (
 )
 from epic_ar.gulp.segments import BadSegmentError, VideoCache, read_segment
 from epic_ar.gulp.workers import run_in_workers
-from epic_ar.gulp.writer import GulpSegment, write_chunk
+from epic_ar.gulp.writer import GulpRecord, write_chunk
 from epic_ar.progress import Progress
 
 LOG = logging.getLogger(__name__)
@@ -198,21 +198,21 @@ def gulp_chunk(
     """Read, check and write the segments of one chunk; returns (segments stored, frames
     written). `on_segment(1, frames)` follows every segment, stored or skipped."""
     videos = VideoCache(job.frames_root, job.modality)
-    segments: list[GulpSegment] = []
+    records: list[GulpRecord] = []
     skipped: list[list[str]] = []
     try:
         for row in rows:
             frames = 0
             try:
-                segment = read_segment(
+                record = read_segment(
                     row,
                     videos,
                     modality=job.modality,
                     frame_size=job.frame_size,
                     check_decodes=job.check_decodes,
                 )
-                segments.append(segment)
-                frames = len(segment.jpegs)
+                records.append(record)
+                frames = len(record.jpegs)
             except BadSegmentError as exc:
                 if not job.skip_bad_segments:
                     raise
@@ -228,7 +228,7 @@ def gulp_chunk(
                 tmp.write_bytes(orjson.dumps(skipped))
         else:
             sidecar.unlink(missing_ok=True)
-        return len(segments), write_chunk(job.out_dir, chunk, segments)
+        return len(records), write_chunk(job.out_dir, chunk, records)
 
 
 def collect_skipped(out_dir: Path, chunks: list[int]) -> list[tuple[str, str]]:

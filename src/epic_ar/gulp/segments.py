@@ -14,7 +14,7 @@ from PIL import Image
 from epic_ar.errors import EpicArError
 from epic_ar.gulp.jpeg import decode_jpeg, encode_jpeg
 from epic_ar.gulp.sources import FrameSource, frame_name, open_video
-from epic_ar.gulp.writer import GulpSegment
+from epic_ar.gulp.writer import GulpRecord
 
 JPEG_QUALITY = 90  # as gulpio2 writes resized frames
 _EOI_SEARCH = 64  # bytes at the end of a JPEG in which its end-of-image marker must appear
@@ -121,7 +121,7 @@ def read_segment(
     modality: str,
     frame_size: int,
     check_decodes: bool = True,
-) -> GulpSegment:
+) -> GulpRecord:
     """The frames and metadata to store for one annotation row (keys: the annotation columns
     plus `narration_id`). Every frame is checked to decode (`check_jpeg_decodes`) unless
     `check_decodes` is False; resized frames are decoded anyway.
@@ -155,4 +155,4 @@ def read_segment(
     meta = {key: _plain(value) for key, value in row.items()}
     meta["num_frames"] = len(jpegs) // (2 if modality == "flow" else 1)
     meta["frame_size"] = [height, width] if channels == 1 else [height, width, channels]
-    return GulpSegment(segment_id, meta, jpegs)
+    return GulpRecord(segment_id, meta, jpegs)

@@ -14,8 +14,9 @@ from epic_ar.gulp.format import data_path, meta_path, padding
 
 
 @dataclass
-class GulpSegment:
-    """One segment to store: its id, metadata (JSON-serialisable) and JPEG frames in order."""
+class GulpRecord:
+    """What a chunk stores of one segment: its id (the narration id), metadata
+    (JSON-serialisable) and JPEG frames in order."""
 
     segment_id: str
     meta: dict[str, Any]
@@ -38,29 +39,29 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_chunk(directory: Path, chunk: int, segments: Iterable[GulpSegment]) -> int:
-    """Write chunk `chunk` of `directory` holding `segments`; returns the frames written.
+def write_chunk(directory: Path, chunk: int, records: Iterable[GulpRecord]) -> int:
+    """Write chunk `chunk` of `directory` holding `records`; returns the frames written.
 
     Both files are written under temporary names and synced before being renamed into
     place, meta last: a chunk is either complete and visible, or absent (an orphan data
     file without its meta is ignored by readers and overwritten by the next attempt).
     """
-    records: list[bytes] = []
+    frames: list[bytes] = []  # padded JPEGs, as the data file holds them
     meta: dict[str, Any] = {}
     offset = 0
-    for segment in segments:
+    for record in records:
         frame_info = []
-        for jpeg in segment.jpegs:
+        for jpeg in record.jpegs:
             pad = padding(len(jpeg))
-            records.append(jpeg + b"\0" * pad if pad else jpeg)
+            frames.append(jpeg + b"\0" * pad if pad else jpeg)
             frame_info.append([offset, pad, len(jpeg) + pad])
             offset += len(jpeg) + pad
-        meta[segment.segment_id] = {"frame_info": frame_info, "meta_data": [segment.meta]}
+        meta[record.segment_id] = {"frame_info": frame_info, "meta_data": [record.meta]}
     final_data, final_meta = data_path(directory, chunk), meta_path(directory, chunk)
     tmp_data = directory / f".{final_data.name}.{os.getpid()}.tmp"
     tmp_meta = directory / f".{final_meta.name}.{os.getpid()}.tmp"
     try:
-        _fsync_write(tmp_data, records)
+        _fsync_write(tmp_data, frames)
         _fsync_write(tmp_meta, [orjson.dumps(meta)])
         tmp_data.replace(final_data)
         tmp_meta.replace(final_meta)
@@ -68,4 +69,4 @@ def write_chunk(directory: Path, chunk: int, segments: Iterable[GulpSegment]) ->
     finally:
         tmp_data.unlink(missing_ok=True)
         tmp_meta.unlink(missing_ok=True)
-    return len(records)
+    return len(frames)

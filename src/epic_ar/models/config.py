@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from epic_ar.annotations.classes import N_NOUNS, N_VERBS
 from epic_ar.errors import EpicArError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 ModelType = Literal["TSN", "MTRN", "TSM"]
 Backbone = Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 TrnEval = Literal["sampled", "expected"]
 NUM_CLASSES = N_VERBS + N_NOUNS  # scores: 97 verbs, then 300 nouns
+# a batch of scores: numpy (results) or torch (training)
+Scores = TypeVar("Scores", "np.ndarray", "torch.Tensor")
 
 # model.* keys about how a run trains the network, not about the network itself
 TRAINING_KEYS = ("weights", "weights_strict", "channels_last", "compile")
@@ -60,3 +66,34 @@ def model_config_from_dict(values: dict[str, Any], source: str = "model") -> Mod
     if not 0 <= config.dropout < 1:
         raise EpicArError(f"{source}.dropout: {config.dropout} is not in [0, 1)")
     return config
+
+
+def split_scores(scores: Scores) -> tuple[Scores, Scores]:
+    """A model's [B, 397] scores → (verb scores [B, 97], noun scores [B, 300])."""
+    return scores[:, :N_VERBS], scores[:, N_VERBS:]
+
+
+def check_pretrained(pretrained: str | None, config: ModelConfig, key: str = "pretrained") -> None:
+    """Refuse initial weights `pretrained` that do not exist for the model `config`
+    describes (`key` names the setting in the message).
+
+    Raises:
+        EpicArError: "kinetics" for a model other than TSM with resnet50.
+    """
+    if pretrained == "kinetics" and (config.type, config.backbone) != ("TSM", "resnet50"):
+        raise EpicArError(f"{key}: kinetics weights exist for TSM with resnet50 only")
+
+
+def check_temporal_pool(config: ModelConfig, frame_count: int, key: str = "temporal_pool") -> None:
+    """Refuse TSM's temporal pool where it cannot work (`key` names the setting).
+
+    Raises:
+        EpicArError: temporal pooling asked of a model other than TSM, or with an odd
+            `frame_count` (the pool halves the frames).
+    """
+    if not config.temporal_pool:
+        return
+    if config.type != "TSM":
+        raise EpicArError(f"{key}: applies to TSM only")
+    if frame_count % 2:
+        raise EpicArError(f"{key} halves the frames: data.frame_count {frame_count} is odd")

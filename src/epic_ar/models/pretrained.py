@@ -10,19 +10,22 @@ import torchvision
 
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.download import download
-from epic_ar.fileio.safe_pickle import (
-    RefusedGlobalError,
-    torch_data_globals,
-    torch_load_failure,
-    torch_refused_global,
-)
+from epic_ar.fileio.state_dicts import strip_key_prefixes
+from epic_ar.fileio.torch_files import TorchFileKind, load_torch_file
+from epic_ar.modality import config_spelling
 from epic_ar.models.backbones import flow_kernel
+from epic_ar.models.config import check_pretrained
 from epic_ar.models.video_model import VideoModel
 
 # The TSM authors' Kinetics-400 checkpoints (8 segments, shift 1/8, residual shift)
 KINETICS_TSM_URL = (
     "https://hanlab.mit.edu/projects/tsm/models/"
     "TSM_kinetics_{modality}_resnet50_shift8_blockres_avg_segment8_e50.pth"
+)
+WEIGHTS_FILE = TorchFileKind(
+    unreadable="not a readable weights file",
+    allowed="a weights file may hold tensors, numpy arrays and plain containers only "
+    "(nothing it names was run)",
 )
 
 
@@ -39,15 +42,14 @@ def load_pretrained(model: VideoModel, pretrained: str | None) -> None:
     """
     if pretrained is None:
         return
+    check_pretrained(pretrained, model.config)
     if pretrained == "imagenet":
         state = _imagenet_state(model.config.backbone)
         _load_backbone(model, _backbone_from_torchvision(state, model), "ImageNet weights")
     elif pretrained == "kinetics":
-        if model.config.type != "TSM" or model.config.backbone != "resnet50":
-            raise EpicArError("pretrained: kinetics weights exist for TSM with resnet50 only")
-        url = KINETICS_TSM_URL.format(modality="RGB" if model.spec.modality == "RGB" else "Flow")
+        url = KINETICS_TSM_URL.format(modality=config_spelling(model.spec.modality))
         path = _cached(url)
-        _load_backbone(model, _our_layout(_read_weights(path)), str(path))
+        _load_backbone(model, _read_weights(path), str(path))
     else:
         path = Path(pretrained)
         if path.is_dir():
@@ -56,7 +58,7 @@ def load_pretrained(model: VideoModel, pretrained: str | None) -> None:
             raise EpicArError(
                 f"pretrained: {pretrained!r} is not imagenet, kinetics or an existing file"
             )
-        state = _our_layout(_read_weights(path))
+        state = _read_weights(path)
         if not any(key.startswith("base_model.") for key in state):
             state = _backbone_from_torchvision(state, model)
         _load_backbone(model, state, str(path))
@@ -82,32 +84,16 @@ def _cached(url: str) -> Path:
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        with torch.serialization.safe_globals(torch_data_globals()):
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for bad files
-        refused = torch_refused_global(str(exc))
-        if refused:
-            raise RefusedGlobalError(
-                f"{path}: refused to load '{refused}': a weights file may hold tensors, numpy "
-                "arrays and plain containers only (nothing it names was run)",
-                refused,
-            ) from None
-        raise EpicArError(
-            f"{path}: not a readable weights file ({torch_load_failure(exc)})"
-        ) from None
+    """The state dict in `path` (a plain one or a checkpoint's `state_dict`), its keys'
+    wrapper prefixes stripped."""
+    loaded = load_torch_file(path, WEIGHTS_FILE)
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict) or not all(
         isinstance(v, torch.Tensor) for v in loaded.values()
     ):
         raise EpicArError(f"{path}: holds no state dict of tensors")
-    return loaded
-
-
-def _our_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Strip the `module.` (DataParallel) and `model.` (Lightning) prefixes."""
-    return {re.sub(r"^(module\.|model\.)+", "", key): value for key, value in state.items()}
+    return strip_key_prefixes(loaded)
 
 
 def _backbone_from_torchvision(

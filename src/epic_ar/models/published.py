@@ -6,6 +6,7 @@ from pathlib import Path
 
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.download import download
+from epic_ar.modality import config_spelling, parse_modality
 from epic_ar.models.checkpoint import load_checkpoint
 
 # From the original project's README (TSN / TRN / TSM, RGB and flow; 8 frames each)
@@ -19,7 +20,6 @@ PUBLISHED_URLS = {
 }
 
 _MODEL_TYPES = {"tsn": "TSN", "trn": "MTRN", "tsm": "TSM"}  # name prefix -> model.type
-_MODALITIES = {"rgb": "RGB", "flow": "Flow"}
 
 
 def download_published(
@@ -44,10 +44,10 @@ def download_published(
 def check_published_checkpoint(path: Path, name: str) -> None:
     """Refuse `path` unless it loads strictly (without trusting it) into the model that
     `name` (e.g. "tsm_flow") stands for: that architecture, that modality."""
-    model, config = load_checkpoint(path)
+    model, _ = load_checkpoint(path)
     kind, modality = name.split("_")
-    expected = (_MODEL_TYPES[kind], _MODALITIES[modality])
-    found = (model.config.type, str(config.get("modality")))
+    expected = (_MODEL_TYPES[kind], config_spelling(parse_modality(modality, "checkpoint name")))
+    found = (model.config.type, config_spelling(model.spec.modality))
     if found != expected:
         raise EpicArError(
             f"{path}: holds a {' '.join(found)} model, not the {' '.join(expected)} "

@@ -39,21 +39,24 @@ class _TemporalShift(torch.autograd.Function):
         return _shift(grad, ctx.fold, backward=True), None
 
 
-def temporal_shift(x: torch.Tensor, segments: int, shift_div: int = 8) -> torch.Tensor:
-    """Shift [N*T, C, H, W] features (T = `segments` frames per clip); same shape out."""
+def temporal_shift(x: torch.Tensor, clip_frames: int, shift_div: int = 8) -> torch.Tensor:
+    """Shift [N*T, C, H, W] features (N clips of T = `clip_frames` frames); same shape out.
+
+    (The TSM paper and the original code call T the number of "segments".)
+    """
     frames, channels = x.shape[:2]
-    if frames % segments:
-        raise ValueError(f"{frames} frames is not a multiple of {segments} segments")
-    clips = x.reshape(frames // segments, segments, *x.shape[1:])
+    if frames % clip_frames:
+        raise ValueError(f"{frames} frames is not a multiple of {clip_frames} frames per clip")
+    clips = x.reshape(frames // clip_frames, clip_frames, *x.shape[1:])
     shifted: torch.Tensor = _TemporalShift.apply(clips, channels // shift_div)
     return shifted.reshape(x.shape)
 
 
-def reference_temporal_shift(x: torch.Tensor, segments: int, shift_div: int = 8) -> torch.Tensor:
+def reference_temporal_shift(x: torch.Tensor, clip_frames: int, shift_div: int = 8) -> torch.Tensor:
     """The original's formulation of `temporal_shift` (a zero tensor and three slice
     copies, autograd through the copies): the reference it is tested and timed against."""
     frames, channels, height, width = x.shape
-    clips = x.view(frames // segments, segments, channels, height, width)
+    clips = x.view(frames // clip_frames, clip_frames, channels, height, width)
     fold = channels // shift_div
     out = torch.zeros_like(clips)
     out[:, :-1, :fold] = clips[:, 1:, :fold]
@@ -65,30 +68,30 @@ def reference_temporal_shift(x: torch.Tensor, segments: int, shift_div: int = 8)
 class TemporalShift(nn.Module):
     """Shifts the input, then applies `net` (the wrapped conv: its weights are `net.*`)."""
 
-    def __init__(self, net: nn.Module, segments: int, shift_div: int = 8):
+    def __init__(self, net: nn.Module, clip_frames: int, shift_div: int = 8):
         super().__init__()
         self.net = net
-        self.segments = segments
+        self.clip_frames = clip_frames
         self.shift_div = shift_div
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(temporal_shift(x, self.segments, self.shift_div))  # type: ignore[no-any-return]
+        return self.net(temporal_shift(x, self.clip_frames, self.shift_div))  # type: ignore[no-any-return]
 
     def extra_repr(self) -> str:
-        return f"segments={self.segments}, shift_div={self.shift_div}"
+        return f"clip_frames={self.clip_frames}, shift_div={self.shift_div}"
 
 
 class TemporalPool(nn.Module):
     """Halves the number of frames (max over 3, stride 2 in time) before `net`."""
 
-    def __init__(self, net: nn.Module, segments: int):
+    def __init__(self, net: nn.Module, clip_frames: int):
         super().__init__()
         self.net = net
-        self.segments = segments
+        self.clip_frames = clip_frames
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         frames, channels, height, width = x.shape
-        clips = x.view(frames // self.segments, self.segments, channels, height, width)
+        clips = x.view(frames // self.clip_frames, self.clip_frames, channels, height, width)
         pooled = nn.functional.max_pool3d(
             clips.transpose(1, 2), kernel_size=(3, 1, 1), stride=(2, 1, 1), padding=(1, 0, 0)
         )
@@ -96,13 +99,15 @@ class TemporalPool(nn.Module):
 
 
 def insert_temporal_shift(
-    resnet: nn.Module, segments: int, shift_div: int, temporal_pool: bool = False
+    resnet: nn.Module, clip_frames: int, shift_div: int, temporal_pool: bool = False
 ) -> None:
-    """Wrap `conv1` of every residual block of layer1-4 in a TemporalShift (in place);
-    with `temporal_pool`, halve the frames before layer2 (layers 2-4 see T/2)."""
+    """Wrap `conv1` of every residual block of layer1-4 in a TemporalShift (in place), for
+    clips of T = `clip_frames` frames; with `temporal_pool`, halve the frames before layer2
+    (layers 2-4 see T/2)."""
     for index, name in enumerate(("layer1", "layer2", "layer3", "layer4")):
-        layer_segments = segments // 2 if temporal_pool and index > 0 else segments
+        layer_frames = clip_frames // 2 if temporal_pool and index > 0 else clip_frames
         for block in getattr(resnet, name):
-            block.conv1 = TemporalShift(block.conv1, layer_segments, shift_div)
+            block.conv1 = TemporalShift(block.conv1, layer_frames, shift_div)
     if temporal_pool:
-        resnet.register_module("layer2", TemporalPool(resnet.get_submodule("layer2"), segments))
+        layer2 = resnet.get_submodule("layer2")
+        resnet.register_module("layer2", TemporalPool(layer2, clip_frames))

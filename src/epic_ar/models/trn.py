@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from epic_ar.errors import EpicArError
+
 SUBSETS_PER_SCALE = 3  # relations sampled per smaller scale, as in the original
 BOTTLENECK = 256
 
@@ -62,7 +64,7 @@ class MultiScaleRelations(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if features.shape[1:] != (self.frames, self.feature_dim):
-            raise ValueError(
+            raise EpicArError(
                 f"expected [B, {self.frames}, {self.feature_dim}] features, "
                 f"got {list(features.shape)}"
             )

@@ -7,31 +7,38 @@ published checkpoints' state dicts load as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
+from epic_ar.errors import EpicArError
+from epic_ar.modality import Modality, parse_modality
 from epic_ar.models.backbones import build_resnet, feature_dim, flow_conv
-from epic_ar.models.config import NUM_CLASSES, ModelConfig, TrnEval
+from epic_ar.models.config import NUM_CLASSES, ModelConfig, TrnEval, check_temporal_pool
 from epic_ar.models.temporal_shift import insert_temporal_shift
 from epic_ar.models.trn import MultiScaleRelations
 
-Modality = Literal["RGB", "Flow"]
 _INIT_STD = 0.001
 
 
 @dataclass(frozen=True)
 class InputSpec:
-    """What the model takes: `frame_count` frames of `channels` channels each."""
+    """What the model takes: `frame_count` frames of `channels` channels each
+    (`segment_length` RGB frames or flow u/v pairs per frame of input)."""
 
     modality: Modality
     frame_count: int = 8
     segment_length: int = 1
 
+    def __post_init__(self) -> None:
+        # Python callers may still spell it as the configs do ("RGB"): a misread modality
+        # would silently build a model taking the wrong number of channels.
+        object.__setattr__(self, "modality", parse_modality(self.modality, "InputSpec: modality"))
+
     @property
     def channels(self) -> int:
-        return 3 * self.segment_length if self.modality == "RGB" else 2 * self.segment_length
+        return 3 * self.segment_length if self.modality == "rgb" else 2 * self.segment_length
 
 
 class VideoModel(nn.Module):
@@ -46,7 +53,7 @@ class VideoModel(nn.Module):
         self.config, self.spec = config, spec
         self.base_model = build_resnet(config.backbone)
         features = feature_dim(self.base_model)
-        if spec.modality == "Flow" or spec.channels != 3:
+        if spec.modality == "flow" or spec.channels != 3:
             self.base_model.conv1 = flow_conv(self.base_model.conv1, spec.channels)
         if config.type == "TSM":
             insert_temporal_shift(
@@ -77,12 +84,12 @@ class VideoModel(nn.Module):
         depend on the frame count; TSM and TRN keep the one they were built with.
 
         Raises:
-            ValueError: a TSM or TRN model asked for another frame count.
+            EpicArError: a TSM or TRN model asked for another frame count.
         """
         if frame_count == self.spec.frame_count:
             return
         if self.config.type != "TSN":
-            raise ValueError(
+            raise EpicArError(
                 f"{self.config.type} models run with the frame count they were built with "
                 f"({self.spec.frame_count}), not {frame_count}"
             )
@@ -96,12 +103,12 @@ class VideoModel(nn.Module):
         Other models evaluate deterministically already: "expected" changes nothing.
 
         Raises:
-            ValueError: "sampled" for a model that is not a TRN.
+            EpicArError: "sampled" for a model that is not a TRN.
         """
         if self.consensus is None:
             if mode == "expected":
                 return
-            raise ValueError(f"trn_eval sampled applies to TRN models, not {self.config.type}")
+            raise EpicArError(f"trn_eval sampled applies to TRN models, not {self.config.type}")
         self.consensus.expected_eval = mode == "expected"
         self.consensus.seed(seed)
 
@@ -111,7 +118,7 @@ class VideoModel(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         batch, count, channels, height, width = frames.shape
         if (count, channels) != (self.spec.frame_count, self.spec.channels):
-            raise ValueError(
+            raise EpicArError(
                 f"expected [B, {self.spec.frame_count}, {self.spec.channels}, H, W] input, "
                 f"got {list(frames.shape)}"
             )
@@ -148,9 +155,12 @@ def _batch_norms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 
 def build_model(config: ModelConfig, spec: InputSpec) -> VideoModel:
     """The model for `config` and `spec`, classifier freshly initialised, backbone not
-    (see `epic_ar.models.pretrained.load_pretrained`)."""
-    if config.type != "TSM" and config.temporal_pool:
-        raise ValueError("temporal_pool applies to TSM only")
+    (see `epic_ar.models.pretrained.load_pretrained`).
+
+    Raises:
+        EpicArError: `config.temporal_pool` where it cannot work (`check_temporal_pool`).
+    """
+    check_temporal_pool(config, spec.frame_count)
     return VideoModel(config, spec)
 
 
@@ -164,7 +174,7 @@ def parameter_groups(
     for flow, BN no decay) are only applied with `apply_multipliers`: the original passed
     them to SGD, which ignored them, and the published models were trained so.
     """
-    flow = model.spec.modality == "Flow"
+    flow = model.spec.modality == "flow"
     groups: dict[str, list[torch.Tensor]] = {
         name: []
         for name in ("first_conv_weight", "first_conv_bias", "normal_weight", "normal_bias", "bn")

@@ -7,25 +7,23 @@ from pathlib import Path
 import torch
 
 from epic_ar.errors import EpicArError
-from epic_ar.models.checkpoint import listed_keys, load_state_dict_strictly
+from epic_ar.fileio.messages import listed
+from epic_ar.fileio.state_dicts import strip_key_prefixes
+from epic_ar.models.checkpoint import load_state_dict_strictly
 from epic_ar.models.checkpoint_file import read_checkpoint
-
-_PREFIXES = ("model.", "module.")  # Lightning's attribute, DataParallel/DDP's wrapper
 
 
 def read_model_state(path: Path) -> dict[str, torch.Tensor]:
     """The model weights in `path`: a checkpoint's `state_dict` or a plain state dict (as
-    `torch.save(model.state_dict())` writes), `model.`/`module.` prefixes removed."""
+    `torch.save(model.state_dict())` writes), `model.`/`module.` prefixes removed
+    (`strip_key_prefixes`)."""
     loaded = read_checkpoint(path)
     state = loaded.get("state_dict", loaded)
     if not isinstance(state, dict) or not all(
         isinstance(value, torch.Tensor) for value in state.values()
     ):
         raise EpicArError(f"{path}: neither a state dict nor a checkpoint with a 'state_dict'")
-    for prefix in _PREFIXES:
-        if state and all(key.startswith(prefix) for key in state):
-            state = {key[len(prefix) :]: value for key, value in state.items()}
-    return state
+    return strip_key_prefixes(state)
 
 
 def load_model_weights(model: torch.nn.Module, path: Path, *, strict: bool = True) -> str:
@@ -51,7 +49,7 @@ def load_model_weights(model: torch.nn.Module, path: Path, *, strict: bool = Tru
         return ""
     parts = [f"loaded {len(fitting)} of {len(expected)} tensors from {path}"]
     if missing:
-        parts.append(f"left as initialised: {listed_keys(missing)}")
+        parts.append(f"left as initialised: {listed(missing)}")
     if ignored:
-        parts.append(f"not used (unknown or other shape): {listed_keys(ignored)}")
+        parts.append(f"not used (unknown or other shape): {listed(ignored)}")
     return "; ".join(parts)

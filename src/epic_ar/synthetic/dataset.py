@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from epic_ar.annotations.classes import PACKAGED_TABLES, packaged_table
-from epic_ar.errors import EpicArError
+from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.atomic import atomic_write_dir
 from epic_ar.gulp.jpeg import encode_jpeg
 from epic_ar.gulp.sources import frame_name
@@ -56,7 +56,9 @@ class SyntheticConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.verbs <= 97 or not 1 <= self.nouns <= 300:
-            raise EpicArError("--verbs must be 1-97 and --nouns 1-300")
+            raise EpicArError(
+                Parameter("verbs"), " must be 1-97 and ", Parameter("nouns"), " 1-300"
+            )
         if self.min_frames < 3 or self.max_frames < self.min_frames:
             raise EpicArError("need 3 <= min frames <= max frames")
         if not (16 <= self.frame_width <= 4096 and 16 <= self.frame_height <= 4096):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-ACTION_TOP_N = 100
-ACTION_VERB_MULTIPLIER = 1000
+from epic_ar.annotations.classes import ACTION_TOP_N, action_ids
+
 NOT_RANKED = torch.iinfo(torch.int64).max
 
 
@@ -52,8 +52,8 @@ def action_ranks(
     true_noun = noun_probs[rows, noun_hit.to(torch.uint8).argmax(dim=1)]
     products = verb_probs[:, :, None] * noun_probs[:, None, :]  # [B, K_v, K_n]
     true_product = (true_verb * true_noun)[:, None, None]
-    ids = verb_ids[:, :, None] * ACTION_VERB_MULTIPLIER + noun_ids[:, None, :]
-    true_ids = (verb_labels * ACTION_VERB_MULTIPLIER + noun_labels)[:, None, None]
+    ids = action_ids(verb_ids[:, :, None], noun_ids[:, None, :])
+    true_ids = action_ids(verb_labels, noun_labels)[:, None, None]
     before = (products > true_product) | ((products == true_product) & (ids < true_ids))
     ranks = before.sum(dim=(1, 2))
     return torch.where(ranked, ranks, torch.full_like(ranks, NOT_RANKED))

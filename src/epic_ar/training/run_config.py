@@ -15,20 +15,33 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from epic_ar.compat.lightning_config import translate_trainer
 from epic_ar.data.config import (
     DataConfig,
     Preprocessing,
+    Split,
     TestAugmentation,
     TrainAugmentation,
+    split_labels,
 )
-from epic_ar.errors import EpicArError
+from epic_ar.errors import EpicArError, Parameter
 from epic_ar.gulp.format import committed_chunks
-from epic_ar.models.checkpoint import translate_trainer
-from epic_ar.models.config import TRAINING_KEYS, ModelConfig, model_config_from_dict
-from epic_ar.models.video_model import InputSpec, Modality
+from epic_ar.modality import Modality, config_spelling, parse_modality
+from epic_ar.models.config import (
+    TRAINING_KEYS,
+    ModelConfig,
+    check_pretrained,
+    check_temporal_pool,
+    model_config_from_dict,
+)
+from epic_ar.models.video_model import InputSpec
 from epic_ar.training.trainer_types import check_trainer_types
 
 OPTIMIZERS = ("SGD", "Adam", "AdamW")
+# `learning.lr_scheduler.type`. "StepLR" is the original project's name for its schedule, which
+# multiplies the rate by gamma at each epoch of a list (`epochs`): that is torch's MultiStepLR
+# (torch's own StepLR steps every `step_size` epochs), built for both names (training/system.py).
+# None: a constant rate.
 LR_SCHEDULERS = ("StepLR", "MultiStepLR", None)
 
 
@@ -180,9 +193,8 @@ def trainer_arguments(values: dict[str, Any]) -> tuple[dict[str, Any], str | Non
 def parse_run_config(config: dict[str, Any]) -> RunConfig:
     """Check a resolved run config (plain dicts, as `OmegaConf.to_container` gives)."""
     config = copy.deepcopy(config)
-    modality = config.get("modality")
-    if modality not in ("RGB", "Flow"):
-        raise EpicArError(f"modality: {modality!r} is not RGB or Flow")
+    modality = parse_modality(config.get("modality"), "modality:")
+    config["modality"] = config_spelling(modality)  # as the original writes it, in checkpoints
     seed = config.get("seed", 0)
     if not isinstance(seed, int):
         raise EpicArError(f"seed: {seed!r} is not an integer")
@@ -228,16 +240,10 @@ def _stored_config(config: dict[str, Any], trainer: dict[str, Any]) -> dict[str,
 def check_combinations(run: RunConfig) -> None:
     """Settings that cannot work together (one line each)."""
     model, data = run.model, run.data
-    if model.type != "TSM" and model.temporal_pool:
-        raise EpicArError("model.temporal_pool: applies to TSM only")
-    if model.temporal_pool and data.frame_count % 2:
-        raise EpicArError(
-            f"model.temporal_pool halves the frames: data.frame_count {data.frame_count} is odd"
-        )
+    check_temporal_pool(model, data.frame_count, key="model.temporal_pool")
     if model.type == "MTRN" and data.frame_count < 2:
         raise EpicArError("model.type MTRN relates frames: data.frame_count must be at least 2")
-    if model.pretrained == "kinetics" and (model.type, model.backbone) != ("TSM", "resnet50"):
-        raise EpicArError("model.pretrained: kinetics weights exist for TSM with resnet50 only")
+    check_pretrained(model.pretrained, model, key="model.pretrained")
     input_size, rescale_size = data.preprocessing.input_size, data.test_augmentation.rescale_size
     if input_size > rescale_size:
         raise EpicArError(
@@ -254,14 +260,12 @@ def check_combinations(run: RunConfig) -> None:
 
 def check_sources(data: DataConfig, *, need_val: bool) -> None:
     """The frames the run reads exist: gulp directories, or archives and label files."""
-    splits = ["train"] + (["val"] if need_val or data.train_on_val else [])
+    splits: list[Split] = ["train", "val"] if need_val or data.train_on_val else ["train"]
     if data.frames_dir is not None:
         if not Path(data.frames_dir).is_dir():
             raise EpicArError(f"data.frames_dir: {data.frames_dir} is not a directory")
         for split in splits:
-            labels = getattr(data, f"{split}_labels")
-            if labels is None:
-                raise EpicArError(f"data.frames_dir is set but data.{split}_labels is not")
+            labels = split_labels(data, split)
             if not Path(labels).is_file():
                 raise EpicArError(f"data.{split}_labels: no such file {labels}")
         return
@@ -289,8 +293,9 @@ def plain_run_config(config: Any) -> dict[str, Any]:
 
     if not isinstance(config, DictConfig) or "modality" not in config:
         raise EpicArError(
-            "no run config: choose one with --config-name (tsn_rgb, tsn_flow, trn_rgb, "
-            "trn_flow, tsm_rgb, tsm_flow)"
+            "no run config: choose one with ",
+            Parameter("config_name"),  # Hydra's: which packaged config to compose
+            " (tsn_rgb, tsn_flow, trn_rgb, trn_flow, tsm_rgb, tsm_flow)",
         )
     config = copy.deepcopy(config)
     data = config.get("data")

@@ -20,7 +20,9 @@ from epic_ar import __version__
 from epic_ar.data.config import DataConfig
 from epic_ar.data.datamodule import EpicDataModule, split_gulp_dir
 from epic_ar.data.dataset import Item, SegmentDataset, is_gulp_directory
+from epic_ar.data.views import average_over_views
 from epic_ar.errors import EpicArError
+from epic_ar.modality import Modality, config_spelling, parse_modality
 from epic_ar.models.config import TrnEval
 from epic_ar.models.video_model import VideoModel
 from epic_ar.training.run_config import parse_data_config
@@ -96,15 +98,11 @@ class _Scorer(LightningModule):
 
     def predict_step(self, batch: Any, batch_index: int) -> tuple[torch.Tensor, torch.Tensor]:
         frames, metadata = batch
-        if frames.dim() == 6:  # several views: score them all, average before softmax
-            views = frames.shape[1]
-            scores = self.model(frames.flatten(0, 1)).unflatten(0, (-1, views)).mean(dim=1)
-        else:
-            scores = self.model(frames)
+        scores = average_over_views(self.model, frames)
         return metadata["index"].cpu(), scores.float().cpu()
 
 
-def test_dataset(data: DataConfig, modality: str, settings: ScoringOptions) -> SegmentDataset:
+def test_dataset(data: DataConfig, modality: Modality, settings: ScoringOptions) -> SegmentDataset:
     """The split's test-mode dataset with the settings' frame count and views."""
     module = EpicDataModule(data, modality=modality, batch_size=settings.batch_size)
     return module.build_dataset(
@@ -116,7 +114,7 @@ def test_dataset(data: DataConfig, modality: str, settings: ScoringOptions) -> S
     )
 
 
-def with_frame_source(data: DataConfig, modality: str, settings: ScoringOptions) -> DataConfig:
+def with_frame_source(data: DataConfig, modality: Modality, settings: ScoringOptions) -> DataConfig:
     """`data` reading the split from the settings' gulp directory or frame archives and
     labels, when they name them (whatever the checkpoint's config stored)."""
     if settings.data_dir is not None and settings.frames_dir is not None:
@@ -156,7 +154,7 @@ def _check_stored_gulp_dir(data: DataConfig, split: Split) -> None:
 
 
 def scoring_record(
-    settings: ScoringOptions, module: EpicDataModule, dataset: SegmentDataset, modality: str
+    settings: ScoringOptions, module: EpicDataModule, dataset: SegmentDataset, modality: Modality
 ) -> dict[str, Any]:
     """How a split was scored, as plain values: what `epic-ar test` stores in results."""
     source, labels = module.source(settings.split)
@@ -164,7 +162,7 @@ def scoring_record(
     return {
         "made_by": f"epic-ar {__version__} test",
         "checkpoint": str(checkpoint.resolve()) if checkpoint is not None else None,
-        "modality": modality,
+        "modality": config_spelling(modality),  # as the run config spells it
         "split": settings.split,
         "source": str(source.resolve()),
         "labels": str(labels.resolve()) if labels is not None else None,
@@ -181,15 +179,12 @@ def score_split(model: VideoModel, config: dict[str, Any], settings: ScoringOpti
 
     Returns the same on every process; the order is the split's (annotation order).
     """
-    modality = str(config.get("modality", "RGB"))
+    modality = parse_modality(config.get("modality", "RGB"), "config: modality")
     data = with_frame_source(parse_data_config(dict(config.get("data", {}))), modality, settings)
     dataset = test_dataset(data, modality, settings)
-    try:
-        model.set_frame_count(dataset.frame_count)
-        if settings.trn_eval is not None:
-            model.set_trn_eval(settings.trn_eval)
-    except ValueError as exc:
-        raise EpicArError(str(exc)) from None
+    model.set_frame_count(dataset.frame_count)
+    if settings.trn_eval is not None:
+        model.set_trn_eval(settings.trn_eval)
     module = EpicDataModule(data, modality=modality, batch_size=settings.batch_size)
     loader = DataLoader(
         _Indexed(dataset),

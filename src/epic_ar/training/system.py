@@ -15,7 +15,7 @@ from lightning import LightningModule
 from torch.nn import functional
 from torchmetrics import MeanMetric
 
-from epic_ar.annotations.classes import N_VERBS
+from epic_ar.models.config import split_scores
 from epic_ar.models.video_model import build_model, parameter_groups
 from epic_ar.training.metrics import action_ranks, class_ranks
 from epic_ar.training.run_config import RunConfig, parse_run_config
@@ -23,11 +23,6 @@ from epic_ar.training.run_config import RunConfig, parse_run_config
 Batch = tuple[torch.Tensor, dict[str, Any]]
 TOP_K = (1, 5)
 VAL_METRICS = [f"{task}_top{k}" for task in ("verb", "noun", "action") for k in TOP_K]
-
-
-def split_scores(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """[B, 397] → verb scores [B, 97], noun scores [B, 300]."""
-    return scores[:, :N_VERBS], scores[:, N_VERBS:]
 
 
 def batch_seed(seed: int, step: int, batch_index: int, rank: int) -> int:
@@ -140,6 +135,8 @@ class ActionRecognitionSystem(LightningModule):
             optimizer = optimizer_class(groups, lr=learning.lr, weight_decay=learning.weight_decay)
         if learning.scheduler is None:
             return optimizer
+        # "StepLR" (the original's name for its schedule: the rate times gamma at each epoch
+        # of a list) and "MultiStepLR" both mean torch's MultiStepLR, not torch's StepLR.
         scheduler = torch.optim.lr_scheduler.MultiStepLR(
             optimizer, milestones=list(learning.milestones), gamma=learning.gamma
         )

@@ -18,8 +18,8 @@ from epic_ar.annotations.labels import read_annotations
 from epic_ar.data.dataset import SegmentDataset, build_dataset, is_gulp_directory
 from epic_ar.data.decode import decode_frames
 from epic_ar.data.sampling import sample_test_offsets, snippet_frame_indices
-from epic_ar.data.segment_sources import Modality
-from epic_ar.errors import EpicArError
+from epic_ar.errors import EpicArError, Parameter
+from epic_ar.modality import Modality
 
 FlowView = Literal["colour", "uv"]
 FLOW_ZERO = 128  # the grey level of zero motion in the EPIC flow JPEGs
@@ -98,7 +98,9 @@ def select_segments(
         chosen = known_ids(ids, stored, str(source)) or choose_ids(stored, random_count, seed)
         rows = pd.DataFrame([gulp.meta(i) for i in chosen], index=pd.Index(chosen))
     elif labels is None:
-        raise EpicArError(f"{source}: not a gulp directory; to read frame archives, pass --labels")
+        raise EpicArError(
+            f"{source}: not a gulp directory; to read frame archives, pass ", Parameter("labels")
+        )
     else:
         everything = read_annotations(labels)
         listed = [str(i) for i in everything.index]

@@ -23,6 +23,7 @@ from epic_ar.annotations.classes import read_participant_ids, read_tail_classes
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation.evaluate import GroupTables, label_rows
 from epic_ar.evaluation.results import Results
+from epic_ar.fileio.atomic import FORCE
 from epic_ar.fileio.paths import (
     check_folder_writable,
     make_folders,
@@ -156,7 +157,7 @@ def check_report_dir(out_dir: Path, *, force: bool) -> None:
         raise EpicArError(f"{out_dir}: exists and is not a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
         what = "a report (index.html)" if (out_dir / "index.html").exists() else "files"
-        raise EpicArError(f"{out_dir}: holds {what} already; pass --force to write into it")
+        raise EpicArError(f"{out_dir}: holds {what} already; pass ", FORCE, " to write into it")
     check_folder_writable(out_dir, out_dir if out_dir.is_dir() else out_dir.parent)
 
 

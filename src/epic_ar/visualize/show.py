@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from epic_ar.data.segment_sources import Modality
-from epic_ar.errors import EpicArError
+from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.atomic import atomic_write_path, check_can_write
+from epic_ar.modality import Modality
 from epic_ar.visualize.pictures import (
     FlowView,
     ShownSegment,
@@ -160,7 +160,9 @@ def show(options: ShowOptions) -> str:
     ids = [str(i) for i in selection.annotations.index]
     if suffix in CLIP_SUFFIXES:
         if len(ids) != 1:
-            raise EpicArError(f"{options.out}: a clip plays one segment; pass one --ids")
+            raise EpicArError(
+                f"{options.out}: a clip plays one segment; pass one ", Parameter("ids", "id in ids")
+            )
         row = selection.table_rows[0]
         everything = np.arange(int(dataset.table.num_frames[row]))
         frames = frames_at(dataset, row, everything, options.flow_view)

@@ -1,0 +1,84 @@
+"""Run configs stored by older checkpoints, in today's schema.
+
+The published checkpoints keep the config they were trained with as OmegaConf left it,
+`${...}` interpolations unresolved, and with PyTorch Lightning 0.9 trainer keys (`gpus`,
+`distributed_backend`, ...); the original's command lines use those keys too.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from epic_ar.errors import EpicArError
+
+_INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
+# Lightning 0.9 trainer keys → Lightning 2 (None: dropped)
+_TRAINER_KEYS: dict[str, str | None] = {
+    "row_log_interval": "log_every_n_steps",
+    "log_save_interval": None,
+    "terminate_on_nan": None,
+    "weights_summary": None,
+    "distributed_backend": "strategy",
+    "gpus": "devices",
+}
+# Lightning 0.9/1.x took these distributed backends as `accelerator`; Lightning 2 as `strategy`
+_OLD_BACKENDS = ("dp", "ddp", "ddp2", "ddp_spawn", "ddp_cpu", "horovod")
+
+
+def resolve_interpolations(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """A copy with `${a.b.c}` references to other config values replaced (recursively);
+    resolvers such as `${env:...}` and missing keys are refused, naming the key."""
+
+    def lookup(reference: str, seen: tuple[str, ...]) -> Any:
+        if ":" in reference or reference in seen:
+            raise EpicArError(f"{source}: cannot resolve '${{{reference}}}'")
+        value: Any = config
+        for part in reference.split("."):
+            if not isinstance(value, dict) or part not in value:
+                raise EpicArError(f"{source}: '${{{reference}}}' refers to a missing key")
+            value = value[part]
+        return resolve(value, (*seen, reference))
+
+    def resolve(value: Any, seen: tuple[str, ...] = ()) -> Any:
+        if isinstance(value, dict):
+            return {key: resolve(item, seen) for key, item in value.items()}
+        if isinstance(value, list):
+            return [resolve(item, seen) for item in value]
+        if isinstance(value, str):
+            whole = _INTERPOLATION.fullmatch(value)
+            if whole:
+                return lookup(whole.group(1), seen)
+            return _INTERPOLATION.sub(lambda m: str(lookup(m.group(1), seen)), value)
+        return value
+
+    resolved = resolve(config)
+    assert isinstance(resolved, dict)
+    return resolved
+
+
+def translate_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
+    """Lightning 0.9 trainer keys → today's (`gpus` → `devices`, `dp` → `auto`, ...)."""
+    translated: dict[str, Any] = {}
+    for key, value in trainer.items():
+        new_key = _TRAINER_KEYS.get(key, key)
+        if key == "accelerator" and value in _OLD_BACKENDS:
+            new_key = "strategy"
+        if new_key is None:
+            continue
+        if new_key == "strategy" and value in ("dp", "ddp2"):
+            value = "auto"  # DataParallel is gone from Lightning 2; one process per GPU instead
+        translated[new_key] = value
+    return translated
+
+
+def current_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored run config in today's schema: interpolations resolved, trainer keys
+    translated. (Where the data is today is the scorer's business: see
+    `epic_ar.training.scoring.ScoringOptions.data_dir`.)"""
+    config = copy.deepcopy(stored)
+    config = resolve_interpolations(config, "stored config")
+    if isinstance(config.get("trainer"), dict):
+        config["trainer"] = translate_trainer(config["trainer"])
+    return config

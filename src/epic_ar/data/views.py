@@ -1,0 +1,142 @@
+"""Test-time views: the frames a segment is scored on in test mode, and the average of the
+scores over them.
+
+One view is the original's test transform: T snippets of L frames at the centre of the T
+parts of the segment, frames resized so that the shorter side is `scale_size`, then the
+centre `input_size` x `input_size` crop. More views (test-time augmentation): `clips`
+evenly shifted samplings of the parts x `crops` crops (1: centre; 3: left, centre, right,
+vertically centred), the model's scores averaged over the views before any softmax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from epic_ar.data.decode import CropBox, ScratchBuffer, decode_frames, jpeg_frame_size
+from epic_ar.data.sampling import sample_test_offsets, snippet_frame_indices
+from epic_ar.data.transforms import (
+    center_crop_box,
+    crop_resize,
+    resize_shorter_side,
+    whole_frame_box,
+)
+from epic_ar.errors import EpicArError
+
+CROPS = (1, 3)  # the crop counts there are: centre; left, centre, right
+ReadJpegs = Callable[[np.ndarray], list[bytes]]  # frame indices -> the frames' JPEG bytes
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """How test mode samples and crops a segment: `frame_count` T snippets of
+    `snippet_length` L frames, crops of `input_size` S pixels out of frames resized to
+    `scale_size` (shorter side), `clips` x `crops` views; `fast_decode`: libjpeg-turbo's
+    fast DCT/upsampling."""
+
+    frame_count: int
+    snippet_length: int
+    input_size: int
+    scale_size: int
+    clips: int = 1
+    crops: int = 1
+    fast_decode: bool = False
+
+
+def check_view_counts(clips: int, crops: int) -> None:
+    """Refuse view counts there are no views for.
+
+    Raises:
+        EpicArError: `clips` < 1, or `crops` not 1 or 3.
+    """
+    if clips < 1 or crops not in CROPS:
+        raise EpicArError(f"clips must be at least 1 and crops 1 or 3 (got {clips}, {crops})")
+
+
+def clip_positions(clips: int) -> list[float]:
+    """Where each test clip samples within the T parts: (c + 0.5) / clips, so one clip is
+    the original's centre sampling."""
+    return [(clip + 0.5) / clips for clip in range(clips)]
+
+
+def segment_views(
+    read_jpegs: ReadJpegs,
+    num_frames: int,
+    settings: ViewSettings,
+    scratch: ScratchBuffer | None = None,
+) -> torch.Tensor:
+    """The test-mode frames of a segment of `num_frames` frames whose frames `read_jpegs`
+    reads: [T, C, S, S] uint8 for one view; [V, T, C, S, S] for V = clips x crops views,
+    clip by clip (crops left, centre, right). C = 3 for RGB, 2L for flow (u1, v1, ...).
+    `scratch`: decode memory to reuse (outputs never alias it)."""
+    count, size = settings.frame_count, settings.input_size
+    views = [
+        view.reshape(count, -1, size, size)
+        for position in clip_positions(settings.clips)
+        for view in clip_views(read_jpegs, num_frames, position, settings, scratch)
+    ]
+    return views[0] if len(views) == 1 else torch.stack(views)
+
+
+def clip_views(
+    read_jpegs: ReadJpegs,
+    num_frames: int,
+    position: float,
+    settings: ViewSettings,
+    scratch: ScratchBuffer | None = None,
+) -> list[torch.Tensor]:
+    """The crops ([F, C, S, S] each, F = T x L frames) of the clip sampling each part at
+    `position` (0-1)."""
+    length = settings.snippet_length
+    offsets = sample_test_offsets(num_frames, settings.frame_count, length, position)
+    jpegs = read_jpegs(snippet_frame_indices(offsets, length, num_frames))
+    if settings.crops == 1:
+        return [centre_view(jpegs, settings, scratch)]
+    return three_crop_views(jpegs, settings, scratch)
+
+
+def centre_view(
+    jpegs: Sequence[bytes], settings: ViewSettings, scratch: ScratchBuffer | None = None
+) -> torch.Tensor:
+    """[F, C, S, S]: shorter side resized to `scale_size`, then the centre crop."""
+    height, width, _ = jpeg_frame_size(jpegs[0])
+    size, scale, fast = settings.input_size, settings.scale_size, settings.fast_decode
+    if min(height, width) == scale:  # no resize: decode the crop only
+        box = center_crop_box(width, height, size)
+        pixels = decode_frames(jpegs, fast=fast, region=box, scratch=scratch)
+    else:
+        decoded = decode_frames(jpegs, fast=fast, scratch=scratch)
+        resized = resize_shorter_side(decoded, scale)
+        box = center_crop_box(resized.shape[2], resized.shape[1], size)
+        pixels = resized[:, box.y : box.y + box.height, box.x : box.x + box.width]
+    return crop_resize(pixels, whole_frame_box(pixels), size)
+
+
+def three_crop_views(
+    jpegs: Sequence[bytes], settings: ViewSettings, scratch: ScratchBuffer | None = None
+) -> list[torch.Tensor]:
+    """Left, centre and right `S` x `S` crops of the frames resized to `scale_size`
+    (vertically centred), [F, C, S, S] each."""
+    decoded = decode_frames(jpegs, fast=settings.fast_decode, scratch=scratch)
+    resized = resize_shorter_side(decoded, settings.scale_size)
+    height, width = resized.shape[1:3]
+    size = settings.input_size
+    centre = center_crop_box(width, height, size)
+    boxes = [CropBox(x, centre.y, size, size) for x in (0, centre.x, width - size)]
+    return [crop_resize(resized, box, size) for box in boxes]
+
+
+def average_over_views(
+    score: Callable[[torch.Tensor], torch.Tensor], frames: torch.Tensor
+) -> torch.Tensor:
+    """Scores [B, K] of a batch: `score` of [B, T, C, H, W] frames, or for [B, V, T, C, H, W]
+    (V views per segment) the mean over the views of the scores of all B x V views at once
+    (logits, before any softmax)."""
+    if frames.dim() == 6:
+        views = frames.shape[1]
+        scores = score(frames.flatten(0, 1))  # [B x V, K], segment by segment
+        return scores.reshape(-1, views, *scores.shape[1:]).mean(dim=1)
+    return score(frames)

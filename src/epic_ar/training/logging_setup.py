@@ -1,0 +1,42 @@
+"""What the commands that run Lightning set up before they start: quieter warnings and logs.
+
+Importing `epic_ar.training` changes nothing in the process; a command (`epic-ar train`,
+`epic-ar test`) calls `quiet_lightning` once Lightning is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+# Lightning 2.6 with torch >= 2.10 warns about its own use of a torch API, at every step.
+LIGHTNING_TREESPEC_WARNING = r".*isinstance\(treespec, LeafSpec\)"
+LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
+RANK_ZERO_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+)
+
+
+def _not_an_advert(record: logging.LogRecord) -> bool:
+    return "litlogger" not in str(record.msg)
+
+
+def route_lightning_logs() -> None:
+    """Send Lightning's messages through the application's logging set-up only: Lightning
+    adds its own console handler at import, so each message showed twice. Its advert for a
+    cloud logging service is dropped."""
+    for name in LIGHTNING_LOGGERS:
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    for name in RANK_ZERO_LOGGERS:
+        logger = logging.getLogger(name)
+        if _not_an_advert not in logger.filters:
+            logger.addFilter(_not_an_advert)
+
+
+def quiet_lightning() -> None:
+    """Drop Lightning's warning about its own torch use and route its logs (see
+    `route_lightning_logs`). Call it after Lightning is imported (it adds its handler then)."""
+    warnings.filterwarnings("ignore", message=LIGHTNING_TREESPEC_WARNING)
+    route_lightning_logs()

@@ -1,0 +1,122 @@
+"""Library messages name the library's parameters; `epic-ar` names its flags in their place,
+so the command line prints what it always printed."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pickle
+from pathlib import Path
+
+import pytest
+
+from epic_ar.cli.main import command_flags, error_message
+from epic_ar.errors import EpicArError, Parameter
+from epic_ar.evaluation.evaluate import resolve_group_tables
+from epic_ar.fileio.atomic import atomic_write_dir, check_can_write
+from epic_ar.synthetic.dataset import SyntheticConfig
+from epic_ar.training.run_config import plain_run_config
+from epic_ar.visualize.report import check_report_dir
+from helpers.bad_input import SYNTH, one_error_line, run
+
+FORCE = Parameter("force", "force=True")
+
+
+def test_a_message_spells_parameters_for_python_and_flags_for_the_command_line() -> None:
+    error = EpicArError("out.pt: already exists; pass ", FORCE, " to overwrite it")
+    assert str(error) == "out.pt: already exists; pass force=True to overwrite it"
+    assert error.text.parameters == ["force"]
+    with_flag = argparse.Namespace(force=False)
+    assert error_message(error, with_flag) == "out.pt: already exists; pass --force to overwrite it"
+    assert error_message(error, argparse.Namespace(), {"force": "-f"}) == (
+        "out.pt: already exists; pass -f to overwrite it"
+    )
+    # a command without such a flag keeps the library's spelling
+    assert error_message(error, argparse.Namespace()) == str(error)
+    plain = EpicArError("labels.csv: no such file")
+    assert error_message(plain, with_flag) == "labels.csv: no such file"
+    assert plain.text.parameters == []
+
+
+def test_the_parameters_survive_pickling() -> None:
+    """Errors cross process boundaries (gulp workers, DataLoader workers) pickled."""
+    error = EpicArError(Parameter("verbs"), " must be 1-97 and ", Parameter("nouns"), " 1-300")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is EpicArError and str(copy) == "verbs must be 1-97 and nouns 1-300"
+    assert error_message(copy, argparse.Namespace(verbs=0, nouns=0)) == (
+        "--verbs must be 1-97 and --nouns 1-300"
+    )
+
+
+def test_command_flags_are_read_from_the_parsers() -> None:
+    gulp = command_flags("gulp")
+    assert gulp["workers"] == "--workers" and gulp["segments_per_chunk"] == "--segments-per-chunk"
+    assert "labels" not in gulp and "out" not in gulp  # positional arguments are no flags
+    assert command_flags("show")["ids"] == "--ids"
+    assert command_flags("evaluate")["packaged_tables"] == "--packaged-tables"
+
+
+def test_existing_outputs_name_force(tmp_path: Path) -> None:
+    existing = tmp_path / "out.pt"
+    existing.write_bytes(b"old")
+    with pytest.raises(EpicArError) as refused:
+        check_can_write(existing, force=False)
+    assert str(refused.value) == f"{existing}: already exists; pass force=True to overwrite it"
+    folder = tmp_path / "data"
+    folder.mkdir()
+    with pytest.raises(EpicArError) as refused, atomic_write_dir(folder, force=False):
+        pass
+    assert str(refused.value) == f"{folder}: already exists; pass force=True to replace it"
+    (folder / "index.html").write_text("a report")
+    with pytest.raises(EpicArError) as refused:
+        check_report_dir(folder, force=False)
+    assert str(refused.value) == (
+        f"{folder}: holds a report (index.html) already; pass force=True to write into it"
+    )
+
+
+def test_synth_class_counts(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(EpicArError) as refused:
+        SyntheticConfig(verbs=98)
+    assert str(refused.value) == "verbs must be 1-97 and nouns 1-300"
+    status, out, err = run(capsys, "synth", tmp_path / "data", *SYNTH, "--nouns", "301")
+    assert status == 1 and out == ""
+    assert one_error_line(err, "synth") == "--verbs must be 1-97 and --nouns 1-300"
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_config_without_run_config_names_config_name() -> None:
+    """(What `epic-ar train` prints: test_training.py's
+    test_unset_gulp_root_and_missing_config_name.)"""
+    from epic_ar.cli import train
+
+    with pytest.raises(EpicArError) as refused:
+        plain_run_config(None)
+    choices = "(tsn_rgb, tsn_flow, trn_rgb, trn_flow, tsm_rgb, tsm_flow)"
+    assert str(refused.value) == f"no run config: choose one with config_name {choices}"
+    assert error_message(refused.value, argparse.Namespace(), train.FLAGS) == (
+        f"no run config: choose one with --config-name {choices}"
+    )
+
+
+def test_missing_group_tables_name_use_packaged(
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    results_file: Path,
+    labels_file: Path,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        resolve_group_tables(labels_file)
+    tail_verbs = labels_file.parent / "EPIC_100_tail_verbs.csv"
+    assert caplog.messages[0] == (
+        f"{tail_verbs} not found next to the labels; tail verbs metrics left out (give the "
+        "file, or use_packaged=True for the official copy)"
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        status, _, err = run(capsys, "evaluate", results_file, labels_file)
+    assert status == 0, err
+    assert caplog.messages[0] == (
+        f"{tail_verbs} not found next to the labels; tail verbs metrics left out (give the "
+        "file, or --packaged-tables for the official copy)"
+    )
