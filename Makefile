@@ -42,8 +42,8 @@ docs: install-test
 	$(MKDOCS)
 
 lint: install-test
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs/hooks
+	$(BIN)/ruff format --check src tests benchmarks docs/hooks
 	$(BIN)/mypy
 
 # The benchmarks also need the test extra (gulpio2 is the baseline of bench_gulp and

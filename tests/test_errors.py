@@ -86,7 +86,7 @@ def test_synth_class_counts(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
 
 
 def test_a_config_without_run_config_names_config_name() -> None:
-    """(What `epic-ar train` prints: test_training.py's
+    """(What `epic-ar train` prints: test_train.py's
     test_unset_gulp_root_and_missing_config_name.)"""
     from epic_ar.cli import train
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from epic_ar.evaluation import metrics as official
 from epic_ar.evaluation.metrics import (
     NOT_RANKED,
     accuracy_percent,
@@ -17,6 +19,7 @@ from epic_ar.evaluation.metrics import (
     class_ranks,
     top_n_probabilities,
 )
+from epic_ar.training import metrics as training_metrics
 from helpers.official_reference import official_action_ranking
 
 # Four segments, 4 verbs, 3 nouns; every rank below is reasoned out by hand in the comments.
@@ -218,3 +221,23 @@ def test_perfect_and_hopeless_scores(dtype: type) -> None:
     noun[np.arange(n), nouns] = 10
     assert (action_ranks(verb, noun, verbs, nouns) == 0).all()
     assert (class_ranks(-verb, verbs) == 96).all()  # the true class scores lowest
+
+
+def test_training_ranks_equal_the_evaluator_ranks() -> None:
+    rng = np.random.default_rng(0)
+    verb_scores = rng.integers(0, 6, (64, 97)).astype(np.float32)  # many ties
+    noun_scores = rng.normal(size=(64, 300)).astype(np.float32)
+    noun_scores[:8] = 0.0  # whole rows tied
+    verbs, nouns = rng.integers(0, 97, 64), rng.integers(0, 300, 64)
+    rows = np.arange(16, 40)  # true classes score high here: low action ranks
+    verb_scores[rows, verbs[rows]] = 9.0
+    noun_scores[rows, nouns[rows]] = 4.0
+    as_torch = [torch.from_numpy(a) for a in (verb_scores, noun_scores, verbs, nouns)]
+    assert np.array_equal(
+        training_metrics.class_ranks(as_torch[0], as_torch[2]).numpy(),
+        official.class_ranks(verb_scores, verbs),
+    )
+    ours = training_metrics.action_ranks(as_torch[0], as_torch[1], as_torch[2], as_torch[3]).numpy()
+    theirs = official.action_ranks(verb_scores, noun_scores, verbs, nouns)
+    assert np.array_equal(np.minimum(ours, 10**6), np.minimum(theirs, 10**6))
+    assert (ours < 5).any() and (ours >= 10**6).any()

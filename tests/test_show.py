@@ -14,7 +14,7 @@ from PIL import Image
 from epic_ar.errors import EpicArError
 from epic_ar.gulp.ingest import GulpJob, run_gulp
 from epic_ar.synthetic.dataset import SyntheticConfig
-from epic_ar.visualize.pictures import flow_to_colour
+from epic_ar.visualize.flow_colours import flow_to_colour
 from epic_ar.visualize.show import CAPTION_HEIGHT, FRAME_HEIGHT, MARGIN, ShowOptions, show
 from helpers.bad_input import one_error_line, run
 from helpers.cli import RunCli

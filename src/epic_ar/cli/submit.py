@@ -22,8 +22,8 @@ from epic_ar.fileio.atomic import check_can_write
 LOG = logging.getLogger("epic_ar.submit")
 SLS_PT_HELP = """Pre-training level (default 2):
   0 no pre-training; 1 public image datasets; 2 public image and video datasets;
-  3 self-supervised on public data; 4 self-supervised on public data and EPIC-KITCHENS;
-  5 private data."""
+  3 self-supervised on public data;
+  4 self-supervised on public data and EPIC-KITCHENS; 5 private data."""
 SLS_TL_HELP = """Training-label level (default 3):
   0 no supervision; 1 weak, video-level (narrations/classes, no times);
   2 weak, temporal (narration timestamps too); 3 full temporal (start/stop frames);
@@ -31,8 +31,9 @@ SLS_TL_HELP = """Training-label level (default 3):
   5 full spatio-temporal+ (also prior knowledge beyond the labels)."""
 SLS_TD_HELP = """Training-data level (default 4):
   0 zero-shot (class knowledge only); 1 few-shot (<= 5 examples per class);
-  2 efficient (a random, unoptimised sample of <= 25%% of train); 3 the full train split;
-  4 train+val; 5 train+val plus other labelled or unlabelled data."""
+  2 efficient (a random, unoptimised sample of <= 25%% of train);
+  3 the full train split; 4 train+val;
+  5 train+val plus other labelled or unlabelled data."""
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:
@@ -40,8 +41,9 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         "submit",
         help=help_text,
         formatter_class=argparse.RawTextHelpFormatter,
-        description="Write the zip to upload to the EPIC-KITCHENS-100 action recognition "
-        "challenge: one test.json with the verb and noun scores of every segment, and the "
+        # Raw text keeps the SLS tables' lines: the other texts carry their own line breaks.
+        description="Write the zip to upload to the EPIC-KITCHENS-100 action recognition\n"
+        "challenge: one test.json with the verb and noun scores of every segment, and the\n"
         "supervision levels (SLS) of the method; see https://github.com/epic-kitchens/sls.",
     )
     parser.add_argument("results", type=Path, metavar="RESULTS", help="results file")
@@ -59,10 +61,10 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         "--labels",
         type=Path,
         metavar="F",
-        help="annotations of the split (e.g. EPIC_100_test_timestamps.csv): "
-        "check that every segment is present exactly once and none is extra; without it, "
-        "RESULTS are compared with the test split's narration ids (shipped with epic-ar) and "
-        "a difference is a warning",
+        help="annotations of the split (e.g. EPIC_100_test_timestamps.csv): check\n"
+        "that every segment is present exactly once and none is extra; without it,\n"
+        "RESULTS are compared with the test split's narration ids (shipped with\n"
+        "epic-ar) and a difference is a warning",
     )
     parser.add_argument("--force", action="store_true", help="overwrite OUT.zip if it exists")
     parser.set_defaults(run=run)

@@ -15,8 +15,8 @@ from PIL import Image, ImageDraw, ImageFont
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.atomic import atomic_write_path, check_can_write
 from epic_ar.modality import Modality
+from epic_ar.visualize.flow_colours import FlowView
 from epic_ar.visualize.pictures import (
-    FlowView,
     ShownSegment,
     caption,
     frames_at,

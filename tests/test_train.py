@@ -1,4 +1,5 @@
-"""`epic-ar train`: packaged configs, resume after a kill, DDP on CPU, weights, config errors."""
+"""`epic-ar train`: every packaged config trains, resume after a kill, DDP on CPU, weights, config
+errors in one line, Hydra's help and config printing."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -24,11 +24,11 @@ from epic_ar.gulp.ingest import GulpJob, run_gulp
 from epic_ar.models import load_checkpoint
 from epic_ar.models.checkpoint_file import read_checkpoint
 from epic_ar.synthetic.dataset import SyntheticConfig
-from epic_ar.training import metrics
-from epic_ar.training.run_config import parse_run_config, plain_run_config, trainer_arguments
+from epic_ar.training.run_config import parse_run_config
 from epic_ar.training.train import find_resume_checkpoint
 from helpers.cli import epic_ar_command
 from helpers.gulp_data import make_synthetic_data
+from helpers.training_runs import tiny, train_cli, version_dir
 
 CONFIGS = ["tsn_rgb", "tsn_flow", "trn_rgb", "trn_flow", "tsm_rgb", "tsm_flow"]
 TRAIN_DATA = SyntheticConfig(
@@ -54,41 +54,6 @@ def gulp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
             frames, labels = data.frames("tar", modality), data.labels(modality, split)
             run_gulp(GulpJob(frames, root / f"{modality}_{split}", labels, modality))
     return root
-
-
-def tiny(gulp_root: Path, run_dir: Path, *extra: str) -> list[str]:
-    """Overrides that make any packaged config train in seconds on the CPU."""
-    return [
-        f"data._root_gulp_dir={gulp_root}",
-        "model.backbone=resnet18",
-        "model.pretrained=null",
-        "data.preprocessing.input_size=32",
-        "data.test_augmentation.rescale_size=48",
-        "data.frame_count=2",
-        "data.worker_count=0",
-        "learning.batch_size=4",
-        "trainer.max_epochs=1",
-        "trainer.accelerator=cpu",
-        "+trainer.enable_progress_bar=false",
-        f"hydra.run.dir={run_dir}",
-        *extra,
-    ]
-
-
-def train_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [*epic_ar_command(), "train", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-        env=env,
-    )
-
-
-def version_dir(run_dir: Path, version: int = 0) -> Path:
-    return run_dir / "lightning_logs" / f"version_{version}"
 
 
 def logged_rows(log_dir: Path) -> list[dict[str, str]]:
@@ -413,83 +378,6 @@ def test_hydra_prints_the_composed_config() -> None:
     assert "std:\n    - 0.485" in done.stdout  # the published RGB std quirk
 
 
-def test_packaged_configs_hold_the_published_values() -> None:
-    import json
-
-    from hydra import compose, initialize_config_module
-
-    from helpers.checkpoints import REFERENCE
-
-    published = json.loads((REFERENCE / "official_hyper_parameters.json").read_text())
-    with initialize_config_module("epic_ar.configs", version_base="1.3"):
-        for name in CONFIGS:
-            ours = plain_run_config(compose(name, ["data._root_gulp_dir=/g"]))
-            theirs = published[name]
-            for section in ("model", "learning"):
-                for key, value in theirs[section].items():
-                    assert ours[section][key] == value, (name, section, key)
-            for key, value in theirs["data"].items():
-                if key.endswith("gulp_dir") or key == "_root_gulp_dir":
-                    continue
-                assert ours["data"][key] == value, (name, key)
-            for key in ("gradient_clip_val", "max_epochs"):
-                assert ours["trainer"][key] == theirs["trainer"][key]
-            assert ours["seed"] == theirs["seed"] and ours["modality"] == theirs["modality"]
-
-
-def test_original_trainer_arguments_are_translated() -> None:
-    arguments, resume = trainer_arguments(
-        {
-            "gpus": 4,
-            "devices": "auto",
-            "distributed_backend": "dp",
-            "resume_from_checkpoint": "/runs/epoch=3.ckpt",
-            "row_log_interval": 5,
-        }
-    )
-    assert arguments == {
-        "devices": 4,
-        "accelerator": "gpu",
-        "strategy": "auto",
-        "log_every_n_steps": 5,
-    }
-    assert resume == "/runs/epoch=3.ckpt"
-    arguments, _ = trainer_arguments({"accelerator": "cpu", "devices": 2, "strategy": "ddp"})
-    assert arguments == {"accelerator": "cpu", "devices": 2, "strategy": "ddp"}
-    with pytest.raises(EpicArError, match="not both"):
-        trainer_arguments({"gpus": 2, "devices": 2})
-
-
-def base_config(**sections: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "modality": "RGB",
-        "seed": 1,
-        "data": {},
-        "learning": {"batch_size": 8},
-        "model": {"type": "TSN", "backbone": "resnet18"},
-        "trainer": {},
-    }
-    for key, value in sections.items():
-        config[key] = {**config[key], **value} if isinstance(value, dict) else value
-    return config
-
-
-def test_run_config_checks_combinations() -> None:
-    run = parse_run_config(base_config(model={"weights": "w.pt", "weights_strict": False}))
-    assert run.init.weights == "w.pt" and not run.init.weights_strict
-    assert "weights" in run.stored["model"]  # kept, as the original kept it
-    with pytest.raises(EpicArError, match="kinetics weights exist for TSM with resnet50 only"):
-        parse_run_config(base_config(model={"pretrained": "kinetics"}))
-    with pytest.raises(EpicArError, match=r"data\.frame_count 3 is odd"):
-        parse_run_config(
-            base_config(model={"type": "TSM", "temporal_pool": True}, data={"frame_count": 3})
-        )
-    with pytest.raises(EpicArError, match="data: unknown keys \\['frames'\\]"):
-        parse_run_config(base_config(data={"frames": 3}))
-    with pytest.raises(EpicArError, match=r"resume or trainer\.resume_from_checkpoint"):
-        parse_run_config(base_config(resume="a.ckpt", trainer={"resume_from_checkpoint": "b"}))
-
-
 def test_resume_auto_takes_the_newest_complete_checkpoint(tmp_path: Path) -> None:
     assert find_resume_checkpoint("auto", tmp_path) is None
     folder = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
@@ -502,26 +390,6 @@ def test_resume_auto_takes_the_newest_complete_checkpoint(tmp_path: Path) -> Non
     assert find_resume_checkpoint("auto", tmp_path) == newer
     with pytest.raises(EpicArError, match="no such checkpoint"):
         find_resume_checkpoint(str(tmp_path / "nope.ckpt"), tmp_path)
-
-
-def test_training_ranks_equal_the_evaluator_ranks() -> None:
-    rng = np.random.default_rng(0)
-    verb_scores = rng.integers(0, 6, (64, 97)).astype(np.float32)  # many ties
-    noun_scores = rng.normal(size=(64, 300)).astype(np.float32)
-    noun_scores[:8] = 0.0  # whole rows tied
-    verbs, nouns = rng.integers(0, 97, 64), rng.integers(0, 300, 64)
-    rows = np.arange(16, 40)  # true classes score high here: low action ranks
-    verb_scores[rows, verbs[rows]] = 9.0
-    noun_scores[rows, nouns[rows]] = 4.0
-    as_torch = [torch.from_numpy(a) for a in (verb_scores, noun_scores, verbs, nouns)]
-    assert np.array_equal(
-        metrics.class_ranks(as_torch[0], as_torch[2]).numpy(),
-        official.class_ranks(verb_scores, verbs),
-    )
-    ours = metrics.action_ranks(as_torch[0], as_torch[1], as_torch[2], as_torch[3]).numpy()
-    theirs = official.action_ranks(verb_scores, noun_scores, verbs, nouns)
-    assert np.array_equal(np.minimum(ours, 10**6), np.minimum(theirs, 10**6))
-    assert (ours < 5).any() and (ours >= 10**6).any()
 
 
 def test_cli_lists_train_and_passes_hydra_help() -> None:

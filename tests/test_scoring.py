@@ -26,7 +26,7 @@ from epic_ar.synthetic.dataset import SyntheticConfig
 from epic_ar.training.scoring import ScoringOptions, score_split
 from helpers.cli import epic_ar_command
 from helpers.gulp_data import SyntheticData, make_synthetic_data
-from test_training import tiny, train_cli, version_dir
+from helpers.training_runs import tiny, train_cli, version_dir
 
 pytestmark = pytest.mark.slow
 
