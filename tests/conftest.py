@@ -4,12 +4,14 @@ helpers they use live in the `helpers` package."""
 from __future__ import annotations
 
 import lzma
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from helpers.cli import RunCli, epic_ar_command
 from helpers.repository import (
@@ -23,6 +25,12 @@ from helpers.repository import (
 
 # Fixtures defined beside the helpers that use them (bad_input: results_file, labels_file).
 pytest_plugins = ["helpers.bad_input"]
+
+# Hypothesis draws the same examples on every run, so that a suite that passed passes again
+# (CI) and a failure reproduces; HYPOTHESIS_PROFILE=explore draws new ones each run.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 # Tests import helpers that the benchmark scripts share with them (e.g. resize_vs_pil).
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))

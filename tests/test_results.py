@@ -247,7 +247,15 @@ def test_corrupted_files_load_exactly_or_fail_with_one_line(
     # Pickles (and legacy torch files) carry no checksum: a flip inside array data or an id
     # is another valid file, which no reader can tell from the original. Then the load must
     # give exactly what the bytes now say, nothing more or less.
-    expected = what_the_bytes_say(corrupted, serialisation)
+    try:
+        expected = what_the_bytes_say(corrupted, serialisation)
+    except pickle.UnpicklingError:
+        # A flip in a protocol-4 frame's length: Python's C reader refuses a frame longer
+        # than the data, the pure-Python reader (the safe loader's base) reads what there
+        # is. A frame's length is framing, not content: the load must be the original.
+        assert_same(loaded, original)
+        assert loaded.extra == original.extra == {}
+        return
     assert isinstance(expected, dict)
     assert np.array_equal(loaded.verb_output, expected["verb_output"])
     assert np.array_equal(loaded.noun_output, expected["noun_output"])
