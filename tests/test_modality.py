@@ -53,15 +53,19 @@ def test_default_snippet_length() -> None:
     assert default_snippet_length("flow") == 5
 
 
-def test_checkpoint_configs_are_read_in_either_spelling() -> None:
+def test_checkpoint_configs_are_read_in_the_originals_spelling_only() -> None:
     flow = input_spec({"modality": "Flow", "data": {"frame_count": 4}})
     assert (flow.modality, flow.frame_count, flow.segment_length, flow.channels) == (
         "flow", 4, 5, 10,
     )  # fmt: skip
-    rgb = input_spec({"modality": "rgb", "data": {"segment_length": 2}})
+    rgb = input_spec({"modality": "RGB", "data": {"segment_length": 2}})
     assert (rgb.modality, rgb.frame_count, rgb.segment_length, rgb.channels) == ("rgb", 8, 2, 6)
     with pytest.raises(EpicArError, match=r"^config: modality None is not RGB or Flow$"):
         input_spec({"data": {}})
+    # The original refuses any other spelling in a config, and so do we.
+    for spelling in ("rgb", "flow", "FLOW", "Rgb"):
+        with pytest.raises(EpicArError, match=rf"^config: modality '{spelling}' is not RGB"):
+            input_spec({"modality": spelling, "data": {}})
 
 
 def test_input_specs_take_the_configs_spelling_too() -> None:
@@ -76,9 +80,10 @@ def test_input_specs_take_the_configs_spelling_too() -> None:
 
 def test_run_configs_keep_the_originals_spelling() -> None:
     base: dict[str, Any] = {"model": {"type": "TSN"}, "learning": {"batch_size": 2}}
-    for given_spelling, modality, stored in [("RGB", "rgb", "RGB"), ("flow", "flow", "Flow")]:
+    for given_spelling, modality, stored in [("RGB", "rgb", "RGB"), ("Flow", "flow", "Flow")]:
         run = parse_run_config({**base, "modality": given_spelling})
         assert run.modality == modality and run.input_spec.modality == modality
         assert run.stored["modality"] == stored  # what checkpoints keep
-    with pytest.raises(EpicArError, match=r"^modality: 'depth' is not RGB or Flow$"):
-        parse_run_config({**base, "modality": "depth"})
+    for refused in ("depth", "rgb", "flow"):
+        with pytest.raises(EpicArError, match=rf"^modality: '{refused}' is not RGB or Flow$"):
+            parse_run_config({**base, "modality": refused})

@@ -2,8 +2,10 @@
 
 Run configs and checkpoints spell them "RGB" and "Flow" (the original project's YAML and
 stored `hyper_parameters`, which stay as they are so that checkpoints load in both projects).
-`parse_modality` reads that spelling where a config is read; `config_spelling` writes it
-where the original's form is wanted (configs, results files, the Kinetics weights' URLs).
+`config_modality` reads exactly that spelling where a config is read (as the original
+does); `config_spelling` writes it where the original's form is wanted (configs, results
+files, the Kinetics weights' URLs). `parse_modality` reads a Python caller's argument, in
+any case.
 """
 
 from __future__ import annotations
@@ -30,6 +32,19 @@ def parse_modality(value: object, source: str) -> Modality:
         for modality in MODALITIES:
             if lowered == modality:
                 return modality
+    raise EpicArError(f"{source} {value!r} is not RGB or Flow")
+
+
+def config_modality(value: object, source: str) -> Modality:
+    """The modality a run config or checkpoint names: exactly "RGB" or "Flow", as the
+    original writes and reads them.
+
+    Raises:
+        EpicArError: anything else, "<source> '<value>' is not RGB or Flow".
+    """
+    for modality, spelling in _CONFIG_SPELLINGS.items():
+        if value == spelling:
+            return modality
     raise EpicArError(f"{source} {value!r} is not RGB or Flow")
 
 

@@ -12,7 +12,7 @@ from epic_ar.data.sampling import default_snippet_length
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.messages import listed
 from epic_ar.fileio.state_dicts import strip_key_prefixes
-from epic_ar.modality import parse_modality
+from epic_ar.modality import config_modality
 from epic_ar.models.checkpoint_file import read_checkpoint
 from epic_ar.models.config import model_config_from_dict
 from epic_ar.models.video_model import InputSpec, VideoModel, build_model
@@ -21,7 +21,7 @@ from epic_ar.models.video_model import InputSpec, VideoModel, build_model
 def input_spec(config: dict[str, Any]) -> InputSpec:
     """What the model of a run config (plain dicts) takes: its modality ("RGB"/"Flow" in
     the config) and `data.frame_count` / `data.segment_length`, defaults where absent."""
-    modality = parse_modality(config.get("modality"), "config: modality")
+    modality = config_modality(config.get("modality"), "config: modality")
     data = config.get("data", {})
     return InputSpec(
         modality,

@@ -26,7 +26,7 @@ from epic_ar.data.config import (
 )
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.gulp.format import committed_chunks
-from epic_ar.modality import Modality, config_spelling, parse_modality
+from epic_ar.modality import Modality, config_modality, config_spelling
 from epic_ar.models.config import (
     TRAINING_KEYS,
     ModelConfig,
@@ -193,7 +193,7 @@ def trainer_arguments(values: dict[str, Any]) -> tuple[dict[str, Any], str | Non
 def parse_run_config(config: dict[str, Any]) -> RunConfig:
     """Check a resolved run config (plain dicts, as `OmegaConf.to_container` gives)."""
     config = copy.deepcopy(config)
-    modality = parse_modality(config.get("modality"), "modality:")
+    modality = config_modality(config.get("modality"), "modality:")
     config["modality"] = config_spelling(modality)  # as the original writes it, in checkpoints
     seed = config.get("seed", 0)
     if not isinstance(seed, int):

@@ -22,7 +22,7 @@ from epic_ar.data.datamodule import EpicDataModule, split_gulp_dir
 from epic_ar.data.dataset import Item, SegmentDataset, is_gulp_directory
 from epic_ar.data.views import average_over_views
 from epic_ar.errors import EpicArError
-from epic_ar.modality import Modality, config_spelling, parse_modality
+from epic_ar.modality import Modality, config_modality, config_spelling
 from epic_ar.models.config import TrnEval
 from epic_ar.models.video_model import VideoModel
 from epic_ar.training.run_config import parse_data_config
@@ -179,7 +179,7 @@ def score_split(model: VideoModel, config: dict[str, Any], settings: ScoringOpti
 
     Returns the same on every process; the order is the split's (annotation order).
     """
-    modality = parse_modality(config.get("modality", "RGB"), "config: modality")
+    modality = config_modality(config.get("modality", "RGB"), "config: modality")
     data = with_frame_source(parse_data_config(dict(config.get("data", {}))), modality, settings)
     dataset = test_dataset(data, modality, settings)
     model.set_frame_count(dataset.frame_count)
