@@ -4,7 +4,6 @@ the messages that say so (naming the file, the URL, the refused global, the trus
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import json
@@ -154,15 +153,17 @@ def test_refused_checkpoint_names_the_global_and_the_trust_option(tmp_path: Path
     assert str(refused) == (
         f"{hostile}: refused to load '{OPEN}': the file names a class or function "
         "outside the checkpoint allow-list (nothing it names was run); if you trust the file, "
-        "load it with trust=True (it runs what the file names)"
+        "pass trust=True (it runs what the file names)"
     )
     assert "weights_only" not in str(refused)
     # The command line names its flag where the command has one, and nothing otherwise.
-    with_flag = error_message(refused, argparse.Namespace(trust=False))
+    with_flag = error_message(refused, cli_main.command_flags("test"))
     assert with_flag.endswith(
         "was run); if you trust the file, pass --trust (it runs what the file names)"
     )
-    assert error_message(refused, argparse.Namespace()).endswith("(nothing it names was run)")
+    assert error_message(refused, cli_main.command_flags("evaluate")).endswith(
+        "(nothing it names was run)"
+    )
     assert not (tmp_path / "pwned").exists()
 
 

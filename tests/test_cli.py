@@ -331,9 +331,7 @@ def test_demo_evaluate_steps_say_which_results_they_score() -> None:
         step.evaluates for step in evaluated
     ]
     for step in evaluated:
-        assert step.evaluates is not None
-        name, split = step.evaluates
-        assert step.args[1] == f"/demo/results/{name}_{split}.pt", step.args
+        assert step.args[1] == f"/demo/results/{step.evaluates}_val.pt", step.args
 
 
 def test_demo_summary_reads_each_result_by_what_it_is(capsys: pytest.CaptureFixture[str]) -> None:
@@ -343,8 +341,8 @@ def test_demo_summary_reads_each_result_by_what_it_is(capsys: pytest.CaptureFixt
         return {"all_verb_accuracy_at_1": 1.0, "all_action_accuracy_at_1": action}
 
     art = demo.DemoArtefacts(Path("/demo"))
-    scores = {("fused", "val"): metrics(30.0), ("tsn_flow", "val"): metrics(20.0)}
-    scores[("tsn_rgb", "val")] = metrics(10.0)
+    scores = {"fused": metrics(30.0), "tsn_flow": metrics(20.0)}
+    scores["tsn_rgb"] = metrics(10.0)
     demo.print_summary(art, scores, demo.QUICK, 65.0)
     out = capsys.readouterr().out
     assert "RGB 10.0%, flow 20.0%, fused 30.0% (chance 6.2%)" in out

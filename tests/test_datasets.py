@@ -116,6 +116,23 @@ def test_flow_labels_already_converted(data: SyntheticData) -> None:
     )
     stored = small(gulp_dir(data, "flow"), "flow", train=False)
     assert torch.equal(converted[3][0], stored[3][0])
+    upper = small(
+        data.frames("tar", "flow"),
+        "flow",
+        train=False,
+        labels=data.labels("flow"),
+        label_frame_numbers="FLOW",
+    )
+    assert torch.equal(upper[3][0], stored[3][0])
+
+
+@pytest.mark.parametrize("value", ["depth", "", None])
+def test_label_frame_numbers_must_name_a_modality(data: SyntheticData, value: Any) -> None:
+    with pytest.raises(EpicArError) as raised:
+        small(
+            data.frames("tar", "flow"), "flow", labels=data.labels("rgb"), label_frame_numbers=value
+        )
+    assert str(raised.value) == f"label_frame_numbers: {value!r} is not RGB or Flow"
 
 
 def test_train_mode_is_random_and_seeded(data: SyntheticData) -> None:
@@ -225,6 +242,10 @@ def test_sampler_epochs_and_ranks() -> None:
     ranks = [list(SeededShuffleSampler(10, seed=1, num_replicas=3, rank=r)) for r in range(3)]
     assert [len(r) for r in ranks] == [4, 4, 4]
     assert {key for rank in ranks for key in rank} == set(first)  # padded with repeats
+    for rank in (3, -1):
+        with pytest.raises(EpicArError) as raised:
+            SeededShuffleSampler(10, num_replicas=3, rank=rank)
+        assert str(raised.value) == f"rank {rank} outside [0, 3)"
 
 
 def test_joined_dataset(data: SyntheticData) -> None:
@@ -338,5 +359,23 @@ def test_datamodule_reads_archives(data: SyntheticData) -> None:
     module = EpicDataModule(config, modality="flow", batch_size=2)
     frames, _ = next(iter(module.val_dataloader()))
     assert frames.shape == (2, 8, 10, 32, 32)
+
+
+def test_datamodule_defaults_to_the_modalitys_snippet_length(data: SyntheticData) -> None:
+    """No `segment_length`: 5 flow pairs (10 channels) per frame, as the model expects."""
+    config = data_config(
+        data,
+        frames_dir=str(data.frames("tar", "flow")),
+        train_labels=str(data.labels("flow")),
+        val_labels=str(data.labels("flow", "validation")),
+        label_frame_numbers="flow",
+    )
+    assert config.segment_length is None
+    config.preprocessing.mean, config.preprocessing.std = [0.5], [0.226]
+    module = EpicDataModule(config, modality="flow", batch_size=2)
+    frames, _ = next(iter(module.val_dataloader()))
+    assert frames.shape == (2, 8, 10, 32, 32)
+    stored = small(gulp_dir(data, "flow", "validation"), "flow", train=False, segment_length=5)
+    assert torch.equal(frames[0], stored[0][0])
     with pytest.raises(EpicArError, match=r"data\.test_labels is not"):
         module.test_dataloader()

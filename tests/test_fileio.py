@@ -18,7 +18,7 @@ from epic_ar.errors import EpicArError
 from epic_ar.fileio.messages import listed, one_line
 from epic_ar.fileio.safe_pickle import RefusedGlobalError
 from epic_ar.fileio.state_dicts import strip_key_prefixes
-from epic_ar.fileio.torch_files import TorchFileKind, TrustedLoadWarning, load_torch_file
+from epic_ar.fileio.torch_files import TRUST, TorchFileKind, TrustedLoadWarning, load_torch_file
 from epic_ar.models.checkpoint_file import read_checkpoint
 from helpers.cli import RunCli
 
@@ -106,12 +106,12 @@ def test_refused_globals_are_named_and_never_run(tmp_path: Path) -> None:
         load_torch_file(path, KIND)
     assert str(refused.value) == f"{path}: refused to load '{SYSTEM}': things only"
     assert refused.value.global_name == SYSTEM and refused.value.trust_parameter is None
-    trusting_kind = TorchFileKind("not a readable thing", "things only", trust_parameter="trust")
+    trusting_kind = TorchFileKind("not a readable thing", "things only", trust_parameter=TRUST)
     with pytest.raises(RefusedGlobalError) as with_hint:
         load_torch_file(path, trusting_kind)
     assert str(with_hint.value) == (
-        f"{path}: refused to load '{SYSTEM}': things only; if you trust the file, load it "
-        "with trust=True (it runs what the file names)"
+        f"{path}: refused to load '{SYSTEM}': things only; if you trust the file, pass "
+        "trust=True (it runs what the file names)"
     )
     assert not target.exists()
 

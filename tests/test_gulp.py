@@ -19,6 +19,8 @@ from epic_ar.gulp.ingest import GulpJob, run_gulp
 from epic_ar.gulp.jpeg import decode_jpeg, encode_jpeg
 from epic_ar.gulp.segments import resized_size
 from epic_ar.gulp.sources import open_video
+from epic_ar.modality import Modality
+from helpers.bad_input import one_error_line, run
 from helpers.cli import RunCli
 from helpers.gulp_data import SyntheticData, make_synthetic_data
 
@@ -30,7 +32,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> SyntheticData:
     return make_synthetic_data(tmp_path_factory.mktemp("synthetic"))
 
 
-def gulp(data: SyntheticData, out: Path, modality: str, layout: str = "tar", **kw: Any) -> Path:
+def gulp(
+    data: SyntheticData, out: Path, modality: Modality, layout: str = "tar", **kw: Any
+) -> Path:
     job = GulpJob(
         data.frames(layout, modality),
         out,
@@ -49,7 +53,7 @@ def directory_bytes(directory: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("modality", ["rgb", "flow"])
 def test_every_layout_gives_the_same_directory(
-    data: SyntheticData, tmp_path: Path, modality: str
+    data: SyntheticData, tmp_path: Path, modality: Modality
 ) -> None:
     outputs = [
         directory_bytes(gulp(data, tmp_path / layout, modality, layout)) for layout in LAYOUTS
@@ -304,3 +308,35 @@ def test_tar_descriptors_are_closed_after_each_chunk(data: SyntheticData, tmp_pa
     before = len(list(descriptors.iterdir()))
     gulp(data, tmp_path / "g", "rgb", "tar", segments_per_chunk=1)
     assert len(list(descriptors.iterdir())) <= before
+
+
+@pytest.mark.parametrize("modality", ["RGB", "Flow", "depth", ""])
+def test_a_gulp_job_takes_rgb_or_flow_exactly(
+    data: SyntheticData, tmp_path: Path, modality: str
+) -> None:
+    out = tmp_path / "out"
+    job = GulpJob(data.frames("tar", "rgb"), out, data.labels("rgb"), modality)  # type: ignore[arg-type]
+    with pytest.raises(EpicArError) as raised:
+        run_gulp(job)
+    assert str(raised.value) == f"unknown modality {modality!r}; choose rgb or flow"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "argument"), [("gulp", "argument modality"), ("show", "argument --modality")]
+)
+def test_the_commands_offer_rgb_and_flow_only(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str, argument: str
+) -> None:
+    out = tmp_path / "out.png"
+    args: list[object] = (
+        ["gulp", tmp_path, out, tmp_path / "labels.csv", "RGB"]
+        if command == "gulp"
+        else ["show", tmp_path, out, "--modality", "RGB"]
+    )
+    status, printed, err = run(capsys, *args)
+    assert status == 2 and printed == ""
+    message = one_error_line(err, command)
+    assert message.startswith(f"{argument}: invalid choice: 'RGB' (choose from ")
+    assert message.endswith("rgb', 'flow')") or message.endswith("rgb, flow)")  # Python versions
+    assert not out.exists()

@@ -87,3 +87,44 @@ def test_run_configs_keep_the_originals_spelling() -> None:
     for refused in ("depth", "rgb", "flow"):
         with pytest.raises(EpicArError, match=rf"^modality: '{refused}' is not RGB or Flow$"):
             parse_run_config({**base, "modality": refused})
+
+
+def test_input_specs_default_to_the_modalitys_snippet_length() -> None:
+    """Flow's default is 5 u/v pairs per input frame (10 channels), as the configs set it."""
+    flow, rgb = InputSpec("flow"), InputSpec("rgb", frame_count=4)
+    assert (flow.frame_count, flow.segment_length, flow.channels) == (8, 5, 10)
+    assert (rgb.frame_count, rgb.segment_length, rgb.channels) == (4, 1, 3)
+    # Given lengths are kept, whatever the modality.
+    assert InputSpec("flow", 8, 1).channels == 2
+    assert InputSpec("rgb", 8, 5).channels == 15
+
+
+def test_run_configs_without_a_segment_length_take_the_modalitys() -> None:
+    base: dict[str, Any] = {"model": {"type": "TSN"}, "learning": {"batch_size": 2}}
+    flow = parse_run_config({**base, "modality": "Flow"})
+    assert flow.data.segment_length is None
+    assert (flow.input_spec.segment_length, flow.input_spec.channels) == (5, 10)
+    rgb = parse_run_config({**base, "modality": "RGB"})
+    assert (rgb.input_spec.segment_length, rgb.input_spec.channels) == (1, 3)
+    set_to_one = parse_run_config({**base, "modality": "Flow", "data": {"segment_length": 1}})
+    assert (set_to_one.input_spec.segment_length, set_to_one.input_spec.channels) == (1, 2)
+    for bad in (0, "5", 2.5):
+        with pytest.raises(EpicArError) as raised:
+            parse_run_config({**base, "modality": "Flow", "data": {"segment_length": bad}})
+        assert str(raised.value) == f"data.segment_length: {bad!r} is not an integer >= 1"
+
+
+def test_label_frame_numbers_must_name_a_modality() -> None:
+    base: dict[str, Any] = {
+        "modality": "Flow",
+        "model": {"type": "TSN"},
+        "learning": {"batch_size": 2},
+    }
+    assert parse_run_config(base).data.label_frame_numbers == "rgb"
+    for given_value, read in [("rgb", "rgb"), ("flow", "flow"), ("FLOW", "flow"), ("RGB", "rgb")]:
+        run = parse_run_config({**base, "data": {"label_frame_numbers": given_value}})
+        assert run.data.label_frame_numbers == read
+    for bad in ("depth", "", None, 5):
+        with pytest.raises(EpicArError) as raised:
+            parse_run_config({**base, "data": {"label_frame_numbers": bad}})
+        assert str(raised.value) == f"data.label_frame_numbers: {bad!r} is not RGB or Flow"

@@ -130,3 +130,44 @@ def test_download_command_fetches_checks_and_stores(
     assert sorted(p.name for p in out.iterdir()) == ["tsn_flow.ckpt"]  # nothing partial left
     assert main(["download", "tsn_rgb", str(out), "--url", f"file://{tmp_path}/absent"]) == 1
     assert "could not download" in capsys.readouterr().err
+
+
+def test_weights_files_and_checkpoints_read_as_state_dicts(tmp_path: Path) -> None:
+    from epic_ar.fileio.safe_pickle import RefusedGlobalError
+    from epic_ar.models.weights import read_model_state
+    from helpers.bad_input import OPEN
+    from helpers.results_files import CreatesFile
+
+    weight = torch.arange(6.0).reshape(2, 3)
+    wrapped = tmp_path / "wrapped.pt"
+    torch.save({"epoch": 3, "state_dict": {"module.model.fc.weight": weight}}, wrapped)
+    for checkpoint in (True, False):
+        state = read_model_state(wrapped, checkpoint=checkpoint)
+        assert list(state) == ["fc.weight"] and torch.equal(state["fc.weight"], weight)
+
+    # Each kind of file keeps its own words for what is wrong with it.
+    not_weights = tmp_path / "numbers.pt"
+    torch.save({"state_dict": {"fc.weight": 1}}, not_weights)
+    with pytest.raises(EpicArError) as caught:
+        read_model_state(not_weights, checkpoint=False)
+    assert str(caught.value) == f"{not_weights}: holds no state dict of tensors"
+    with pytest.raises(EpicArError) as caught:
+        read_model_state(not_weights)
+    assert str(caught.value) == (
+        f"{not_weights}: neither a state dict nor a checkpoint with a 'state_dict'"
+    )
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a torch file")
+    with pytest.raises(EpicArError, match=r"garbage\.pt: not a readable weights file \("):
+        read_model_state(garbage, checkpoint=False)
+    with pytest.raises(EpicArError, match=r"garbage\.pt: not a readable checkpoint \("):
+        read_model_state(garbage)
+    hostile = tmp_path / "hostile.pt"
+    torch.save({"fc.weight": weight, "payload": CreatesFile(tmp_path / "pwned")}, hostile)
+    with pytest.raises(RefusedGlobalError) as refused:
+        read_model_state(hostile, checkpoint=False)
+    assert str(refused.value) == (
+        f"{hostile}: refused to load '{OPEN}': a weights file may hold tensors, numpy arrays "
+        "and plain containers only (nothing it names was run)"
+    )
+    assert not (tmp_path / "pwned").exists()

@@ -9,7 +9,6 @@ on a marker naming an unknown command, and on a command that no page documents.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import re
@@ -74,16 +73,12 @@ def command_help(command: str) -> str:
             f"<!-- epic-ar-help: {command} -->: no such command; the commands are "
             f"{', '.join(commands)}"
         )
-    module_name, help_text = commands[command]
-    module = importlib.import_module(module_name)
-    add_parser = getattr(module, "add_parser", None)
-    if add_parser is None:
+    from epic_ar.cli.main import command_parser
+
+    if not hasattr(importlib.import_module(commands[command][0]), "add_parser"):
         return _run_help(command)
-    parser = argparse.ArgumentParser(prog="epic-ar")
-    subparsers = parser.add_subparsers()
-    add_parser(subparsers, help_text)
     with _terminal_columns(COLUMNS):
-        return subparsers.choices[command].format_help()
+        return command_parser(command).format_help()
 
 
 def _help_block(match: re.Match[str]) -> str:

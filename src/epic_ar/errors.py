@@ -15,17 +15,37 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Parameter:
-    """A parameter named in a message. `name`: the parameter (e.g. "force"); `spelling`: how
-    the message names it for a Python caller (e.g. "force=True"), default `name`."""
+    """A parameter named in a message.
+
+    name: the parameter (e.g. "force").
+    spelling: how the message names it for a Python caller (e.g. "force=True"); default
+        `name`.
+    metavar: the value a command line writes after the flag (e.g. "DIR" for
+        "--datadir DIR"); none by default.
+    """
 
     name: str
     spelling: str = ""
+    metavar: str = ""
 
     def __str__(self) -> str:
         return self.spelling or self.name
 
+    def on_command_line(self, flag: str) -> str:
+        """How a command line whose flag for the parameter is `flag` names it."""
+        return f"{flag} {self.metavar}" if self.metavar else flag
 
-MessagePart = str | Parameter
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A clause of a message that suggests passing parameters (e.g. "; if you trust the file,
+    pass trust=True"). A command line without a flag for each of them leaves the clause out:
+    its user could not follow it."""
+
+    text: Message
+
+
+MessagePart = str | Parameter | Suggestion
 FlagOf = Callable[[str], str | None]  # parameter name -> a command's flag, None if none
 
 
@@ -37,31 +57,53 @@ class Message:
     parts: tuple[MessagePart, ...]
 
     def __str__(self) -> str:
-        return "".join(str(part) for part in self.parts)
+        return "".join(_library_part(part) for part in self.parts)
 
     @property
     def parameters(self) -> list[str]:
-        """The names of the parameters the message names, in order."""
-        return [part.name for part in self.parts if isinstance(part, Parameter)]
+        """The names of the parameters the message names, in order (within its
+        suggestions too)."""
+        names: list[str] = []
+        for part in self.parts:
+            if isinstance(part, Parameter):
+                names.append(part.name)
+            elif isinstance(part, Suggestion):
+                names.extend(part.text.parameters)
+        return names
 
     def render(self, flag_of: FlagOf) -> str:
-        """The text with each parameter named by `flag_of(name)`, or as the library spells
-        it where `flag_of` gives None."""
+        """The text with each parameter named by its flag, `flag_of(name)`, or as the library
+        spells it where `flag_of` gives None; a suggestion only where every parameter it
+        names has a flag."""
         return "".join(_render_part(part, flag_of) for part in self.parts)
+
+
+def _library_part(part: MessagePart) -> str:
+    return str(part.text) if isinstance(part, Suggestion) else str(part)
 
 
 def _render_part(part: MessagePart, flag_of: FlagOf) -> str:
     if isinstance(part, Parameter):
-        return flag_of(part.name) or str(part)
+        flag = flag_of(part.name)
+        return str(part) if flag is None else part.on_command_line(flag)
+    if isinstance(part, Suggestion):
+        if all(flag_of(name) is not None for name in part.text.parameters):
+            return part.text.render(flag_of)
+        return ""
     return part
 
 
-def message(*parts: MessagePart) -> Message:
-    """A `Message` of `parts`: e.g. `message(f"{path}: exists; pass ", FORCE, " to ...")`."""
-    return Message(tuple(parts))
+class MessageException(Exception):  # noqa: N818 (warnings derive from it too)
+    """An exception (or warning) whose message is a `Message`, `text`, made of `parts`:
+    `str()` names the parameters as the library spells them, `text.render(...)` as a
+    command line does."""
+
+    def __init__(self, *parts: MessagePart):
+        self.text = Message(parts)
+        super().__init__(str(self.text))
 
 
-class EpicArError(Exception):
+class EpicArError(MessageException):
     """A problem the user can fix (bad file, bad argument).
 
     The command line prints the message as one line and exits non-zero, without a
@@ -72,7 +114,3 @@ class EpicArError(Exception):
     names the parameters as the library spells them, `error.text.render(...)` as a command
     line does.
     """
-
-    def __init__(self, *parts: MessagePart):
-        self.text = Message(tuple(parts))
-        super().__init__(str(self.text))

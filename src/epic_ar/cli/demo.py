@@ -1,8 +1,9 @@
 """`epic-ar demo [DIR]`: the whole pipeline on generated EPIC-shaped data, one real command a step.
 
-synth -> convert-flow-idxs -> gulp (RGB and flow, three splits) -> train TSN (RGB, flow) ->
-test (val, test) -> evaluate -> fuse -> evaluate -> submit. Each command is printed before it
-runs, so the output doubles as a tutorial, and runs in its own process as a user would run it.
+synth -> convert-flow-idxs -> gulp (RGB and flow, three splits) -> show (RGB and flow val) ->
+train TSN (RGB, flow) -> test (val, test) -> evaluate -> fuse -> evaluate -> submit. Each
+command is printed before it runs, so the output doubles as a tutorial, and runs in its own
+process as a user would run it.
 """
 
 from __future__ import annotations
@@ -104,9 +105,9 @@ class DemoArtefacts:
 class Step:
     title: str
     args: list[str]  # after `epic-ar`
-    # for an `evaluate` step: what it scores, (model, split) e.g. ("tsn_rgb", "val"); its
-    # output (the metrics, JSON) is kept instead of shown. None: the output is shown.
-    evaluates: tuple[str, str] | None = None
+    # for an `evaluate` step: the model whose val results it scores, e.g. "tsn_rgb" or
+    # "fused"; its output (the metrics, JSON) is kept instead of shown. None: it is shown.
+    evaluates: str | None = None
 
 
 def synth_args(art: DemoArtefacts, size: DemoSize) -> list[str]:
@@ -214,7 +215,7 @@ def scoring_steps(art: DemoArtefacts) -> list[Step]:
 def evaluate_step(art: DemoArtefacts, title: str, name: str, *extra: str) -> Step:
     """`epic-ar evaluate` of the val results of `name` (its metrics kept for the summary)."""
     args = ["evaluate", str(art.results(name, "val")), str(art.labels("validation"))]
-    return Step(title, [*args, "--format", "json", *extra], evaluates=(name, "val"))
+    return Step(title, [*args, "--format", "json", *extra], evaluates=name)
 
 
 def fuse_steps(art: DemoArtefacts) -> list[Step]:
@@ -304,7 +305,7 @@ def run_step(step: Step, index: int, count: int, started: float) -> dict[str, fl
     return metrics
 
 
-Scores = dict[tuple[str, str], dict[str, float]]  # (model, split) -> its metrics
+Scores = dict[str, dict[str, float]]  # model -> its metrics on val
 
 
 def run_demo(root: Path, *, size: DemoSize = FULL) -> DemoArtefacts:
@@ -319,14 +320,14 @@ def run_demo(root: Path, *, size: DemoSize = FULL) -> DemoArtefacts:
         if step.evaluates is not None and metrics is not None:
             scores[step.evaluates] = metrics
     with atomic_write_path(art.metrics, force=True) as tmp:
-        tmp.write_text(json.dumps(scores[("fused", "val")], indent=2) + "\n")
+        tmp.write_text(json.dumps(scores["fused"], indent=2) + "\n")
     print_summary(art, scores, size, time.perf_counter() - started)
     return art
 
 
 def print_summary(art: DemoArtefacts, scores: Scores, size: DemoSize, seconds: float) -> None:
     """The fused val metrics, the action accuracies against chance, and where things are."""
-    rgb, flow, fused = (scores[(name, "val")] for name in ("tsn_rgb", "tsn_flow", "fused"))
+    rgb, flow, fused = (scores[name] for name in ("tsn_rgb", "tsn_flow", "fused"))
     print("\nFused RGB + flow on the validation split:")
     for name, value in fused.items():
         print(f"  {name:<32} {value:6.2f}")
@@ -352,8 +353,9 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         "demo",
         help=help_text,
         description="Generate a small EPIC-shaped dataset (RGB and flow frames, train/val/test "
-        "labels), gulp it, train a small TSN on each modality, score val and test, fuse, "
-        "evaluate with the challenge metrics and write a submission zip. Each step is the "
+        "labels), gulp it, draw some validation segments, train a small TSN on each "
+        "modality, score val and test, fuse, evaluate with the challenge metrics and write a "
+        "submission zip. Each step is the "
         "epic-ar command printed before it; nothing is downloaded. About 3 minutes on 2 CPU "
         "cores.",
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from epic_ar.annotations.labels import read_annotations
-from epic_ar.cli.main import flag_namer
+from epic_ar.cli.main import command_flags
 from epic_ar.evaluation.evaluate import (
     evaluate_results,
     format_metrics,
@@ -18,7 +18,6 @@ from epic_ar.evaluation.evaluate import (
 from epic_ar.evaluation.results import load_results
 
 LOG = logging.getLogger("epic_ar.evaluate")
-FLAGS = {"use_packaged": "--packaged-tables"}  # library parameter -> flag, where they differ
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:
@@ -58,6 +57,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
     )
     parser.add_argument(
         "--packaged-tables",
+        dest="use_packaged",  # the library's parameter
         action="store_true",
         help="use the official tail/unseen tables shipped with epic-ar when "
         "they are not given and not next to LABELS",
@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
         tail_verbs=args.tail_verb_classes_csv,
         tail_nouns=args.tail_noun_classes_csv,
         unseen_participants=args.unseen_participant_ids_csv,
-        use_packaged=args.packaged_tables,
-        note=lambda text: LOG.warning(text.render(flag_namer(args, FLAGS))),
+        use_packaged=args.use_packaged,
+        note=lambda text: LOG.warning(text.render(command_flags("evaluate").get)),
     )
     results = load_results(args.results)
     labels = read_annotations(args.labels)

@@ -9,6 +9,7 @@ from typing import Any
 from epic_ar.cli.arguments import add_workers_argument, positive_int
 from epic_ar.gulp.ingest import MAX_FRAME_SIZE, SKIPPED_NAME, GulpJob, run_gulp
 from epic_ar.gulp.segments import JPEG_QUALITY
+from epic_ar.modality import MODALITIES
 from epic_ar.progress import format_duration
 
 DESCRIPTION = """\
@@ -66,7 +67,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         metavar="LABELS",
         help="annotations (.csv or .pkl); for flow, with flow frame numbers",
     )
-    parser.add_argument("modality", choices=("rgb", "flow"))
+    parser.add_argument("modality", choices=MODALITIES)
     parser.add_argument(
         "--frame-size",
         type=frame_size,

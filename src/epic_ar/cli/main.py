@@ -10,10 +10,10 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, TextIO
+from typing import TextIO
 
 from epic_ar import __version__
-from epic_ar.errors import EpicArError, FlagOf, Message
+from epic_ar.errors import EpicArError, FlagOf, MessageException
 
 # name -> (module, one-line help). Only the module of the command being run is imported, so
 # `epic-ar --help` and the commands that need no torch start in a fraction of a second.
@@ -56,7 +56,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("epic_ar.cli.download", "download a published TSN/TRN/TSM checkpoint"),
     "demo": (
         "epic_ar.cli.demo",
-        "run the whole pipeline on generated data: synth, gulp, train, test, fuse, "
+        "run the whole pipeline on generated data: synth, gulp, show, train, test, fuse, "
         "evaluate, submit",
     ),
 }
@@ -65,7 +65,8 @@ EXIT_ERROR = 1
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The command line, with the full arguments of `command` only (the others are listed
-    for --help; their modules are not imported)."""
+    for --help; their modules are not imported). A command whose module has no `add_parser`
+    (train: Hydra parses its command line) is only listed."""
     parser = argparse.ArgumentParser(
         prog="epic-ar",
         allow_abbrev=False,
@@ -75,8 +76,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"epic-ar {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
-        if name == command:
-            importlib.import_module(module_name).add_parser(subparsers, help_text)
+        module = importlib.import_module(module_name) if name == command else None
+        add_parser = getattr(module, "add_parser", None)
+        if add_parser is not None:
+            add_parser(subparsers, help_text)
         else:
             subparsers.add_parser(name, help=help_text)
     for subparser in subparsers.choices.values():
@@ -85,62 +88,50 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(
+    command: str, parser: argparse.ArgumentParser | None = None
+) -> argparse.ArgumentParser:
+    """The parser of `epic-ar COMMAND` within `parser` (default: `build_parser(command)`,
+    which holds its full arguments; for train, whose command line is Hydra's, the bare
+    entry that lists it)."""
+    parser = parser or build_parser(command)
+    # argparse keeps its subcommands in a private action only
+    subparsers = next(
+        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    parsers: dict[str, argparse.ArgumentParser] = subparsers.choices
+    return parsers[command]
+
+
 def parse_arguments(arguments: list[str], command: str | None) -> argparse.Namespace:
     """The parsed command line; arguments the command does not know are the command's usage
     error (`epic-ar test: error: unrecognized arguments: ...`), not the top level's."""
     parser = build_parser(command)
     args, unknown = parser.parse_known_args(arguments)
     if unknown:
-        subparsers = next(
-            action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
-        )
-        subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        command_parser(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     return args
 
 
 def command_flags(command: str) -> dict[str, str]:
-    """The long flag of each optional argument of `command`, by the parameter it sets
-    (e.g. {"force": "--force", "workers": "--workers"})."""
-    parser = build_parser(command)
-    subparsers = next(
-        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
-    )
+    """How `epic-ar COMMAND` names each library parameter it sets, by parameter: the long
+    flag of each optional argument, by its argparse dest (e.g. {"force": "--force",
+    "workers": "--workers"}), and the entries of the command module's `FLAGS` for flags
+    argparse does not parse (train's Hydra options)."""
     flags: dict[str, str] = {}
-    for action in subparsers.choices[command]._actions:
+    for action in command_parser(command)._actions:
         long_flags = [flag for flag in action.option_strings if flag.startswith("--")]
         if long_flags and action.dest != argparse.SUPPRESS:
             flags.setdefault(action.dest, long_flags[0])
+    flags.update(getattr(importlib.import_module(COMMANDS[command][0]), "FLAGS", {}))
     return flags
 
 
-def flag_namer(args: argparse.Namespace, flags: Mapping[str, str] | None = None) -> FlagOf:
-    """How the command line names a library parameter: its entry in `flags`; without
-    `flags`, `--name` for each argument `args` holds; None (the library's spelling stays)
-    for a parameter the command has no flag for."""
-
-    def flag_of(parameter: str) -> str | None:
-        if flags is not None:
-            return flags.get(parameter)
-        return "--" + parameter.replace("_", "-") if hasattr(args, parameter) else None
-
-    return flag_of
-
-
-def error_message(
-    exc: EpicArError, args: argparse.Namespace, flags: Mapping[str, str] | None = None
-) -> str:
+def error_message(exc: EpicArError, flags: Mapping[str, str]) -> str:
     """The message of `exc` for the command line: where the library names a parameter
-    (e.g. "pass force=True", `trust=True` for a refused checkpoint), the command's flag
-    (see `flag_namer`) if it has one."""
-    flag_of = flag_namer(args, flags)
-    parameter = getattr(exc, "trust_parameter", None)
-    if not isinstance(parameter, str):
-        return exc.text.render(flag_of)
-    reason = str(getattr(exc, "reason", exc))
-    flag = flag_of(parameter)
-    if flag is not None:
-        return f"{reason}; if you trust the file, pass {flag} (it runs what the file names)"
-    return reason
+    (e.g. "pass force=True"), the command's flag from `flags` (see `command_flags`) if it
+    has one."""
+    return exc.text.render(flags.get)
 
 
 def os_error_message(exc: OSError) -> str:
@@ -151,14 +142,12 @@ def os_error_message(exc: OSError) -> str:
     return f"{names}: {exc.strerror or exc}"
 
 
-def one_line_error(
-    exc: BaseException, args: argparse.Namespace, flags: Mapping[str, str] | None = None
-) -> str | None:
+def one_line_error(exc: BaseException, flags: Mapping[str, str]) -> str | None:
     """The one-line message for a mistake the user can fix (an EpicArError, an OSError about
-    a path); None for anything else, which is a bug and keeps its traceback. `flags`: see
-    `flag_namer`."""
+    a path); None for anything else, which is a bug and keeps its traceback. `flags`: the
+    command's, see `command_flags`."""
     if isinstance(exc, EpicArError):
-        return error_message(exc, args, flags)
+        return error_message(exc, flags)
     if isinstance(exc, OSError) and exc.filename is not None:
         return os_error_message(exc)
     return None
@@ -166,9 +155,9 @@ def one_line_error(
 
 @contextlib.contextmanager
 def warnings_naming_flags(flag_of: FlagOf) -> Iterator[None]:
-    """Within the block, a library warning that names a parameter (its `text` is a
-    `Message`, e.g. "loading with trust=True runs ...") is shown naming the command's flag
-    instead ("--trust", see `flag_namer`), under the builtin category it derives from
+    """Within the block, a library warning that names a parameter (a `MessageException`,
+    e.g. "loading with trust=True runs ...") is shown naming the command's flag
+    instead ("--trust", see `command_flags`), under the builtin category it derives from
     (e.g. UserWarning)."""
     with warnings.catch_warnings():  # puts `warnings.showwarning` back afterwards
         show = warnings.showwarning
@@ -181,9 +170,8 @@ def warnings_naming_flags(flag_of: FlagOf) -> Iterator[None]:
             file: TextIO | None = None,
             line: str | None = None,
         ) -> None:
-            text: Any = getattr(message, "text", None)
-            if isinstance(text, Message):
-                message = text.render(flag_of)
+            if isinstance(message, MessageException):
+                message = message.text.render(flag_of)
                 category = next(c for c in category.__mro__ if c.__module__ == "builtins")
             show(message, category, filename, lineno, file, line)
 
@@ -205,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings_naming_flags(lambda parameter: command_flags(args.command).get(parameter)):
             return int(args.run(args))
     except (EpicArError, OSError) as exc:
-        message = one_line_error(exc, args, command_flags(args.command))
+        message = one_line_error(exc, command_flags(args.command))
         if message is None:
             raise
         print(f"epic-ar {args.command}: error: {message}", file=sys.stderr)

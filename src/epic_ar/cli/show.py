@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from epic_ar.cli.arguments import positive_float, positive_int
+from epic_ar.modality import MODALITIES
 from epic_ar.visualize.show import MAX_INPUT_SIZE, ShowOptions, show
 
 
@@ -34,7 +35,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
     parser.add_argument("--seed", type=int, default=0, help="for --random and --as-input")
     parser.add_argument(
         "--modality",
-        choices=["rgb", "flow"],
+        choices=MODALITIES,
         help="default: what the gulp directory holds; rgb for archives",
     )
     parser.add_argument(

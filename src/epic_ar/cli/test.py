@@ -39,6 +39,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=8, metavar="N")
     parser.add_argument(
         "--datadir",
+        dest="data_dir",  # the library's parameter
         type=Path,
         metavar="DIR",
         help="where the split's frames are, whatever the checkpoint stored: the split's own "
@@ -82,18 +83,17 @@ def add_parser(subparsers: Any, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from epic_ar.errors import EpicArError
     from epic_ar.evaluation.results import PROVENANCE_KEY, Results, save_results
     from epic_ar.fileio.atomic import check_can_write
     from epic_ar.models import load_checkpoint
     from epic_ar.models.config import split_scores
     from epic_ar.training.logging_setup import quiet_lightning
-    from epic_ar.training.scoring import ScoringOptions, StoredDataMissingError, score_split
+    from epic_ar.training.scoring import ScoringOptions, score_split
 
     quiet_lightning()
     if (args.frames_dir is None) != (args.labels is None):
         args.parser.error("--frames-dir and --labels go together")
-    if args.datadir is not None and args.frames_dir is not None:
+    if args.data_dir is not None and args.frames_dir is not None:
         args.parser.error("give --datadir (gulp directories) or --frames-dir, not both")
     check_can_write(args.results, force=args.force)
     start = time.monotonic()
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     settings = ScoringOptions(
         split=args.split,
         frame_count=args.n_frames,
-        data_dir=args.datadir,
+        data_dir=args.data_dir,
         batch_size=args.batch_size,
         clips=args.clips,
         crops=args.crops,
@@ -113,10 +113,7 @@ def run(args: argparse.Namespace) -> int:
         trn_eval=args.trn_eval,
         checkpoint=args.checkpoint,
     )
-    try:
-        scored = score_split(model, config, settings)
-    except StoredDataMissingError as exc:
-        raise EpicArError(f"{exc} with --datadir DIR") from None
+    scored = score_split(model, config, settings)
     if not scored.writer:
         return 0  # DDP: rank 0 writes the file
     verb_scores, noun_scores = split_scores(scored.scores)

@@ -7,7 +7,6 @@ usual (`--config-name`, `key=value`, `+trainer.<kwarg>=...`, `-m` sweeps, `--cfg
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,11 +15,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from epic_ar.cli.main import one_line_error
+from epic_ar.cli.main import command_flags, one_line_error
 from epic_ar.errors import EpicArError
 
 _COMMAND_LINE: list[str] = []  # sys.argv as the user gave it (with `train`)
-FLAGS = {"config_name": "--config-name"}  # library parameters named by Hydra's options
+# library parameter -> flag, for `command_flags`: Hydra parses these, not argparse
+FLAGS = {"config_name": "--config-name"}
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
@@ -38,7 +38,7 @@ def _train_main(config: DictConfig) -> None:
     except (EpicArError, OSError) as exc:
         # A run that failed before writing a checkpoint leaves nothing behind.
         remove_unused_run_dir(run_dir)
-        message = one_line_error(exc, argparse.Namespace(), FLAGS)
+        message = one_line_error(exc, command_flags("train"))
         if message is None:
             raise
         print(f"epic-ar train: error: {message}", file=sys.stderr)

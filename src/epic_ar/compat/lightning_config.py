@@ -73,6 +73,27 @@ def translate_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
     return translated
 
 
+def translate_trainer_arguments(values: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A run's `trainer.*` as the original's command lines give them → (today's Trainer
+    arguments, the `resume_from_checkpoint` path or None). Nothing is checked but `gpus`
+    beside `devices`: which arguments Lightning takes is the run config's business.
+
+    Besides `translate_trainer`'s renames, `gpus: N` selects the GPU accelerator (unless
+    one is set), as Lightning 0.9's `gpus` meant GPUs where `devices` alone means any.
+    """
+    values = dict(values)
+    resume = values.pop("resume_from_checkpoint", None)
+    gpus = values.pop("gpus", None)
+    if gpus is not None:
+        if values.get("devices", "auto") != "auto":
+            raise EpicArError("trainer: set trainer.devices or trainer.gpus, not both")
+        values["gpus"] = gpus
+    translated = translate_trainer(values)
+    if gpus is not None and translated.get("accelerator", "auto") == "auto":
+        translated["accelerator"] = "gpu"
+    return translated, str(resume) if resume is not None else None
+
+
 def current_config(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored run config in today's schema: interpolations resolved, trainer keys
     translated. (Where the data is today is the scorer's business: see

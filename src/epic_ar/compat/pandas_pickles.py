@@ -68,7 +68,10 @@ def _pandas_unpickler_base() -> type[pickle._Unpickler]:
     return Unpickler  # type: ignore[no-any-return]
 
 
-class _AnnotationUnpickler(_pandas_unpickler_base()):  # type: ignore[misc]
+_PandasUnpickler = _pandas_unpickler_base()
+
+
+class _AnnotationUnpickler(_PandasUnpickler):  # type: ignore[misc,valid-type]
     def __init__(self, file: Any, *, source: str):
         super().__init__(file)
         self._source = source
@@ -91,7 +94,7 @@ class _AnnotationUnpickler(_pandas_unpickler_base()):  # type: ignore[misc]
         check_build_state(self.stack[-2], self.stack[-1], self._source)
         super().load_build()
 
-    dispatch: ClassVar[dict[int, Any]] = dict(_pandas_unpickler_base().dispatch)
+    dispatch: ClassVar[dict[int, Any]] = dict(_PandasUnpickler.dispatch)
     dispatch[pickle.BUILD[0]] = load_build
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from epic_ar.errors import EpicArError
+from epic_ar.modality import Modality
 
 Split = Literal["train", "val", "test"]
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -52,7 +53,7 @@ class DataConfig:
 
     frame_count: int = 8
     test_frame_count: int | None = None  # frame count at test time (default: frame_count)
-    segment_length: int = 1
+    segment_length: int | None = None  # L; None: the modality's (`default_snippet_length`)
     _root_gulp_dir: str | None = None  # for the configs' `${data._root_gulp_dir}/...`
     train_gulp_dir: str | None = None
     val_gulp_dir: str | None = None
@@ -61,7 +62,7 @@ class DataConfig:
     train_labels: str | None = None
     val_labels: str | None = None
     test_labels: str | None = None
-    label_frame_numbers: str = "rgb"  # archives: labels count RGB frames (converted for flow)
+    label_frame_numbers: Modality = "rgb"  # archives: labels count RGB frames (converted for flow)
     worker_count: int = 8
     pin_memory: bool = True
     persistent_workers: bool = True

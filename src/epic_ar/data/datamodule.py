@@ -131,7 +131,7 @@ class EpicDataModule(LightningDataModule):
             scale_size=data.test_augmentation.rescale_size,
             scales=data.train_augmentation.multiscale_crop_scales,
             fast_decode=data.fast_decode,
-            label_frame_numbers="flow" if data.label_frame_numbers == "flow" else "rgb",
+            label_frame_numbers=data.label_frame_numbers,
             clips=clips,
             crops=crops,
         )

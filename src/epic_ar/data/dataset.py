@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -190,7 +190,7 @@ class SeededShuffleSampler(Sampler[tuple[int, int]]):
 
     def __init__(self, length: int, *, seed: int = 0, num_replicas: int = 1, rank: int = 0):
         if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank {rank} outside [0, {num_replicas})")
+            raise EpicArError(f"rank {rank} outside [0, {num_replicas})")
         self.length, self.seed = length, seed
         self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
@@ -227,7 +227,7 @@ def build_dataset(
     scale_size: int = 256,
     scales: Sequence[float] | None = None,
     fast_decode: bool = False,
-    label_frame_numbers: Literal["rgb", "flow"] = "rgb",
+    label_frame_numbers: Modality = "rgb",
     index_cache_dir: str | Path | None = None,
     clips: int = 1,
     crops: int = 1,
@@ -248,8 +248,9 @@ def build_dataset(
             directory (a subset of its segments).
         input_size: S. scales: multi-scale crop scales (defaults as published).
         fast_decode: libjpeg-turbo's fast DCT/upsampling (not what published models saw).
-        label_frame_numbers: archives only: whether `labels` counts RGB frames (converted
-            for flow, as `epic-ar convert-flow-idxs` does) or already counts flow frames.
+        label_frame_numbers: archives only: whether `labels` counts RGB frames ("rgb":
+            converted for flow, as `epic-ar convert-flow-idxs` does) or already counts flow
+            frames ("flow") ("RGB"/"Flow" too).
         index_cache_dir: archives only: where tar indexes go (default: beside each archive,
             or ~/.cache/epic-ar when that is read-only).
         clips, crops: test mode only: `clips` evenly shifted samplings and 1 or 3 (left,
@@ -257,6 +258,8 @@ def build_dataset(
     """
     if modality is not None:
         modality = parse_modality(modality, "unknown modality:")
+    # Anything else would silently read the frames at the wrong numbers.
+    label_frame_numbers = parse_modality(label_frame_numbers, "label_frame_numbers:")
     path = Path(source)
     if labels is not None and not isinstance(labels, pd.DataFrame):
         labels = Path(labels)

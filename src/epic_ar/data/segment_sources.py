@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -157,7 +157,7 @@ class ArchiveSegments:
         modality: Modality,
         labels: Path | pd.DataFrame,
         *,
-        label_frame_numbers: Literal["rgb", "flow"] = "rgb",
+        label_frame_numbers: Modality = "rgb",
         index_cache_dir: Path | None = None,
     ):
         """`labels`: an annotation file, or its rows as `read_annotations` returns them."""

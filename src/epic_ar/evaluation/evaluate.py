@@ -19,7 +19,7 @@ from epic_ar.annotations.classes import (
     read_tail_classes,
 )
 from epic_ar.annotations.labels import require_columns
-from epic_ar.errors import EpicArError, Message, Parameter, message
+from epic_ar.errors import EpicArError, Message, Parameter
 from epic_ar.evaluation.metrics import action_ranks, challenge_metrics, class_ranks
 from epic_ar.evaluation.results import Results
 from epic_ar.fileio.messages import listed
@@ -82,11 +82,13 @@ def resolve_group_tables(
             resolved.append(packaged_table(name))
         else:
             (note or _log_warning)(
-                message(
-                    f"{candidate} not found next to the labels; {what} metrics left out "
-                    "(give the file, or ",
-                    Parameter("use_packaged", "use_packaged=True"),
-                    " for the official copy)",
+                Message(
+                    (
+                        f"{candidate} not found next to the labels; {what} metrics left out "
+                        "(give the file, or ",
+                        Parameter("use_packaged", "use_packaged=True"),
+                        " for the official copy)",
+                    )
                 )
             )
             resolved.append(None)

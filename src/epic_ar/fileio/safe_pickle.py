@@ -21,26 +21,29 @@ from typing import IO, Any, ClassVar
 
 import numpy as np
 
-from epic_ar.errors import EpicArError
+from epic_ar.errors import EpicArError, Message, Parameter, Suggestion
 
 
 class RefusedGlobalError(EpicArError):
     """A pickle asked for a global outside the allow-list (`global_name`: `module.name`).
 
     `trust_parameter`: the loader's parameter that would load the file anyway (e.g.
-    "trust"), suggested at the end of the message; None when there is none. `reason` is
-    the message without that suggestion (the command line suggests its flag instead).
+    `fileio.torch_files.TRUST`), suggested at the end of the message ("; if you trust the
+    file, pass trust=True ..."); None when there is none.
     """
 
-    def __init__(self, message: str, global_name: str = "", *, trust_parameter: str | None = None):
-        hint = (
-            f"; if you trust the file, load it with {trust_parameter}=True (it runs what "
-            "the file names)"
-            if trust_parameter
-            else ""
-        )
-        super().__init__(message + hint)
-        self.reason = message
+    def __init__(
+        self, message: str, global_name: str = "", *, trust_parameter: Parameter | None = None
+    ):
+        if trust_parameter is None:
+            super().__init__(message)
+        else:
+            hint = (
+                "; if you trust the file, pass ",
+                trust_parameter,
+                " (it runs what the file names)",
+            )
+            super().__init__(message, Suggestion(Message(hint)))
         self.global_name = global_name
         self.trust_parameter = trust_parameter
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from epic_ar.errors import EpicArError, Message, MessagePart, Parameter
+from epic_ar.errors import EpicArError, MessageException, Parameter
 from epic_ar.fileio.safe_pickle import (
     RefusedGlobalError,
     check_loaded_arrays,
@@ -27,14 +27,10 @@ from epic_ar.fileio.safe_pickle import (
 TRUST = Parameter("trust", "trust=True")  # a command names its flag instead
 
 
-class TrustedLoadWarning(UserWarning):
+class TrustedLoadWarning(MessageException, UserWarning):
     """A file is being loaded trusting it (a plain `torch.load`, which runs what the file
     names). `text` names the parameter that asked for it, so that a command line can name
     its flag instead."""
-
-    def __init__(self, *parts: MessagePart):
-        self.text = Message(tuple(parts))
-        super().__init__(str(self.text))
 
 
 def trusted_load_warning(path: Path) -> TrustedLoadWarning:
@@ -50,8 +46,8 @@ class TorchFileKind:
         follows in parentheses.
     allowed: why a refused global may not appear, after "refused to load 'module.name': ".
     corrupted: any other failure (a damaged archive or storage); default: `unreadable`.
-    trust_parameter: the loader's parameter that loads a refused file anyway, suggested by
-        the RefusedGlobalError (see `RefusedGlobalError`); None when the caller has none.
+    trust_parameter: the loader's parameter that loads a refused file anyway (`TRUST`),
+        suggested by the RefusedGlobalError; None when the caller has none.
     name_early_end: an early end of file reads "the file ends early: truncated?" (or
         "empty file") instead of torch's bare "EOFError".
     """
@@ -59,7 +55,7 @@ class TorchFileKind:
     unreadable: str
     allowed: str
     corrupted: str | None = None
-    trust_parameter: str | None = None
+    trust_parameter: Parameter | None = None
     name_early_end: bool = False
 
 

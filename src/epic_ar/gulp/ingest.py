@@ -36,13 +36,13 @@ from epic_ar.gulp.format import (
 from epic_ar.gulp.segments import BadSegmentError, VideoCache, read_segment
 from epic_ar.gulp.workers import run_in_workers
 from epic_ar.gulp.writer import GulpRecord, write_chunk
+from epic_ar.modality import MODALITIES, Modality
 from epic_ar.progress import Progress
 
 LOG = logging.getLogger(__name__)
 MANIFEST_NAME = ".epic_ar_gulp.json"
 SKIPPED_NAME = "skipped.csv"
 LABEL_COLUMNS = ("participant_id", "video_id", "start_frame", "stop_frame")
-MODALITIES = ("rgb", "flow")
 MAX_FRAME_SIZE = 4096  # pixels; larger is a typing mistake that would exhaust memory
 
 
@@ -53,7 +53,7 @@ class GulpJob:
     frames_root: Path
     out_dir: Path
     labels_path: Path
-    modality: str
+    modality: Modality
     frame_size: int = -1
     segments_per_chunk: int = 100
     workers: int = 1
@@ -172,7 +172,7 @@ def _folders_to_create(folder: Path) -> list[Path]:
     return missing
 
 
-def load_rows(labels_path: Path, modality: str | None = None) -> list[dict[str, Any]]:
+def load_rows(labels_path: Path, modality: Modality | None = None) -> list[dict[str, Any]]:
     """Annotation rows as dicts, in file order, `narration_id` included.
 
     Raises:

@@ -17,13 +17,18 @@ from typing import Any
 from epic_ar.compat.omegaconf_pickles import OMEGACONF_GLOBALS, plain_config
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.paths import require_file
-from epic_ar.fileio.torch_files import TorchFileKind, load_torch_file, trusted_load_warning
+from epic_ar.fileio.torch_files import (
+    TRUST,
+    TorchFileKind,
+    load_torch_file,
+    trusted_load_warning,
+)
 
 CHECKPOINT = TorchFileKind(
     unreadable="not a readable checkpoint",
     allowed="the file names a class or function outside the checkpoint allow-list "
     "(nothing it names was run)",
-    trust_parameter="trust",
+    trust_parameter=TRUST,
     name_early_end=True,
 )
 # Besides tensors and numpy data: what Lightning and its loops pickle

@@ -84,8 +84,14 @@ def check_pretrained(pretrained: str | None, config: ModelConfig, key: str = "pr
         raise EpicArError(f"{key}: kinetics weights exist for TSM with resnet50 only")
 
 
-def check_temporal_pool(config: ModelConfig, frame_count: int, key: str = "temporal_pool") -> None:
-    """Refuse TSM's temporal pool where it cannot work (`key` names the setting).
+def check_temporal_pool(
+    config: ModelConfig,
+    frame_count: int,
+    key: str = "temporal_pool",
+    frame_count_key: str = "frame_count",
+) -> None:
+    """Refuse TSM's temporal pool where it cannot work (`key` names the setting,
+    `frame_count_key` where `frame_count` came from).
 
     Raises:
         EpicArError: temporal pooling asked of a model other than TSM, or with an odd
@@ -96,4 +102,4 @@ def check_temporal_pool(config: ModelConfig, frame_count: int, key: str = "tempo
     if config.type != "TSM":
         raise EpicArError(f"{key}: applies to TSM only")
     if frame_count % 2:
-        raise EpicArError(f"{key} halves the frames: data.frame_count {frame_count} is odd")
+        raise EpicArError(f"{key} halves the frames: {frame_count_key} {frame_count} is odd")

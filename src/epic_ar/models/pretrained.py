@@ -10,22 +10,16 @@ import torchvision
 
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.download import download
-from epic_ar.fileio.state_dicts import strip_key_prefixes
-from epic_ar.fileio.torch_files import TorchFileKind, load_torch_file
 from epic_ar.modality import config_spelling
 from epic_ar.models.backbones import flow_kernel
 from epic_ar.models.config import check_pretrained
 from epic_ar.models.video_model import VideoModel
+from epic_ar.models.weights import read_model_state
 
 # The TSM authors' Kinetics-400 checkpoints (8 segments, shift 1/8, residual shift)
 KINETICS_TSM_URL = (
     "https://hanlab.mit.edu/projects/tsm/models/"
     "TSM_kinetics_{modality}_resnet50_shift8_blockres_avg_segment8_e50.pth"
-)
-WEIGHTS_FILE = TorchFileKind(
-    unreadable="not a readable weights file",
-    allowed="a weights file may hold tensors, numpy arrays and plain containers only "
-    "(nothing it names was run)",
 )
 
 
@@ -49,7 +43,7 @@ def load_pretrained(model: VideoModel, pretrained: str | None) -> None:
     elif pretrained == "kinetics":
         url = KINETICS_TSM_URL.format(modality=config_spelling(model.spec.modality))
         path = _cached(url)
-        _load_backbone(model, _read_weights(path), str(path))
+        _load_backbone(model, read_model_state(path, checkpoint=False), str(path))
     else:
         path = Path(pretrained)
         if path.is_dir():
@@ -58,7 +52,7 @@ def load_pretrained(model: VideoModel, pretrained: str | None) -> None:
             raise EpicArError(
                 f"pretrained: {pretrained!r} is not imagenet, kinetics or an existing file"
             )
-        state = _read_weights(path)
+        state = read_model_state(path, checkpoint=False)
         if not any(key.startswith("base_model.") for key in state):
             state = _backbone_from_torchvision(state, model)
         _load_backbone(model, state, str(path))
@@ -67,7 +61,7 @@ def load_pretrained(model: VideoModel, pretrained: str | None) -> None:
 def _imagenet_state(backbone: str) -> dict[str, torch.Tensor]:
     # The original used torchvision's `pretrained=True`, i.e. the V1 weights.
     weights = torchvision.models.get_model_weights(backbone)["IMAGENET1K_V1"]
-    return _read_weights(_cached(weights.url))
+    return read_model_state(_cached(weights.url), checkpoint=False)
 
 
 def _cached(url: str) -> Path:
@@ -81,19 +75,6 @@ def _cached(url: str) -> Path:
                 f"{exc}; without network access, place {path.name} in {path.parent}"
             ) from None
     return path
-
-
-def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The state dict in `path` (a plain one or a checkpoint's `state_dict`), its keys'
-    wrapper prefixes stripped."""
-    loaded = load_torch_file(path, WEIGHTS_FILE)
-    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, dict) or not all(
-        isinstance(v, torch.Tensor) for v in loaded.values()
-    ):
-        raise EpicArError(f"{path}: holds no state dict of tensors")
-    return strip_key_prefixes(loaded)
 
 
 def _backbone_from_torchvision(

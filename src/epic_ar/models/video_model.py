@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from epic_ar.data.sampling import default_snippet_length
 from epic_ar.errors import EpicArError
 from epic_ar.modality import Modality, parse_modality
 from epic_ar.models.backbones import build_resnet, feature_dim, flow_conv
@@ -25,20 +26,26 @@ _INIT_STD = 0.001
 @dataclass(frozen=True)
 class InputSpec:
     """What the model takes: `frame_count` frames of `channels` channels each
-    (`segment_length` RGB frames or flow u/v pairs per frame of input)."""
+    (`segment_length` RGB frames or flow u/v pairs per frame of input; None: the modality's
+    default, `default_snippet_length`, which the spec holds from then on)."""
 
     modality: Modality
     frame_count: int = 8
-    segment_length: int = 1
+    segment_length: int | None = None
 
     def __post_init__(self) -> None:
         # Python callers may still spell it as the configs do ("RGB"): a misread modality
         # would silently build a model taking the wrong number of channels.
-        object.__setattr__(self, "modality", parse_modality(self.modality, "InputSpec: modality"))
+        modality = parse_modality(self.modality, "InputSpec: modality")
+        object.__setattr__(self, "modality", modality)
+        if self.segment_length is None:
+            object.__setattr__(self, "segment_length", default_snippet_length(modality))
 
     @property
     def channels(self) -> int:
-        return 3 * self.segment_length if self.modality == "rgb" else 2 * self.segment_length
+        length = self.segment_length
+        assert length is not None  # resolved in __post_init__
+        return 3 * length if self.modality == "rgb" else 2 * length
 
 
 class VideoModel(nn.Module):

@@ -1,29 +1,55 @@
-"""Initialising a whole model from a state dict file or a checkpoint (`+model.weights`)."""
+"""Reading weights from a state dict file or a checkpoint, and initialising a whole model
+from one (`+model.weights`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.messages import listed
 from epic_ar.fileio.state_dicts import strip_key_prefixes
+from epic_ar.fileio.torch_files import TorchFileKind, load_torch_file
 from epic_ar.models.checkpoint import load_state_dict_strictly
 from epic_ar.models.checkpoint_file import read_checkpoint
 
+# Backbone weights (`model.pretrained`): torchvision's and the TSM authors' files, or a
+# local one; read without the checkpoint allow-list
+WEIGHTS_FILE = TorchFileKind(
+    unreadable="not a readable weights file",
+    allowed="a weights file may hold tensors, numpy arrays and plain containers only "
+    "(nothing it names was run)",
+)
 
-def read_model_state(path: Path) -> dict[str, torch.Tensor]:
+
+def read_model_state(path: Path, *, checkpoint: bool = True) -> dict[str, torch.Tensor]:
     """The model weights in `path`: a checkpoint's `state_dict` or a plain state dict (as
     `torch.save(model.state_dict())` writes), `model.`/`module.` prefixes removed
-    (`strip_key_prefixes`)."""
-    loaded = read_checkpoint(path)
-    state = loaded.get("state_dict", loaded)
-    if not isinstance(state, dict) or not all(
-        isinstance(value, torch.Tensor) for value in state.values()
+    (`strip_key_prefixes`).
+
+    checkpoint: read `path` as a checkpoint (`read_checkpoint`: its allow-list and its
+        messages); False: as a weights file of tensors and plain containers only
+        (`WEIGHTS_FILE`), as `model.pretrained` names.
+
+    Raises:
+        EpicArError: an unreadable file, or one holding no state dict of tensors.
+    """
+    loaded: Any
+    if checkpoint:
+        loaded = read_checkpoint(path)
+        no_state = "neither a state dict nor a checkpoint with a 'state_dict'"
+    else:
+        loaded = load_torch_file(path, WEIGHTS_FILE)
+        no_state = "holds no state dict of tensors"
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict) or not all(
+        isinstance(value, torch.Tensor) for value in loaded.values()
     ):
-        raise EpicArError(f"{path}: neither a state dict nor a checkpoint with a 'state_dict'")
-    return strip_key_prefixes(state)
+        raise EpicArError(f"{path}: {no_state}")
+    return strip_key_prefixes(loaded)
 
 
 def load_model_weights(model: torch.nn.Module, path: Path, *, strict: bool = True) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from epic_ar.annotations.classes import PACKAGED_TABLES, packaged_table
+from epic_ar.annotations.classes import N_NOUNS, N_VERBS, PACKAGED_TABLES, packaged_table
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.atomic import atomic_write_dir
 from epic_ar.gulp.jpeg import encode_jpeg
@@ -55,9 +55,12 @@ class SyntheticConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 1 <= self.verbs <= 97 or not 1 <= self.nouns <= 300:
+        if not 1 <= self.verbs <= N_VERBS or not 1 <= self.nouns <= N_NOUNS:
             raise EpicArError(
-                Parameter("verbs"), " must be 1-97 and ", Parameter("nouns"), " 1-300"
+                Parameter("verbs"),
+                f" must be 1-{N_VERBS} and ",
+                Parameter("nouns"),
+                f" 1-{N_NOUNS}",
             )
         if self.min_frames < 3 or self.max_frames < self.min_frames:
             raise EpicArError("need 3 <= min frames <= max frames")

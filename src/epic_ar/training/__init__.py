@@ -4,7 +4,7 @@ Importing this package changes no warnings filter and no logger: the commands th
 Lightning call `epic_ar.training.logging_setup.quiet_lightning` themselves.
 """
 
-from epic_ar.training.logging_setup import quiet_lightning, route_lightning_logs
+from epic_ar.training.logging_setup import quiet_lightning
 from epic_ar.training.run_config import RunConfig, parse_run_config
 from epic_ar.training.system import ActionRecognitionSystem
 from epic_ar.training.train import train
@@ -14,6 +14,5 @@ __all__ = [
     "RunConfig",
     "parse_run_config",
     "quiet_lightning",
-    "route_lightning_logs",
     "train",
 ]

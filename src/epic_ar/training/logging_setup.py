@@ -22,7 +22,7 @@ def _not_an_advert(record: logging.LogRecord) -> bool:
     return "litlogger" not in str(record.msg)
 
 
-def route_lightning_logs() -> None:
+def _route_lightning_logs() -> None:
     """Send Lightning's messages through the application's logging set-up only: Lightning
     adds its own console handler at import, so each message showed twice. Its advert for a
     cloud logging service is dropped."""
@@ -36,7 +36,8 @@ def route_lightning_logs() -> None:
 
 
 def quiet_lightning() -> None:
-    """Drop Lightning's warning about its own torch use and route its logs (see
-    `route_lightning_logs`). Call it after Lightning is imported (it adds its handler then)."""
+    """Drop Lightning's warning about its own torch use and route its logs through the
+    application's logging set-up. Call it after Lightning is imported (it adds its handler
+    then)."""
     warnings.filterwarnings("ignore", message=LIGHTNING_TREESPEC_WARNING)
-    route_lightning_logs()
+    _route_lightning_logs()

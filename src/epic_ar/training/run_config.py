@@ -2,8 +2,9 @@
 
 The keys are the original project's (`data.*`, `model.*`, `learning.*`, `trainer.*`); the
 original's Lightning 0.9 names (`trainer.gpus`, `+trainer.resume_from_checkpoint`,
-`distributed_backend`, ...) are translated here. Every check runs before any work starts and
-fails with one `EpicArError` line naming the key.
+`distributed_backend`, ...) are translated by `epic_ar.compat.lightning_config` before they
+are checked here. Every check runs before any work starts and fails with one `EpicArError`
+line naming the key.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from epic_ar.compat.lightning_config import translate_trainer
+from epic_ar.compat.lightning_config import translate_trainer_arguments
 from epic_ar.data.config import (
     DataConfig,
     Preprocessing,
@@ -26,7 +27,7 @@ from epic_ar.data.config import (
 )
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.gulp.format import committed_chunks
-from epic_ar.modality import Modality, config_modality, config_spelling
+from epic_ar.modality import Modality, config_modality, config_spelling, parse_modality
 from epic_ar.models.config import (
     TRAINING_KEYS,
     ModelConfig,
@@ -120,8 +121,11 @@ def parse_data_config(values: dict[str, Any]) -> DataConfig:
     data: DataConfig = _dataclass_from(DataConfig, values, "data")
     for key in ("frame_count", "segment_length", "worker_count"):
         minimum = 0 if key == "worker_count" else 1
+        if key == "segment_length" and data.segment_length is None:
+            continue  # the modality's default snippet length
         if not isinstance(getattr(data, key), int) or getattr(data, key) < minimum:
             raise EpicArError(f"data.{key}: {getattr(data, key)!r} is not an integer >= {minimum}")
+    data.label_frame_numbers = parse_modality(data.label_frame_numbers, "data.label_frame_numbers:")
     return data
 
 
@@ -166,19 +170,12 @@ def _number(value: Any, key: str) -> float:
 def trainer_arguments(values: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """`trainer.*` → (Lightning 2 Trainer arguments, `resume_from_checkpoint` if given).
 
-    `gpus: N` becomes `devices: N` on GPUs; unknown arguments are refused by name.
+    The original's names are translated first (`translate_trainer_arguments`: `gpus: N`
+    becomes `devices: N` on GPUs); unknown arguments are refused by name.
     """
     from lightning import Trainer
 
-    resume = values.pop("resume_from_checkpoint", None)
-    gpus = values.pop("gpus", None)
-    if gpus is not None:
-        if values.get("devices", "auto") != "auto":
-            raise EpicArError("trainer: set trainer.devices or trainer.gpus, not both")
-        values["gpus"] = gpus
-    translated = translate_trainer(values)
-    if gpus is not None and translated.get("accelerator", "auto") == "auto":
-        translated["accelerator"] = "gpu"
+    translated, resume = translate_trainer_arguments(values)
     accepted = set(inspect.signature(Trainer.__init__).parameters) - {"self"}
     reserved = {"logger", "callbacks", "default_root_dir", "use_distributed_sampler"}
     for key in sorted(translated):
@@ -187,7 +184,7 @@ def trainer_arguments(values: dict[str, Any]) -> tuple[dict[str, Any], str | Non
         if key not in accepted:
             raise EpicArError(f"trainer.{key}: not an argument of Lightning's Trainer")
     check_trainer_types(translated)
-    return translated, str(resume) if resume is not None else None
+    return translated, resume
 
 
 def parse_run_config(config: dict[str, Any]) -> RunConfig:
@@ -240,7 +237,9 @@ def _stored_config(config: dict[str, Any], trainer: dict[str, Any]) -> dict[str,
 def check_combinations(run: RunConfig) -> None:
     """Settings that cannot work together (one line each)."""
     model, data = run.model, run.data
-    check_temporal_pool(model, data.frame_count, key="model.temporal_pool")
+    check_temporal_pool(
+        model, data.frame_count, key="model.temporal_pool", frame_count_key="data.frame_count"
+    )
     if model.type == "MTRN" and data.frame_count < 2:
         raise EpicArError("model.type MTRN relates frames: data.frame_count must be at least 2")
     check_pretrained(model.pretrained, model, key="model.pretrained")

@@ -21,17 +21,17 @@ from epic_ar.data.config import DataConfig
 from epic_ar.data.datamodule import EpicDataModule, split_gulp_dir
 from epic_ar.data.dataset import Item, SegmentDataset, is_gulp_directory
 from epic_ar.data.views import average_over_views
-from epic_ar.errors import EpicArError
+from epic_ar.errors import EpicArError, Parameter
 from epic_ar.modality import Modality, config_modality, config_spelling
 from epic_ar.models.config import TrnEval
 from epic_ar.models.video_model import VideoModel
 from epic_ar.training.run_config import parse_data_config
 
-Split = Literal["val", "test"]
+ScoredSplit = Literal["val", "test"]  # the splits that are scored (never train)
 
 
-class StoredDataMissingError(EpicArError):
-    """The data a checkpoint's config names is not here (and no other source was given)."""
+# where the split's frames are when the checkpoint's own gulp directory is not here
+DATA_DIR = Parameter("data_dir", "data_dir=DIR", metavar="DIR")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class ScoringOptions:
     config's. `checkpoint`: recorded in the scores' record.
     """
 
-    split: Split
+    split: ScoredSplit
     frame_count: int | None = None
     data_dir: Path | None = None
     batch_size: int = 8
@@ -136,20 +136,22 @@ def with_frame_source(data: DataConfig, modality: Modality, settings: ScoringOpt
     return replace(data, test_labels=str(settings.labels))
 
 
-def _check_stored_gulp_dir(data: DataConfig, split: Split) -> None:
+def _check_stored_gulp_dir(data: DataConfig, split: ScoredSplit) -> None:
     """The checkpoint's own gulp directory for `split` must exist where this runs: often it
     names the machine the model was trained on."""
     key = f"{split}_gulp_dir"
     stored = getattr(data, key)
     if stored is None:
-        raise StoredDataMissingError(
-            f"the checkpoint stores no data.{key}; give the split's gulp directory"
+        raise EpicArError(
+            f"the checkpoint stores no data.{key}; give the split's gulp directory with ",
+            DATA_DIR,
         )
     if not is_gulp_directory(Path(stored)):
         problem = "is not a gulp directory" if Path(stored).exists() else "does not exist here"
-        raise StoredDataMissingError(
+        raise EpicArError(
             f"data.{key} stored in the checkpoint: {stored} {problem}; "
-            "give the split's gulp directory"
+            "give the split's gulp directory with ",
+            DATA_DIR,
         )
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from epic_ar import __version__
-from epic_ar.annotations.classes import read_participant_ids, read_tail_classes
+from epic_ar.annotations.classes import N_VERBS, read_participant_ids, read_tail_classes
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation.evaluate import GroupTables, label_rows
 from epic_ar.evaluation.results import Results
@@ -33,7 +33,7 @@ from epic_ar.fileio.paths import (
 from epic_ar.visualize import report_plots as plots
 
 NOUNS_SHOWN = 40
-VERBS_SHOWN = 97
+VERBS_SHOWN = N_VERBS  # every verb
 CONFUSED_VERBS = 20
 
 
