@@ -88,6 +88,17 @@ def test_download_refuses_a_checkpoint_stored_under_another_name(
     status, _, err = run(capsys, "download", "trn_flow", out, "--url", f"file://{mirror}")
     assert status == 1 and "holds a TSN Flow model, not the MTRN Flow model" in err
     assert not out.exists()
+    # A download never loads a file it must trust: no trust=True / --trust hint.
+    hostile = tmp_path / "hostile.ckpt"
+    torch.save({"state_dict": {}, "payload": CreatesFile(tmp_path / "pwned")}, hostile)
+    status, _, err = run(capsys, "download", "tsn_rgb", out, "--url", f"file://{hostile}")
+    assert status == 1
+    assert one_error_line(err, "download") == (
+        f"file://{hostile}: downloaded, but not stored as {out / 'tsn_rgb.ckpt'}: refused to "
+        f"load '{OPEN}': the file names a class or function outside the checkpoint allow-list "
+        "(nothing it names was run)"
+    )
+    assert not out.exists() and not (tmp_path / "pwned").exists()
 
 
 # --- 5. Messages that said the wrong thing ---

@@ -108,7 +108,9 @@ def test_train_mistakes_are_one_line_and_leave_no_run_folder(
     assert len(reports) == len(cases)
     for (override, fragment), report in zip(cases.items(), reports, strict=True):
         assert report["status"] == 1, (override, report)
-        assert fragment in one_error_line(report["stderr"], "train"), override
+        line = one_error_line(report["stderr"], "train")
+        assert fragment in line, override
+        assert "trust" not in line, override  # resuming never loads a file it must trust
         assert not report["left"], override
     assert not (tmp_path / "pwned").exists()
 

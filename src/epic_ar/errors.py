@@ -71,6 +71,11 @@ class Message:
                 names.extend(part.text.parameters)
         return names
 
+    def without_suggestions(self) -> Message:
+        """The message without its suggestions: for a caller that cannot follow them (e.g.
+        resuming a run, which never loads a file it would have to trust)."""
+        return Message(tuple(part for part in self.parts if not isinstance(part, Suggestion)))
+
     def render(self, flag_of: FlagOf) -> str:
         """The text with each parameter named by its flag, `flag_of(name)`, or as the library
         spells it where `flag_of` gives None; a suggestion only where every parameter it

@@ -53,7 +53,7 @@ def download(
             try:
                 check(temporary)
             except EpicArError as exc:
-                message = str(getattr(exc, "reason", exc))  # without a trust=True hint
+                message = str(exc.text.without_suggestions())  # a download never trusts
                 reason = message.removeprefix(f"{temporary}: ").replace(str(temporary), "it")
                 raise EpicArError(
                     f"{url}: downloaded, but not stored as {destination}: {reason}"

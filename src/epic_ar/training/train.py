@@ -105,8 +105,8 @@ def check_resume_checkpoint(path: Path, system: ActionRecognitionSystem) -> None
     source = f"resume: {path}"
     try:
         loaded = read_checkpoint(path)
-    except EpicArError as exc:  # its reason, without a trust=True hint: resuming never trusts
-        raise EpicArError(f"resume: {getattr(exc, 'reason', exc)}") from None
+    except EpicArError as exc:  # without a trust=True hint: resuming never trusts
+        raise EpicArError("resume: ", *exc.text.without_suggestions().parts) from None
     if not isinstance(loaded.get("state_dict"), dict) or "optimizer_states" not in loaded:
         raise EpicArError(f"{source}: not a training checkpoint (no state_dict / optimizer state)")
     load_state_dict_strictly(system, loaded["state_dict"], source)
