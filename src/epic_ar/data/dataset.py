@@ -20,10 +20,11 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from epic_ar.data.decode import (
+    FrameData,
     ScratchBuffer,
     decode_frames,
     decode_grey_quads,
-    jpeg_frame_size,
+    frame_data_size,
 )
 from epic_ar.data.sampling import (
     default_snippet_length,
@@ -131,11 +132,11 @@ class SegmentDataset(Dataset[Item]):
         length, count, size = self.segment_length, self.frame_count, self.input_size
         try:
             if not self.train:
-                read = functools.partial(self.segments.read_jpegs, row)
+                read = functools.partial(self.segments.read_frames, row)
                 return segment_views(read, num_frames, self.view_settings, self._scratch)
             offsets = sample_train_offsets(num_frames, count, length, rng)
             indices = snippet_frame_indices(offsets, length, num_frames)
-            frames, flip = self._train_frames(self.segments.read_jpegs(row, indices), rng)
+            frames, flip = self._train_frames(self.segments.read_frames(row, indices), rng)
         except (ValueError, EpicArError) as exc:
             segment = self.table.narration_id[row]
             raise EpicArError(f"segment {segment}: {exc}") from exc
@@ -144,15 +145,18 @@ class SegmentDataset(Dataset[Item]):
         return frames.reshape(count, -1, size, size)
 
     def _train_frames(
-        self, jpegs: list[bytes], rng: np.random.Generator
+        self, frames: FrameData, rng: np.random.Generator
     ) -> tuple[torch.Tensor, bool]:
         """[F, C, S, S] and whether it is flipped: a multi-scale crop, decoded alone (mirrored
-        as it is decoded when flipped), then resized."""
-        height, width, grey = jpeg_frame_size(jpegs[0])
+        as it is decoded when flipped), then resized. Decoded frames (videos) are cropped,
+        mirrored and resized the same way."""
+        height, width, grey = frame_data_size(frames)
         size = self.input_size
         box = sample_multiscale_crop(width, height, self.scales, size, rng)
         flip = bool(rng.random() < 0.5)
-        fast, scratch = self.fast_decode, self._scratch
+        if isinstance(frames, np.ndarray):
+            return crop_resize(frames, box, size, flip=flip), flip
+        jpegs, fast, scratch = frames, self.fast_decode, self._scratch
         if grey and (box.width, box.height) != (size, size):
             quads = decode_grey_quads(jpegs, fast=fast, region=box, mirror=flip, scratch=scratch)
             return resize_grey_quads(quads, len(jpegs), size), flip

@@ -117,6 +117,27 @@ def _decode_whole(jpegs: Sequence[bytes], frames: np.ndarray, gray: bool, fast: 
         _check_size(i, (decoded.shape[1], decoded.shape[0]), (width, height))
 
 
+# What a segment source returns for a list of frame indices: the frames' JPEG bytes (gulp
+# directories, frame archives), or the frames already decoded, [F, H, W, 3] uint8 RGB (videos).
+FrameData = Sequence[bytes] | np.ndarray
+
+
+def frame_data_size(frames: FrameData) -> tuple[int, int, bool]:
+    """(height, width, is_grey) of the first frame of `frames`."""
+    if isinstance(frames, np.ndarray):
+        return frames.shape[1], frames.shape[2], frames.shape[3] == 1
+    return jpeg_frame_size(frames[0])
+
+
+def decoded_pixels(
+    frames: FrameData, *, fast: bool = False, scratch: ScratchBuffer | None = None
+) -> np.ndarray:
+    """[F, H, W, C] uint8 whole frames: `frames` decoded, or as they are when already pixels."""
+    if isinstance(frames, np.ndarray):
+        return frames
+    return decode_frames(frames, fast=fast, scratch=scratch)
+
+
 def decode_frames(
     jpegs: Sequence[bytes],
     *,

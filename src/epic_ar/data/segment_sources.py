@@ -137,7 +137,7 @@ class GulpSegments:
             labels=_label_arrays(metas),
         )
 
-    def read_jpegs(self, row: int, frame_indices: np.ndarray) -> list[bytes]:
+    def read_frames(self, row: int, frame_indices: np.ndarray) -> list[bytes]:
         """JPEGs of snippet frames `frame_indices` (flow: u and v of each pair)."""
         if self.modality == "flow":
             frame_indices = (frame_indices[:, None] * 2 + np.arange(2)).reshape(-1)
@@ -240,7 +240,7 @@ class ArchiveSegments:
         # Memory maps would be pickled as full arrays: spawned workers map them again.
         return {**self.__dict__, "_tables": {}}
 
-    def read_jpegs(self, row: int, frame_indices: np.ndarray) -> list[bytes]:
+    def read_frames(self, row: int, frame_indices: np.ndarray) -> list[bytes]:
         """JPEGs of snippet frames `frame_indices` (flow: u and v of each pair)."""
         video = int(self._video_row[row])
         numbers = self._start[row] + np.asarray(frame_indices, dtype=np.int64)

@@ -10,13 +10,20 @@ vertically centred), the model's scores averaged over the views before any softm
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from epic_ar.data.decode import CropBox, ScratchBuffer, decode_frames, jpeg_frame_size
+from epic_ar.data.decode import (
+    CropBox,
+    FrameData,
+    ScratchBuffer,
+    decode_frames,
+    decoded_pixels,
+    frame_data_size,
+)
 from epic_ar.data.sampling import sample_test_offsets, snippet_frame_indices
 from epic_ar.data.transforms import (
     center_crop_box,
@@ -27,7 +34,7 @@ from epic_ar.data.transforms import (
 from epic_ar.errors import EpicArError
 
 CROPS = (1, 3)  # the crop counts there are: centre; left, centre, right
-ReadJpegs = Callable[[np.ndarray], list[bytes]]  # frame indices -> the frames' JPEG bytes
+ReadFrames = Callable[[np.ndarray], FrameData]  # frame indices -> those frames (JPEGs or pixels)
 
 
 @dataclass(frozen=True)
@@ -63,12 +70,12 @@ def clip_positions(clips: int) -> list[float]:
 
 
 def segment_views(
-    read_jpegs: ReadJpegs,
+    read_frames: ReadFrames,
     num_frames: int,
     settings: ViewSettings,
     scratch: ScratchBuffer | None = None,
 ) -> torch.Tensor:
-    """The test-mode frames of a segment of `num_frames` frames whose frames `read_jpegs`
+    """The test-mode frames of a segment of `num_frames` frames whose frames `read_frames`
     reads: [T, C, S, S] uint8 for one view; [V, T, C, S, S] for V = clips x crops views,
     clip by clip (crops left, centre, right). C = 3 for RGB, 2L for flow (u1, v1, ...).
     `scratch`: decode memory to reuse (outputs never alias it)."""
@@ -76,13 +83,13 @@ def segment_views(
     views = [
         view.reshape(count, -1, size, size)
         for position in clip_positions(settings.clips)
-        for view in clip_views(read_jpegs, num_frames, position, settings, scratch)
+        for view in clip_views(read_frames, num_frames, position, settings, scratch)
     ]
     return views[0] if len(views) == 1 else torch.stack(views)
 
 
 def clip_views(
-    read_jpegs: ReadJpegs,
+    read_frames: ReadFrames,
     num_frames: int,
     position: float,
     settings: ViewSettings,
@@ -92,23 +99,26 @@ def clip_views(
     `position` (0-1)."""
     length = settings.snippet_length
     offsets = sample_test_offsets(num_frames, settings.frame_count, length, position)
-    jpegs = read_jpegs(snippet_frame_indices(offsets, length, num_frames))
+    frames = read_frames(snippet_frame_indices(offsets, length, num_frames))
     if settings.crops == 1:
-        return [centre_view(jpegs, settings, scratch)]
-    return three_crop_views(jpegs, settings, scratch)
+        return [centre_view(frames, settings, scratch)]
+    return three_crop_views(frames, settings, scratch)
 
 
 def centre_view(
-    jpegs: Sequence[bytes], settings: ViewSettings, scratch: ScratchBuffer | None = None
+    frames: FrameData, settings: ViewSettings, scratch: ScratchBuffer | None = None
 ) -> torch.Tensor:
     """[F, C, S, S]: shorter side resized to `scale_size`, then the centre crop."""
-    height, width, _ = jpeg_frame_size(jpegs[0])
+    height, width, _ = frame_data_size(frames)
     size, scale, fast = settings.input_size, settings.scale_size, settings.fast_decode
-    if min(height, width) == scale:  # no resize: decode the crop only
+    if min(height, width) == scale:  # no resize: crop (JPEGs: decode the crop only)
         box = center_crop_box(width, height, size)
-        pixels = decode_frames(jpegs, fast=fast, region=box, scratch=scratch)
+        if isinstance(frames, np.ndarray):
+            pixels = frames[:, box.y : box.y + box.height, box.x : box.x + box.width]
+        else:
+            pixels = decode_frames(frames, fast=fast, region=box, scratch=scratch)
     else:
-        decoded = decode_frames(jpegs, fast=fast, scratch=scratch)
+        decoded = decoded_pixels(frames, fast=fast, scratch=scratch)
         resized = resize_shorter_side(decoded, scale)
         box = center_crop_box(resized.shape[2], resized.shape[1], size)
         pixels = resized[:, box.y : box.y + box.height, box.x : box.x + box.width]
@@ -116,11 +126,11 @@ def centre_view(
 
 
 def three_crop_views(
-    jpegs: Sequence[bytes], settings: ViewSettings, scratch: ScratchBuffer | None = None
+    frames: FrameData, settings: ViewSettings, scratch: ScratchBuffer | None = None
 ) -> list[torch.Tensor]:
     """Left, centre and right `S` x `S` crops of the frames resized to `scale_size`
     (vertically centred), [F, C, S, S] each."""
-    decoded = decode_frames(jpegs, fast=settings.fast_decode, scratch=scratch)
+    decoded = decoded_pixels(frames, fast=settings.fast_decode, scratch=scratch)
     resized = resize_shorter_side(decoded, settings.scale_size)
     height, width = resized.shape[1:3]
     size = settings.input_size

@@ -15,7 +15,7 @@ import pandas as pd
 from epic_ar.annotations.classes import class_names
 from epic_ar.annotations.labels import read_annotations
 from epic_ar.data.dataset import SegmentDataset, build_dataset, is_gulp_directory
-from epic_ar.data.decode import decode_frames
+from epic_ar.data.decode import decoded_pixels
 from epic_ar.data.sampling import sample_test_offsets, snippet_frame_indices
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.modality import Modality
@@ -140,7 +140,7 @@ def frames_at(
 ) -> np.ndarray:
     """[F, H, W, 3] uint8 whole frames `indices` of segment `row` (flow: pictures of pairs)."""
     try:
-        decoded = decode_frames(dataset.segments.read_jpegs(row, indices))
+        decoded = decoded_pixels(dataset.segments.read_frames(row, indices))
     except (ValueError, EpicArError) as exc:
         raise EpicArError(f"segment {dataset.table.narration_id[row]}: {exc}") from exc
     if dataset.modality == "rgb":
