@@ -1,0 +1,1 @@
+"""Running a model on any video: windows over time, scored as test segments."""
