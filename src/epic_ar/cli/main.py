@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "epic_ar.cli.show",
         "draw segments (contact sheet PNG, or one segment as GIF/MP4) to check the data",
     ),
+    "predict": (
+        "epic_ar.cli.predict",
+        "run a model on any video: top verbs, nouns and actions in windows over time",
+    ),
     "download": ("epic_ar.cli.download", "download a published TSN/TRN/TSM checkpoint"),
     "demo": (
         "epic_ar.cli.demo",
