@@ -94,7 +94,9 @@ def test_train_items_compose_sampling_crop_resize_and_flip(
         rng = np.random.default_rng(99 + index)  # the draws, in the dataset's order
         offsets = sample_train_offsets(num_frames, 8, length, rng)
         indices = snippet_frame_indices(offsets, length, num_frames)
-        decoded = decode_frames(dataset.segments.read_frames(row, indices))
+        jpegs = dataset.segments.read_frames(row, indices)
+        assert isinstance(jpegs, list)  # a gulp directory gives JPEG bytes
+        decoded = decode_frames(jpegs)
         height, width = decoded.shape[1:3]
         box = sample_multiscale_crop(width, height, dataset.scales, 32, rng)
         flip = bool(rng.random() < 0.5)
@@ -191,6 +193,7 @@ def test_test_time_clips_and_crops(data: SyntheticData) -> None:
         for clip, position in enumerate((1 / 6, 1 / 2, 5 / 6)):
             offsets = sample_test_offsets(frames, 3, 1, position)
             jpegs = plain.segments.read_frames(int(plain.rows[index]), offsets)
+            assert isinstance(jpegs, list)  # a gulp directory gives JPEG bytes
             whole = torch.from_numpy(decode_frames(jpegs)).permute(0, 3, 1, 2)  # 64 x 48
             assert torch.equal(nine[3 * clip], whole[:, :, 4:44, 0:40])  # left
             assert torch.equal(nine[3 * clip + 2], whole[:, :, 4:44, 24:64])  # right

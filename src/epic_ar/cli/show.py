@@ -18,15 +18,23 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         description="Draw segments to check the data by eye. OUT.png: a contact sheet, one row "
         "per segment (its narration id, narration and verb/noun classes above its frames). "
         "OUT.gif or OUT.mp4: one segment played, every frame. SOURCE: a gulp directory, or "
-        "the frames root of the official archives (or folders) with --labels.",
+        "the frames root of the official archives (or folders) with --labels; or, instead of "
+        "SOURCE, --videos-dir with --labels.",
     )
-    parser.add_argument("source", type=Path, metavar="SOURCE")
+    parser.add_argument("source", type=Path, nargs="?", metavar="SOURCE")
     parser.add_argument("out", type=Path, metavar="OUT", help=".png, .gif or .mp4")
     parser.add_argument(
         "--labels",
         type=Path,
         metavar="FILE",
-        help="annotation file: which segments (required for archives; captions from it)",
+        help="annotation file: which segments (required for archives and videos; captions from it)",
+    )
+    parser.add_argument(
+        "--videos-dir",
+        type=Path,
+        metavar="DIR",
+        help="instead of SOURCE: read RGB frames from the EPIC-KITCHENS videos under DIR "
+        "(DIR/P01/videos/P01_01.MP4); needs --labels",
     )
     parser.add_argument("--ids", nargs="+", metavar="ID", help="narration ids to show")
     parser.add_argument(
@@ -65,10 +73,18 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         "--fps", type=positive_float, help="clip frame rate (default 50 for RGB, 25 for flow)"
     )
     parser.add_argument("--force", action="store_true", help="overwrite OUT")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.source is None) == (args.videos_dir is None):
+        args.parser.error(
+            "give SOURCE or --videos-dir, not both"
+            if args.source
+            else "give SOURCE (a gulp directory or frames root) or --videos-dir"
+        )
+    if args.videos_dir is not None and args.labels is None:
+        args.parser.error("--videos-dir needs --labels (which segments)")
     summary = show(
         ShowOptions(
             source=args.source,
@@ -84,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             flow_view=args.flow_as,
             fps=args.fps,
             force=args.force,
+            videos_dir=args.videos_dir,
         )
     )
     print(summary)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from epic_ar.cli.arguments import int_at_least, non_negative_int, positive_int
-from epic_ar.synthetic.dataset import LAYOUTS, SyntheticConfig, write_dataset
+from epic_ar.synthetic.dataset import LAYOUTS, VIDEO_CRF, SyntheticConfig, write_dataset
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:
@@ -16,10 +16,11 @@ def add_parser(subparsers: Any, help_text: str) -> None:
     parser = subparsers.add_parser(
         "synth",
         help=help_text,
-        description="Write RGB and optical-flow frames (in the layouts `epic-ar gulp` reads) "
-        "and annotation files in the official schema, for trying the pipeline without the real "
-        "data. Each segment shows an object whose colour and shape follow its noun and whose "
-        "motion follows its verb, so models can learn the classes. Deterministic per --seed.",
+        description="Write RGB and optical-flow frames (in the layouts `epic-ar gulp` reads), "
+        "optionally the videos as MP4s, and annotation files in the official schema, for "
+        "trying the pipeline without the real data. Each segment shows an object whose "
+        "colour and shape follow its noun and whose motion follows its verb, so models can "
+        "learn the classes. Deterministic per --seed.",
     )
     parser.add_argument("out", type=Path, metavar="OUT")
     parser.add_argument(
@@ -61,7 +62,8 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         nargs="+",
         choices=LAYOUTS,
         default=list(defaults.layouts),
-        help="frame layouts to write (default: tar, as downloaded)",
+        help="frame layouts to write (default: tar, as downloaded); videos: also every video "
+        "as H.264 MP4, OUT/videos/P01/videos/P01_01.MP4, as downloaded (with any of the others)",
     )
     parser.add_argument("--seed", type=non_negative_int, default=defaults.seed)
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
@@ -90,5 +92,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"  annotations: {args.out / 'annotations'}")
     for layout in config.layouts:
-        print(f"  frames ({layout}): {args.out / ('frames_' + layout)}")
+        if layout == "videos":
+            print(f"  videos (H.264 MP4, crf {VIDEO_CRF}): {args.out / 'videos'}")
+        else:
+            print(f"  frames ({layout}): {args.out / ('frames_' + layout)}")
     return 0

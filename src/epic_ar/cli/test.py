@@ -54,11 +54,19 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         "epic-ar gulp does, instead of gulp directories; needs --labels",
     )
     parser.add_argument(
+        "--videos-dir",
+        type=Path,
+        metavar="DIR",
+        help="read RGB frames straight from the EPIC-KITCHENS videos under DIR, in the "
+        "download's layout DIR/P01/videos/P01_01.MP4, instead of gulp directories; needs "
+        "--labels",
+    )
+    parser.add_argument(
         "--labels",
         type=Path,
         metavar="FILE",
-        help="with --frames-dir: the split's official annotation file (RGB frame numbers, "
-        "e.g. EPIC_100_test_timestamps.pkl)",
+        help="with --frames-dir or --videos-dir: the split's official annotation file (RGB "
+        "frame numbers, e.g. EPIC_100_test_timestamps.pkl)",
     )
     parser.add_argument(
         "--trn-eval",
@@ -91,10 +99,15 @@ def run(args: argparse.Namespace) -> int:
     from epic_ar.training.scoring import ScoringOptions, score_split
 
     quiet_lightning()
-    if (args.frames_dir is None) != (args.labels is None):
+    if args.frames_dir is not None and args.videos_dir is not None:
+        args.parser.error("give --frames-dir or --videos-dir, not both")
+    for flag, value in (("--frames-dir", args.frames_dir), ("--videos-dir", args.videos_dir)):
+        if args.data_dir is not None and value is not None:
+            args.parser.error(f"give --datadir (gulp directories) or {flag}, not both")
+    if args.videos_dir is not None and args.labels is None:
+        args.parser.error("--videos-dir needs --labels (the split's annotation file)")
+    if args.videos_dir is None and (args.frames_dir is None) != (args.labels is None):
         args.parser.error("--frames-dir and --labels go together")
-    if args.data_dir is not None and args.frames_dir is not None:
-        args.parser.error("give --datadir (gulp directories) or --frames-dir, not both")
     check_can_write(args.results, force=args.force)
     start = time.monotonic()
     model, config = load_checkpoint(args.checkpoint, trust=args.trust)
@@ -110,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         frames_dir=args.frames_dir,
         labels=args.labels,
+        videos_dir=args.videos_dir,
         trn_eval=args.trn_eval,
         checkpoint=args.checkpoint,
     )

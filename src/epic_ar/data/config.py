@@ -48,7 +48,9 @@ class DataConfig:
     """Where the segments are and how they are sampled and loaded.
 
     Sources: `{train,val,test}_gulp_dir` (gulp directories), or, when `frames_dir` is set,
-    the official frame archives under it with `{train,val,test}_labels` annotation files.
+    the official frame archives under it with `{train,val,test}_labels` annotation files,
+    or, when `videos_dir` is set, the videos under it (`DIR/P01/videos/P01_01.MP4`, RGB only)
+    with the same annotation files.
     """
 
     frame_count: int = 8
@@ -59,6 +61,7 @@ class DataConfig:
     val_gulp_dir: str | None = None
     test_gulp_dir: str | None = None
     frames_dir: str | None = None
+    videos_dir: str | None = None
     train_labels: str | None = None
     val_labels: str | None = None
     test_labels: str | None = None
@@ -76,12 +79,14 @@ class DataConfig:
 
 
 def split_labels(data: DataConfig, split: Split) -> str:
-    """The annotation file naming `split`'s segments when frames come from `frames_dir`.
+    """The annotation file naming `split`'s segments when frames come from `frames_dir` or
+    `videos_dir`.
 
     Raises:
         EpicArError: the config sets no labels for `split`.
     """
     labels: str | None = getattr(data, f"{split}_labels")
     if labels is None:
-        raise EpicArError(f"data.frames_dir is set but data.{split}_labels is not")
+        key = "videos_dir" if data.videos_dir is not None else "frames_dir"
+        raise EpicArError(f"data.{key} is set but data.{split}_labels is not")
     return str(labels)

@@ -86,8 +86,13 @@ class EpicDataModule(LightningDataModule):
         self._datasets: dict[tuple[Split, bool], SegmentDataset] = {}
 
     def source(self, split: Split) -> tuple[Path, Path | None]:
-        """(source, labels) of a split: its gulp directory, or the archives + its labels."""
+        """(source, labels) of a split: its gulp directory, or the archives (or the videos)
+        + its labels."""
         data = self.data
+        if data.frames_dir is not None and data.videos_dir is not None:
+            raise EpicArError("data.frames_dir and data.videos_dir are both set; set one")
+        if data.videos_dir is not None:
+            return Path(data.videos_dir), Path(split_labels(data, split))
         if data.frames_dir is not None:
             return Path(data.frames_dir), Path(split_labels(data, split))
         gulp_dir = {"train": data.train_gulp_dir, "val": data.val_gulp_dir}.get(
@@ -120,8 +125,9 @@ class EpicDataModule(LightningDataModule):
         source, labels = self.source(split)
         if frame_count is None:
             frame_count = default_frame_count(data, split)
+        videos = data.videos_dir is not None
         dataset = build_dataset(
-            source,
+            None if videos else source,
             self.modality,
             frame_count=frame_count,
             segment_length=data.segment_length,
@@ -134,6 +140,7 @@ class EpicDataModule(LightningDataModule):
             label_frame_numbers=data.label_frame_numbers,
             clips=clips,
             crops=crops,
+            videos_dir=source if videos else None,
         )
         restrict(dataset, data.participants, data.max_segments)
         return dataset

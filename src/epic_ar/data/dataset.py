@@ -1,4 +1,4 @@
-"""TSN datasets over gulp directories or frame archives: items are uint8 frame tensors.
+"""TSN datasets over gulp directories, frame archives or videos: items are uint8 frame tensors.
 
 An item is `(frames, metadata)`: `frames` [T, C, S, S] uint8 (C = 3 for RGB; C = 2L for
 flow, channels u1, v1, u2, v2, ...), `metadata` a dict of `narration_id`, `video_id`,
@@ -41,12 +41,15 @@ from epic_ar.data.transforms import (
     sample_multiscale_crop,
     whole_frame_box,
 )
+from epic_ar.data.video_sources import VideoSegments
 from epic_ar.data.views import ViewSettings, check_view_counts, segment_views
-from epic_ar.errors import EpicArError
+from epic_ar.errors import EpicArError, Parameter
 from epic_ar.gulp.format import committed_chunks
 from epic_ar.modality import Modality, parse_modality
 
 Item = tuple[torch.Tensor, dict[str, Any]]
+# Where a dataset's segments come from (each has `table`, `modality` and `read_frames`).
+SegmentSource = GulpSegments | ArchiveSegments | VideoSegments
 # An item's key: a segment index, or (index, seed) to fix the item's random draws.
 ItemKey = int | tuple[int, int]
 
@@ -61,7 +64,7 @@ class SegmentDataset(Dataset[Item]):
 
     def __init__(
         self,
-        segments: GulpSegments | ArchiveSegments,
+        segments: SegmentSource,
         *,
         frame_count: int,
         segment_length: int,
@@ -220,7 +223,7 @@ def is_gulp_directory(path: Path) -> bool:
 
 
 def build_dataset(
-    source: str | Path,
+    source: str | Path | None = None,
     modality: Modality | None = "rgb",
     frame_count: int = 8,
     segment_length: int | None = None,
@@ -235,12 +238,14 @@ def build_dataset(
     index_cache_dir: str | Path | None = None,
     clips: int = 1,
     crops: int = 1,
+    videos_dir: str | Path | None = None,
 ) -> SegmentDataset:
     """A map-style dataset of `(frames [T, C, S, S] uint8, metadata)` items.
 
     Args:
         source: a gulp directory, or the root of the official frame archives
-            (`ROOT/P01/rgb_frames/P01_01.tar`, or any layout `epic-ar gulp` reads).
+            (`ROOT/P01/rgb_frames/P01_01.tar`, or any layout `epic-ar gulp` reads); None
+            with `videos_dir`.
         modality: "rgb" (C = 3) or "flow" (C = 2 * segment_length) ("RGB"/"Flow" too);
             None: what a gulp directory holds (archives: rgb).
         frame_count: T, snippets per segment. segment_length: L, frames per snippet
@@ -259,16 +264,29 @@ def build_dataset(
             or ~/.cache/epic-ar when that is read-only).
         clips, crops: test mode only: `clips` evenly shifted samplings and 1 or 3 (left,
             centre, right) crops; with more than one view, items are [V, T, C, S, S].
+        videos_dir: instead of `source`, read RGB frames from the videos under it
+            (`DIR/P01/videos/P01_01.MP4`, see `epic_ar.data.video_sources`); needs `labels`.
     """
     if modality is not None:
         modality = parse_modality(modality, "unknown modality:")
     # Anything else would silently read the frames at the wrong numbers.
     label_frame_numbers = parse_modality(label_frame_numbers, "label_frame_numbers:")
-    path = Path(source)
+    if (source is None) == (videos_dir is None):
+        either = "not both" if source is not None else "none given"
+        raise EpicArError(
+            f"give a source (gulp directory or frames root) or a videos_dir ({either})"
+        )
     if labels is not None and not isinstance(labels, pd.DataFrame):
         labels = Path(labels)
-    segments: GulpSegments | ArchiveSegments
-    if is_gulp_directory(path):
+    segments: SegmentSource
+    path = Path(source if source is not None else str(videos_dir))
+    if videos_dir is not None:
+        if labels is None:
+            raise EpicArError(
+                f"{path}: to read videos, pass ", Parameter("labels"), " (which segments)"
+            )
+        segments = VideoSegments(path, modality or "rgb", labels)
+    elif is_gulp_directory(path):
         segments = GulpSegments(path, modality, labels)
     elif labels is None:
         raise EpicArError(

@@ -8,7 +8,10 @@ Each segment shows one object moving over a per-video background:
 Optical-flow frames (u, v greyscale, 128 = still) encode that motion, so both modalities
 can be learned. Videos are named in both styles (`P01_01`: 2018, flow at stride 2;
 `P01_101`: 2020, stride 1). Annotations follow the official schema and use real class ids
-and names. Frames are written in any of the three layouts that `epic-ar gulp` reads.
+and names. Frames are written in any of the three layouts that `epic-ar gulp` reads, and
+each video also as an MP4 (layout "videos": `videos/P01/videos/P01_01.MP4`, the download's
+layout), H.264 at the released frames' rate (60 fps for 2018 videos, 50 for 2020), so that
+RGB frame k is video frame k - 1, encoded from the same rendered pixels as the JPEGs.
 Everything is deterministic given the seed.
 """
 
@@ -27,15 +30,25 @@ import numpy as np
 import pandas as pd
 
 from epic_ar.annotations.classes import N_NOUNS, N_VERBS, PACKAGED_TABLES, packaged_table
+from epic_ar.annotations.video_frames import frame_timestamp
+from epic_ar.data.video import write_video
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.atomic import atomic_write_dir
 from epic_ar.gulp.jpeg import encode_jpeg
 from epic_ar.gulp.sources import frame_name
 
-LAYOUTS = ("folders", "official", "tar")
-FPS = {2018: 59.94005994005994, 2020: 50.0}
+FRAME_LAYOUTS = ("folders", "official", "tar")
+LAYOUTS = (*FRAME_LAYOUTS, "videos")
+# Frames per second: the released frames' rates (and the synthetic MP4s', so that frame k
+# of the JPEG layouts is video frame k - 1; the real MP4s of 2018 run at 59.94).
+FPS = {2018: 60, 2020: 50}
 FLOW_STRIDE = {2018: 2, 2020: 1}
 JPEG_QUALITY = 90
+# H.264's constant rate factor for the MP4s: 18 is x264's "visually lossless" setting; the
+# mean difference from the JPEG layouts' pixels stays near the JPEGs' own error (see
+# tests/test_video_source.py), smaller values mostly grow the files.
+VIDEO_CRF = 18
+VIDEO_GOP_SECONDS = 1.0  # a keyframe every second, as camera footage has
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,11 @@ class SyntheticConfig:
         unknown = set(self.layouts) - set(LAYOUTS)
         if unknown:
             raise EpicArError(f"unknown layouts {sorted(unknown)}; choose from {LAYOUTS}")
+        if "videos" in self.layouts and (self.frame_width % 2 or self.frame_height % 2):
+            raise EpicArError(
+                f"frame_width x frame_height {self.frame_width}x{self.frame_height}: layout "
+                "videos needs both even (H.264 stores colour at half resolution)"
+            )
 
 
 @dataclass
@@ -162,15 +180,15 @@ def annotation_tables(videos: list[Video]) -> dict[str, pd.DataFrame]:
         fps = FPS[video.year]
         for s in video.segments:
             verb, noun = str(verbs[s.verb_class]), str(nouns[s.noun_class])
-            start, stop = (s.start_frame - 1) / fps, (s.stop_frame - 1) / fps
             rows[s.split].append(
                 {
                     "narration_id": s.narration_id,
                     "participant_id": s.participant_id,
                     "video_id": s.video_id,
-                    "narration_timestamp": _timestamp(start + 0.1, 3),
-                    "start_timestamp": _timestamp(start, 2),
-                    "stop_timestamp": _timestamp(stop, 2),
+                    "narration_timestamp": _timestamp(s.start_frame / fps + 0.1, 3),
+                    # timestamps that give the frame numbers back as in the official files
+                    "start_timestamp": frame_timestamp(s.start_frame, fps),
+                    "stop_timestamp": frame_timestamp(s.stop_frame, fps),
                     "start_frame": s.start_frame,
                     "stop_frame": s.stop_frame,
                     "narration": f"{verb} {noun}",
@@ -261,12 +279,18 @@ class Renderer:
         return u, v
 
 
-def render_video(video: Video, renderer: Renderer) -> dict[str, dict[str, bytes]]:
-    """{"rgb": {member: jpeg}, "flow": {"u/member": jpeg, "v/member": jpeg}} of a video."""
+def segments_at_frames(video: Video) -> dict[int, Segment]:
+    """The segment shown at each RGB frame number (frames between segments: none)."""
     at_frame: dict[int, Segment] = {}
     for segment in video.segments:
         for frame in range(segment.start_frame, segment.stop_frame + 1):
             at_frame[frame] = segment
+    return at_frame
+
+
+def render_video(video: Video, renderer: Renderer) -> dict[str, dict[str, bytes]]:
+    """{"rgb": {member: jpeg}, "flow": {"u/member": jpeg, "v/member": jpeg}} of a video."""
+    at_frame = segments_at_frames(video)
     rgb = {
         frame_name(f): encode_jpeg(renderer.rgb(at_frame.get(f), f), JPEG_QUALITY)
         for f in range(1, video.num_frames + 1)
@@ -312,6 +336,26 @@ def write_video_frames(
             _write_tar(out / "frames_tar" / p / official / f"{v}.tar", members)
 
 
+def video_path(out: Path, video: Video) -> Path:
+    """Where layout "videos" puts a video: the download's layout, `P01/videos/P01_01.MP4`."""
+    return out / "videos" / video.participant_id / "videos" / f"{video.video_id}.MP4"
+
+
+def write_video_file(out: Path, video: Video, renderer: Renderer) -> Path:
+    """The video's RGB frames (the pixels the JPEG layouts encode) as an H.264 MP4 at its
+    released frames' rate, frame k of the JPEGs being video frame k - 1."""
+    at_frame = segments_at_frames(video)
+    frames = (renderer.rgb(at_frame.get(f), f) for f in range(1, video.num_frames + 1))
+    return write_video(
+        video_path(out, video),
+        frames,
+        FPS[video.year],
+        codec="libx264",
+        gop_seconds=VIDEO_GOP_SECONDS,
+        options={"crf": str(VIDEO_CRF)},
+    )
+
+
 def write_annotations(out: Path, videos: list[Video], config: SyntheticConfig) -> None:
     folder = out / "annotations"
     folder.mkdir(parents=True, exist_ok=True)
@@ -335,7 +379,7 @@ def write_annotations(out: Path, videos: list[Video], config: SyntheticConfig) -
             {
                 "video_id": v.video_id,
                 "duration": v.num_frames / FPS[v.year],
-                "fps": FPS[v.year],
+                "fps": float(FPS[v.year]),
                 "resolution": f"{config.frame_width}x{config.frame_height}",
             }
             for v in videos
@@ -371,7 +415,10 @@ def generate_dataset(out: Path, config: SyntheticConfig) -> list[Video]:
     for video in videos:
         video_seed = zlib.crc32(video.video_id.encode())  # stable across processes
         renderer = Renderer(config, np.random.default_rng([config.seed, video_seed]))
-        write_video_frames(out, video, render_video(video, renderer), config.layouts)
+        if set(config.layouts) & set(FRAME_LAYOUTS):
+            write_video_frames(out, video, render_video(video, renderer), config.layouts)
+        if "videos" in config.layouts:
+            write_video_file(out, video, renderer)
     return videos
 
 

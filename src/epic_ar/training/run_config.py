@@ -250,6 +250,14 @@ def check_combinations(run: RunConfig) -> None:
             f"data.test_augmentation.rescale_size {rescale_size} (the frames' shorter side at "
             "test time, from which the centre crop is taken)"
         )
+    if data.videos_dir is not None:
+        if data.frames_dir is not None:
+            raise EpicArError("data.frames_dir and data.videos_dir are both set; set one")
+        if run.modality != "rgb":
+            raise EpicArError(
+                "data.videos_dir: videos have no optical flow; train flow models from frame "
+                "archives (data.frames_dir) or gulp directories"
+            )
     scales = data.train_augmentation.multiscale_crop_scales
     if not scales or not all(0 < scale <= 1 for scale in scales):
         raise EpicArError(
@@ -258,11 +266,15 @@ def check_combinations(run: RunConfig) -> None:
 
 
 def check_sources(data: DataConfig, *, need_val: bool) -> None:
-    """The frames the run reads exist: gulp directories, or archives and label files."""
+    """The frames the run reads exist: gulp directories, or archives (or videos) and label
+    files."""
     splits: list[Split] = ["train", "val"] if need_val or data.train_on_val else ["train"]
-    if data.frames_dir is not None:
-        if not Path(data.frames_dir).is_dir():
-            raise EpicArError(f"data.frames_dir: {data.frames_dir} is not a directory")
+    for key in ("frames_dir", "videos_dir"):
+        folder = getattr(data, key)
+        if folder is None:
+            continue
+        if not Path(folder).is_dir():
+            raise EpicArError(f"data.{key}: {folder} is not a directory")
         for split in splits:
             labels = split_labels(data, split)
             if not Path(labels).is_file():
@@ -298,7 +310,9 @@ def plain_run_config(config: Any) -> dict[str, Any]:
         )
     config = copy.deepcopy(config)
     data = config.get("data")
-    archives = isinstance(data, DictConfig) and data.get("frames_dir") is not None
+    archives = isinstance(data, DictConfig) and (
+        data.get("frames_dir") is not None or data.get("videos_dir") is not None
+    )
     if archives and OmegaConf.is_missing(data, "_root_gulp_dir"):
         with open_dict(data):
             data["_root_gulp_dir"] = None

@@ -44,8 +44,9 @@ class ScoringOptions:
     (see `split_gulp_dir`); it replaces whatever the checkpoint's config names.
     `frames_dir` + `labels`: read the official frame archives (or folders) under
     `frames_dir` for the segments of `labels` (RGB frame numbers) instead of gulp
-    directories. `clips` x `crops` views per segment, scores averaged. `trn_eval` None: the
-    config's. `checkpoint`: recorded in the scores' record.
+    directories; `videos_dir` + `labels`: read them from the videos under `videos_dir`
+    (`DIR/P01/videos/P01_01.MP4`, RGB only). `clips` x `crops` views per segment, scores
+    averaged. `trn_eval` None: the config's. `checkpoint`: recorded in the scores' record.
     """
 
     split: ScoredSplit
@@ -61,6 +62,7 @@ class ScoringOptions:
     labels: Path | None = None
     trn_eval: TrnEval | None = None
     checkpoint: Path | None = None
+    videos_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -115,22 +117,32 @@ def test_dataset(data: DataConfig, modality: Modality, settings: ScoringOptions)
 
 
 def with_frame_source(data: DataConfig, modality: Modality, settings: ScoringOptions) -> DataConfig:
-    """`data` reading the split from the settings' gulp directory or frame archives and
-    labels, when they name them (whatever the checkpoint's config stored)."""
-    if settings.data_dir is not None and settings.frames_dir is not None:
-        raise EpicArError("give a gulp data_dir or a frames_dir with labels, not both")
+    """`data` reading the split from the settings' gulp directory, frame archives or videos
+    and labels, when they name them (whatever the checkpoint's config stored)."""
+    sources = (settings.data_dir, settings.frames_dir, settings.videos_dir)
+    given = [source for source in sources if source is not None]
+    if len(given) > 1:
+        raise EpicArError(
+            "give one of a gulp data_dir, a frames_dir with labels or a videos_dir with labels"
+        )
     if settings.data_dir is not None:
         gulp_dir = str(split_gulp_dir(settings.data_dir, settings.split, modality))
+        data = replace(data, frames_dir=None, videos_dir=None)
         if settings.split == "val":
-            return replace(data, frames_dir=None, val_gulp_dir=gulp_dir)
-        return replace(data, frames_dir=None, test_gulp_dir=gulp_dir)
-    if settings.frames_dir is None:
-        if data.frames_dir is None:
+            return replace(data, val_gulp_dir=gulp_dir)
+        return replace(data, test_gulp_dir=gulp_dir)
+    if settings.frames_dir is None and settings.videos_dir is None:
+        if data.frames_dir is None and data.videos_dir is None:
             _check_stored_gulp_dir(data, settings.split)
         return data
     if settings.labels is None:
-        raise EpicArError("reading frames from a frames folder needs the split's labels file")
-    data = replace(data, frames_dir=str(settings.frames_dir), label_frame_numbers="rgb")
+        folder = "frames" if settings.frames_dir is not None else "videos"
+        raise EpicArError(f"reading a {folder} folder needs the split's labels file")
+    if settings.videos_dir is not None:
+        data = replace(data, frames_dir=None, videos_dir=str(settings.videos_dir))
+    else:
+        data = replace(data, frames_dir=str(settings.frames_dir), videos_dir=None)
+    data = replace(data, label_frame_numbers="rgb")
     if settings.split == "val":
         return replace(data, val_labels=str(settings.labels))
     return replace(data, test_labels=str(settings.labels))
@@ -167,12 +179,20 @@ def scoring_record(
         "modality": config_spelling(modality),  # as the run config spells it
         "split": settings.split,
         "source": str(source.resolve()),
+        "source_kind": source_kind(module.data),
         "labels": str(labels.resolve()) if labels is not None else None,
         "frame_count": dataset.frame_count,
         "clips": settings.clips,
         "crops": settings.crops,
         "trn_eval": settings.trn_eval,
     }
+
+
+def source_kind(data: DataConfig) -> str:
+    """What the frames are read from: "videos", "frames" (archives or folders) or "gulp"."""
+    if data.videos_dir is not None:
+        return "videos"
+    return "frames" if data.frames_dir is not None else "gulp"
 
 
 def score_split(model: VideoModel, config: dict[str, Any], settings: ScoringOptions) -> SplitScores:

@@ -42,7 +42,7 @@ class Selection:
 
 
 def select_segments(
-    source: Path,
+    source: Path | None,
     modality: Modality | None,
     labels: Path | None,
     *,
@@ -51,17 +51,22 @@ def select_segments(
     seed: int = 0,
     frame_count: int = 8,
     input_size: int = 224,
+    videos_dir: Path | None = None,
 ) -> Selection:
     """`ids`, else `random_count` random segments, else the first 4, of `source`: a gulp
     directory (annotations: its stored metadata; modality None: what it holds), or frame
-    archives with `labels` (only the chosen segments' archives are indexed)."""
-    if is_gulp_directory(source):
+    archives with `labels` (only the chosen segments' archives are indexed); or, with
+    `source` None, of the videos under `videos_dir` with `labels` (only the chosen
+    segments' videos are opened)."""
+    if source is not None and is_gulp_directory(source):
         dataset = build_dataset(source, modality, frame_count, labels=labels, input_size=input_size)
         gulp = dataset.segments.gulp  # type: ignore[union-attr]
         stored = [str(i) for i in dataset.table.narration_id]
         chosen = known_ids(ids, stored, str(source)) or choose_ids(stored, random_count, seed)
         rows = pd.DataFrame([gulp.meta(i) for i in chosen], index=pd.Index(chosen))
     elif labels is None:
+        if videos_dir is not None:
+            raise EpicArError(f"{videos_dir}: to read videos, pass ", Parameter("labels"))
         raise EpicArError(
             f"{source}: not a gulp directory; to read frame archives, pass ", Parameter("labels")
         )
@@ -70,7 +75,10 @@ def select_segments(
         listed = [str(i) for i in everything.index]
         chosen = known_ids(ids, listed, str(labels)) or choose_ids(listed, random_count, seed)
         rows = everything.loc[chosen]
-        dataset = build_dataset(source, modality, frame_count, labels=rows, input_size=input_size)
+        dataset = build_dataset(
+            source, modality, frame_count, labels=rows, input_size=input_size,
+            videos_dir=videos_dir,
+        )  # fmt: skip
     position = {str(n): i for i, n in enumerate(dataset.table.narration_id)}
     return Selection(dataset, [position[i] for i in chosen], rows)
 

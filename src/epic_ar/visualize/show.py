@@ -36,10 +36,11 @@ DEFAULT_FPS = {"rgb": 50.0, "flow": 25.0}  # EPIC-KITCHENS-100's RGB rate; flow:
 
 @dataclass(frozen=True)
 class ShowOptions:
-    """What `epic-ar show` draws. `fps` None: 50 for RGB, 25 for flow (EPIC-KITCHENS-100's
-    RGB rate, and flow's, computed for every other frame)."""
+    """What `epic-ar show` draws. `source`: a gulp directory or frames root; None with
+    `videos_dir` (videos, with `labels`). `fps` None: 50 for RGB, 25 for flow
+    (EPIC-KITCHENS-100's RGB rate, and flow's, computed for every other frame)."""
 
-    source: Path
+    source: Path | None
     out: Path
     labels: Path | None = None
     modality: Modality | None = None  # None: what a gulp directory holds, else rgb
@@ -52,8 +53,14 @@ class ShowOptions:
     flow_view: FlowView = "colour"
     fps: float | None = None
     force: bool = False
+    videos_dir: Path | None = None
 
     def __post_init__(self) -> None:
+        if (self.source is None) == (self.videos_dir is None):
+            raise EpicArError(
+                Parameter("source"), " (a gulp directory or frames root) or ",
+                Parameter("videos_dir"), ": give one",
+            )  # fmt: skip
         for name, minimum, maximum in (
             ("frame_count", 1, None),
             ("input_size", 1, MAX_INPUT_SIZE),
@@ -155,6 +162,7 @@ def show(options: ShowOptions) -> str:
         seed=options.seed,
         frame_count=options.frame_count,
         input_size=options.input_size,
+        videos_dir=options.videos_dir,
     )
     dataset = selection.dataset
     ids = [str(i) for i in selection.annotations.index]
