@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from epic_ar.cli import demo
+from epic_ar.data.video import probe_video
 from epic_ar.evaluation.results import load_results, save_results
 from helpers.cli import RunCli
 from helpers.factories import make_results, write_labels_csv
@@ -265,9 +266,10 @@ def test_quick_demo_runs_every_step_and_says_where_things_are(
         "fuse",
         "evaluate",
         "submit",
+        "predict",
     ):
         assert f"$ epic-ar {command} " in done.stdout, command
-    assert "[24/24, " in done.stdout
+    assert "[25/25, " in done.stdout
     assert (out / "report" / "index.html").is_file()
     assert (out / "pictures" / "flow_validation.png").is_file()
     metrics = json.loads((out / "results" / "fused_val_metrics.json").read_text())
@@ -298,8 +300,14 @@ def test_quick_demo_runs_every_step_and_says_where_things_are(
     with zipfile.ZipFile(out / "submission.zip") as archive:
         submitted = json.loads(archive.read("test.json"))
     assert set(submitted["results"]) == set(expected)
+    video = out / "data" / "videos" / "P02" / "videos" / "P02_102.MP4"
+    windows = json.loads((out / "predict" / "windows.json").read_text())
+    assert (windows["video"], windows["frames"]) == (str(video), probe_video(video).frame_count)
+    assert len(windows["windows"]) == int(windows["frames"] / windows["fps"] / 0.5)
+    summary = done.stdout.split("Done in")[1]
     for artefact in ("submission.zip", "fused_val_metrics.json", "runs/tsn_rgb", "gulp", "report"):
-        assert artefact in done.stdout.split("Done in")[1], artefact
+        assert artefact in summary, artefact
+    assert "predict/windows.png" in summary
 
 
 def test_demo_refuses_a_folder_it_did_not_make(run_cli: RunCli, tmp_path: Path) -> None:

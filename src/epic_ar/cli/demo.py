@@ -1,7 +1,8 @@
 """`epic-ar demo [DIR]`: the whole pipeline on generated EPIC-shaped data, one real command a step.
 
 synth -> convert-flow-idxs -> gulp (RGB and flow, three splits) -> show (RGB and flow val) ->
-train TSN (RGB, flow) -> test (val, test) -> evaluate -> fuse -> evaluate -> submit. Each
+train TSN (RGB, flow) -> test (val, test) -> evaluate -> fuse -> evaluate -> submit ->
+predict (the RGB model on one of the videos). Each
 command is printed before it runs, so the output doubles as a tutorial, and runs in its own
 process as a user would run it.
 """
@@ -29,7 +30,7 @@ SPLITS = {
     "validation": "EPIC_100_validation",
     "test": "EPIC_100_test_timestamps",
 }
-OWNED = ("data", "gulp", "runs", "results", "pictures", "report", "submission.zip")
+OWNED = ("data", "gulp", "runs", "results", "pictures", "report", "submission.zip", "predict")
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,14 @@ class DemoArtefacts:
     def submission(self) -> Path:
         return self.root / "submission.zip"
 
+    def video(self, participants: int) -> Path:
+        """The MP4 that predict runs on: the unseen (last) participant's 2020-style video."""
+        participant = f"P{participants:02d}"
+        return self.data / "videos" / participant / "videos" / f"{participant}_102.MP4"
+
+    def prediction(self, suffix: str) -> Path:
+        return self.root / "predict" / f"windows{suffix}"
+
 
 @dataclass(frozen=True)
 class Step:
@@ -120,6 +129,7 @@ def synth_args(art: DemoArtefacts, size: DemoSize) -> list[str]:
         "--frames", *map(str, size.frames),
         "--verbs", str(size.verbs),
         "--nouns", str(size.nouns),
+        "--layout", "tar", "videos",
     ]  # fmt: skip
 
 
@@ -240,6 +250,16 @@ def submit_step(art: DemoArtefacts) -> Step:
     )  # fmt: skip
 
 
+def predict_step(art: DemoArtefacts, size: DemoSize) -> Step:
+    """The RGB model on a whole video; the demo's segments last 0.2-0.6 s, so short windows."""
+    return Step(
+        "run the RGB model on a whole video, in windows of 0.5 s",
+        ["predict", str(art.checkpoint("rgb")), str(art.video(size.participants)),
+         "--window", "0.5", "--stride", "0.5", "--top-k", "3",
+         "--out", str(art.prediction(".json")), "--timeline", str(art.prediction(".png"))],
+    )  # fmt: skip
+
+
 def demo_steps(art: DemoArtefacts, size: DemoSize) -> list[Step]:
     """Every command of the demo, in order."""
     return [
@@ -259,6 +279,7 @@ def demo_steps(art: DemoArtefacts, size: DemoSize) -> list[Step]:
             str(art.report),
         ),
         submit_step(art),
+        predict_step(art, size),
     ]
 
 
@@ -344,7 +365,8 @@ def print_summary(art: DemoArtefacts, scores: Scores, size: DemoSize, seconds: f
         f"  fused val metrics:  {art.metrics}\n"
         f"  report:             {art.report / 'index.html'}\n"
         f"  pictures of data:   {art.pictures('rgb')}, {art.pictures('flow')}\n"
-        f"  submission:         {art.submission}"
+        f"  submission:         {art.submission}\n"
+        f"  predict on a video: {art.prediction('.json')}, {art.prediction('.png')}"
     )
 
 
@@ -353,9 +375,10 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         "demo",
         help=help_text,
         description="Generate a small EPIC-shaped dataset (RGB and flow frames, train/val/test "
-        "labels), gulp it, draw some validation segments, train a small TSN on each "
-        "modality, score val and test, fuse, evaluate with the challenge metrics and write a "
-        "submission zip. Each step is the "
+        "labels, and the videos as MP4), gulp it, draw some validation segments, train a "
+        "small TSN on each modality, score val and test, fuse, evaluate with the challenge "
+        "metrics, write a submission zip and run the RGB model on a whole video (predict). "
+        "Each step is the "
         "epic-ar command printed before it; nothing is downloaded. About 3 minutes on 2 CPU "
         "cores.",
     )
