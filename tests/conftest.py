@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 # Tests import helpers that the benchmark scripts share with them (e.g. resize_vs_pil).
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Caches (indexes of read-only archives and videos, checkpoints fetched by name) go to
+    a folder of the test session, never to the user's ~/.cache; commands run by the tests
+    inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg_cache")))
+        yield
 
 
 @pytest.fixture(scope="session")

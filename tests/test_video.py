@@ -22,7 +22,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from epic_ar.data import video
+from epic_ar.data import video, video_table
 from epic_ar.data.video import (
     frame_table,
     iterate_frames,
@@ -346,3 +346,65 @@ def test_only_the_last_videos_read_stay_open(tmp_path: Path) -> None:
     assert open_files(paths[: -video.VIDEOS_KEPT]) == 0
     frame_table.cache_clear()
     assert open_files(paths) == 0
+
+
+# --- frame tables kept on disk ----------------------------------------------------------------
+
+
+def test_a_frame_table_is_read_once_then_from_its_index_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "P01_01.MP4"
+    write_video(path, textured_frames(40), 60, gop_seconds=0.25)
+    demuxed = video_table.read_frame_table(path)
+    index = tmp_path / ("P01_01.MP4" + video_table.INDEX_SUFFIX)
+    assert index.is_file()
+
+    def no_demuxing(path: Path) -> None:
+        raise AssertionError(f"{path} demuxed again")
+
+    monkeypatch.setattr(video_table, "demux_frame_table", no_demuxing)
+    frame_table.cache_clear()  # as a new process (a DataLoader worker) starts
+    stored = frame_table(path)
+    assert stored.info == demuxed.info == video_table.VideoInfo(path, 60.0, 40, WIDTH, HEIGHT)
+    assert (stored.pts.tolist(), stored.keyframe.tolist()) == (
+        demuxed.pts.tolist(),
+        demuxed.keyframe.tolist(),
+    )
+    assert stored.keyframe.tolist() == [i % 15 == 0 for i in range(40)]  # a GoP of 15
+    assert stored.time_base == demuxed.time_base
+    assert np.array_equal(read_frames_at(path, [39, 0], height=None), iterated(path)[[39, 0]])
+
+
+def iterated(path: Path) -> np.ndarray:
+    return np.stack(list(iterate_frames(path, height=None)))
+
+
+def test_an_index_of_an_older_version_of_the_video_is_not_used(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mkv"
+    write_video(path, textured_frames(30), 50, codec="ffv1")
+    assert video_table.read_frame_table(path).info.frame_count == 30
+    write_video(path, textured_frames(45), 25, codec="ffv1", force=True)
+    again = video_table.read_frame_table(path)
+    assert (again.info.frame_count, again.info.fps) == (45, 25.0)
+
+
+def test_an_index_goes_to_the_cache_folder_when_it_cannot_go_beside_the_video(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_video(tmp_path / "clip.mkv", textured_frames(20), 50, codec="ffv1")
+    # A folder where the index file would go: it cannot be written there (as in a read-only
+    # folder, which root could write into anyway).
+    (tmp_path / ("clip.mkv" + video_table.INDEX_SUFFIX)).mkdir()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert video_table.read_frame_table(path).info.frame_count == 20
+    cached = list((tmp_path / "cache" / "epic-ar" / "video-index").iterdir())
+    assert [p.name.endswith(video_table.INDEX_SUFFIX) for p in cached] == [True]
+    assert video_table.read_frame_table(path).info.frame_count == 20  # read from there
+
+
+def test_probe_video_can_keep_its_index_away_from_the_video(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "mine.mp4", textured_frames(10), 30)
+    info = probe_video(path, tmp_path / "elsewhere")
+    assert info.frame_count == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "mine.mp4"]

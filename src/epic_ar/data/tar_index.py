@@ -15,8 +15,6 @@ archive's (size, mtime_ns), and an archive that changed is indexed again.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import tarfile
 from pathlib import Path
@@ -24,22 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from epic_ar.errors import EpicArError
-from epic_ar.fileio.atomic import atomic_write_path
+from epic_ar.fileio.index_cache import file_stamp, index_locations, load_index, save_index
 
 INDEX_SUFFIX = ".epic_ar_index.npy"
 AXES = {"rgb": ("",), "flow": ("u", "v")}
 _MEMBER = re.compile(r"(?:\./)?(?:(u|v)/)?frame_(\d+)\.jpg")
-
-
-def default_cache_dir() -> Path:
-    """Where indexes go when an archive's folder is read-only: $XDG_CACHE_HOME/epic-ar."""
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "epic-ar" / "tar-index"
-
-
-def _stamp(archive: Path) -> tuple[int, int]:
-    stat = archive.stat()
-    return stat.st_size, stat.st_mtime_ns
 
 
 def build_tar_index(archive: Path) -> np.ndarray:
@@ -66,57 +53,35 @@ def build_tar_index(archive: Path) -> np.ndarray:
     for axis, number, offset, size in members:
         if axis in axes:
             table[axes.index(axis), number] = (offset, size)
-    table[0, 0] = _stamp(archive)
+    table[0, 0] = file_stamp(archive)
     return table
 
 
-def _cache_candidates(archive: Path, cache_dir: Path | None) -> list[Path]:
-    key = hashlib.sha1(str(archive.resolve()).encode()).hexdigest()[:16]
-    cached_name = f"{archive.stem}-{key}{INDEX_SUFFIX}"
-    if cache_dir is not None:
-        return [cache_dir / cached_name]
-    return [archive.with_name(archive.name + INDEX_SUFFIX), default_cache_dir() / cached_name]
+def _index_shape_ok(table: np.ndarray) -> bool:
+    return table.ndim == 3 and table.shape[2] == 2
 
 
-def _load_if_current(path: Path, archive: Path) -> np.ndarray | None:
-    try:
-        table: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    if table.ndim != 3 or table.shape[2] != 2 or tuple(table[0, 0]) != _stamp(archive):
-        return None
-    return table
+def _locations(archive: Path, cache_dir: Path | None) -> list[Path]:
+    return index_locations(archive, INDEX_SUFFIX, "tar-index", cache_dir)
 
 
 def cached_tar_index(archive: Path, cache_dir: Path | None = None) -> np.ndarray | None:
     """The archive's cached index if one is current (memory-mapped), else None."""
-    for path in _cache_candidates(archive, cache_dir):
-        table = _load_if_current(path, archive)
-        if table is not None:
-            return table
-    return None
+    return load_index(archive, _locations(archive, cache_dir), _index_shape_ok)
 
 
 def tar_index(archive: Path, cache_dir: Path | None = None) -> np.ndarray:
     """The archive's index, memory-mapped from its cache file (built and saved if needed).
 
     The cache file is `ARCHIVE.tar.epic_ar_index.npy` next to the archive, or, when that
-    folder is not writable, in `default_cache_dir()`; `cache_dir` forces a folder.
+    folder is not writable, in `~/.cache/epic-ar/tar-index` (`fileio.index_cache`);
+    `cache_dir` forces a folder.
     """
     cached = cached_tar_index(archive, cache_dir)
     if cached is not None:
         return cached
-    built = build_tar_index(archive)
-    for path in _cache_candidates(archive, cache_dir):
-        try:
-            with atomic_write_path(path, force=True) as tmp, tmp.open("wb") as out:
-                np.save(out, built)
-        except OSError:
-            continue  # read-only folder: try the next place
-        loaded = _load_if_current(path, archive)
-        if loaded is not None:
-            return loaded
-    return built  # nowhere writable: keep it in memory
+    locations = _locations(archive, cache_dir)
+    return save_index(archive, build_tar_index(archive), locations, _index_shape_ok)
 
 
 class IndexedTar:

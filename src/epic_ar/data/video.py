@@ -31,14 +31,13 @@ import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 
+from epic_ar.data.video_table import FrameTable, VideoInfo, open_video, read_frame_table
 from epic_ar.data.video_writer import write_video
 from epic_ar.errors import EpicArError
 
@@ -65,29 +64,6 @@ VIDEOS_KEPT = 4
 FileVersion = tuple[int, int, int]
 
 
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a video holds: `frame_count` frames at `fps` (the stream's average frame rate),
-    each `width` x `height` pixels as stored."""
-
-    path: Path
-    fps: float
-    frame_count: int
-    width: int
-    height: int
-
-
-@dataclass(frozen=True)
-class FrameTable:
-    """A video's frames in presentation order: `pts` [N] int64 (in `time_base` units) and
-    `keyframe` [N] bool."""
-
-    info: VideoInfo
-    pts: np.ndarray
-    keyframe: np.ndarray
-    time_base: Fraction
-
-
 def resized_width(width: int, height: int, target_height: int) -> int:
     """The width of a `width` x `height` frame resized to `target_height` high, rounded to
     an even number as FFmpeg's `scale=-2:H` does (1920x1080 → 456x256)."""
@@ -109,55 +85,6 @@ def _file_version(path: Path) -> FileVersion:
     return status.st_ino, status.st_size, status.st_mtime_ns
 
 
-def _open(path: Path) -> Any:
-    """An open PyAV container of `path` with a video stream.
-
-    Raises:
-        EpicArError: missing, unreadable, or without video.
-    """
-    if not path.is_file():
-        raise EpicArError(f"{path}: no such video file")
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise EpicArError(f"{path}: not a readable video ({exc})") from None
-    if not container.streams.video:
-        container.close()
-        raise EpicArError(f"{path}: holds no video stream")
-    return container
-
-
-def _read_frame_table(path: Path) -> FrameTable:
-    """The frame table of `path`, read by demuxing its video stream (no decoding)."""
-    container = _open(path)
-    try:
-        stream = container.streams.video[0]
-        pts, keys = [], []
-        for packet in container.demux(stream):
-            if packet.pts is not None and packet.size > 0:
-                pts.append(packet.pts)
-                keys.append(packet.is_keyframe)
-        rate = stream.average_rate or stream.guessed_rate
-        width, height = stream.codec_context.width, stream.codec_context.height
-        time_base = stream.time_base
-    except av.FFmpegError as exc:
-        raise EpicArError(f"{path}: not a readable video ({exc})") from None
-    finally:
-        container.close()
-    if not pts:
-        raise EpicArError(f"{path}: holds no video frames")
-    order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
-    info = VideoInfo(path, float(rate) if rate else 0.0, len(pts), width, height)
-    if info.fps <= 0:
-        raise EpicArError(f"{path}: the video stream states no frame rate")
-    return FrameTable(
-        info,
-        np.asarray(pts, dtype=np.int64)[order],
-        np.asarray(keys, dtype=bool)[order],
-        time_base,
-    )
-
-
 class _FrameTables:
     """The frame tables of the last `TABLES_KEPT` videos read, each for one version of its
     file. Call it with a path (see `frame_table`)."""
@@ -166,16 +93,19 @@ class _FrameTables:
         self._lock = threading.Lock()
         self._tables: OrderedDict[Path, tuple[FileVersion, FrameTable]] = OrderedDict()
 
-    def __call__(self, path: Path) -> FrameTable:
-        """The frame table of `path`, read by demuxing its video stream once per version of
-        the file (per process).
+    def __call__(self, path: Path, index_dir: Path | None = None) -> FrameTable:
+        """The frame table of `path`, once per version of the file (per process): from its
+        index file, or demuxed and saved (`data.video_table`; `index_dir` forces the index
+        folder).
 
         Raises:
             EpicArError: the file is missing, unreadable, holds no video or no frames.
         """
-        return self.versioned(Path(path))[1]
+        return self.versioned(Path(path), index_dir)[1]
 
-    def versioned(self, path: Path) -> tuple[FileVersion, FrameTable]:
+    def versioned(
+        self, path: Path, index_dir: Path | None = None
+    ) -> tuple[FileVersion, FrameTable]:
         """(the file's version, its frame table)."""
         version = _file_version(path)
         with self._lock:
@@ -183,7 +113,7 @@ class _FrameTables:
             if kept is not None and kept[0] == version:
                 self._tables.move_to_end(path)
                 return kept
-        table = _read_frame_table(path)
+        table = read_frame_table(path, index_dir)
         with self._lock:
             self._tables[path] = (version, table)
             self._tables.move_to_end(path)
@@ -239,7 +169,7 @@ class _OpenVideos:
 
     @staticmethod
     def _opened(path: Path) -> Any:
-        container = _open(path)
+        container = open_video(path)
         container.streams.video[0].codec_context.thread_count = 1
         return container
 
@@ -267,9 +197,9 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def probe_video(path: Path) -> VideoInfo:
+def probe_video(path: Path, index_dir: Path | None = None) -> VideoInfo:
     """Frame rate, frame count and frame size of `path` (see `frame_table`)."""
-    return frame_table(Path(path)).info
+    return frame_table(Path(path), index_dir).info
 
 
 def _to_rgb(frame: Any, height: int | None) -> np.ndarray:
@@ -398,7 +328,7 @@ def iterate_frames(path: Path, *, height: int | None = 256) -> Iterator[np.ndarr
         EpicArError: the video cannot be read.
     """
     path = Path(path)
-    container = _open(path)
+    container = open_video(path)
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frame threads: decode order is kept

@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from epic_ar.data.decode import decode_frames
 from epic_ar.data.video import iterate_frames, probe_video, resized_width
 from epic_ar.errors import EpicArError, Parameter
+from epic_ar.fileio.index_cache import default_cache_dir
 
 FRAME_HEIGHT = 256  # pixels: the height of the released EPIC-KITCHENS frames
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -90,7 +91,8 @@ def open_frame_source(path: Path, *, fps: float | None = None) -> FrameSource:
                 FPS,
                 " is for a folder of frames",
             )
-        info = probe_video(path)
+        # The frame index goes to the cache folder, never beside the user's video.
+        info = probe_video(path, default_cache_dir("video-index"))
         return FrameSource(path, info.fps, info.frame_count)
     files = sorted(
         (p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES),

@@ -24,7 +24,6 @@ import torch
 from epic_ar.data.config import DataConfig
 from epic_ar.data.datamodule import EpicDataModule
 from epic_ar.data.sampling import default_snippet_length, sample_test_offsets, snippet_frame_indices
-from epic_ar.data.tar_index import default_cache_dir
 from epic_ar.data.views import (
     ViewSettings,
     average_over_views,
@@ -33,6 +32,7 @@ from epic_ar.data.views import (
     segment_views,
 )
 from epic_ar.errors import EpicArError, Parameter
+from epic_ar.fileio.index_cache import default_cache_dir
 from epic_ar.modality import config_modality
 from epic_ar.models import load_checkpoint
 from epic_ar.models.published import PUBLISHED_URLS, download_published
@@ -80,8 +80,8 @@ class PredictOptions:
 def checkpoint_cache_dir() -> Path:
     """Where published checkpoints fetched by name are kept:
     $XDG_CACHE_HOME/epic-ar/checkpoints (default ~/.cache/epic-ar/checkpoints), beside
-    the tar indexes (`data.tar_index.default_cache_dir`)."""
-    return default_cache_dir().parent / "checkpoints"
+    the tar indexes (`fileio.index_cache.default_cache_dir`)."""
+    return default_cache_dir("checkpoints")
 
 
 def resolve_checkpoint(
