@@ -33,7 +33,13 @@ from epic_ar.models.config import model_config_from_dict
 from epic_ar.models.video_model import build_model
 from epic_ar.prediction.frames import natural_key, open_frame_source, resize_to_height
 from epic_ar.prediction.outputs import CSV_COLUMNS
-from epic_ar.prediction.predict import sampled_frames, view_settings, window_scores, window_views
+from epic_ar.prediction.predict import (
+    sampled_frames,
+    view_settings,
+    wanted_frames,
+    window_scores,
+    window_views,
+)
 from epic_ar.prediction.windows import Window, frame_windows
 from epic_ar.synthetic.dataset import SyntheticConfig, generate_dataset
 from epic_ar.training.run_config import parse_data_config
@@ -264,7 +270,7 @@ def test_frames_are_resized_to_256_high_as_the_video_decoder_resizes(tmp_path: P
     folder.mkdir()
     for i, frame in enumerate(frames):
         Image.fromarray(frame).save(folder / f"f{i}.png")
-    from_folder = list(open_frame_source(folder, fps=5.0).frames())
+    from_folder = [frame for _, frame in open_frame_source(folder, fps=5.0).frames()]
     from_video = list(iterate_frames(video, height=256))
     width = resized_width(160, 120, 256)
     assert width == 342
@@ -295,13 +301,15 @@ def test_only_the_sampled_frames_are_kept_and_decoding_stops_after_the_last_wind
     def frames() -> Any:
         for number in range(95):
             pulled.append(number)
-            yield np.full((8, 8, 3), number, np.uint8)
+            yield number, np.full((8, 8, 3), number, np.uint8)
 
     views = [v for v, _ in window_views(frames(), windows, settings)]
-    assert len(views) == 9 and pulled[-1] == 89  # frames 90-94 are never decoded
+    # the last window (frames 80-89) samples 81, 85, 88: frames 89-94 are never decoded
+    assert len(views) == 9 and pulled[-1] == 88
+    assert wanted_frames(windows, settings) == {w.first + i for w in windows for i in (1, 5, 8)}
     for window, view in zip(windows, views, strict=True):
         assert view[:, 0, 0, 0].tolist() == [window.first + 1, window.first + 5, window.first + 8]
-    short = (np.zeros((8, 8, 3), np.uint8) for _ in range(85))  # fewer frames than its table
+    short = ((n, np.zeros((8, 8, 3), np.uint8)) for n in range(85))  # fewer frames than its table
     with pytest.raises(EpicArError) as ended:
         list(window_views(short, windows, settings, name="v.mp4"))
     assert str(ended.value) == ("v.mp4: ended after 85 frames, before the end of window 8-9 s")

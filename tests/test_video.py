@@ -408,3 +408,14 @@ def test_probe_video_can_keep_its_index_away_from_the_video(tmp_path: Path) -> N
     info = probe_video(path, tmp_path / "elsewhere")
     assert info.frame_count == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "mine.mp4"]
+
+
+def test_wanted_frames_are_the_same_frames_and_decoding_stops_after_the_last(
+    h264: Path, decoded_in_order: dict[tuple[str, int | None], np.ndarray]
+) -> None:
+    wanted = {3, 17, 18, 90}
+    got = list(video.iterate_wanted_frames(h264, wanted, height=None))
+    assert [index for index, _ in got] == [3, 17, 18, 90]
+    for index, frame in got:
+        assert np.array_equal(frame, decoded_in_order[("h264", None)][index])
+    assert list(video.iterate_wanted_frames(h264, set(), height=None)) == []

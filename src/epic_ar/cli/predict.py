@@ -161,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
     if args.video_out is not None:
         from epic_ar.visualize.annotated_video import write_annotated_video
 
-        frames = open_frame_source(args.video, fps=args.fps).frames(height=None)
+        source = open_frame_source(args.video, fps=args.fps)
+        frames = (frame for _, frame in source.frames(height=None))
         write_annotated_video(prediction, frames, args.video_out, force=args.force)
     print("\n".join(summary_lines(prediction, outputs, seconds=seconds)))
     return 0

@@ -30,7 +30,7 @@ import os
 import stat
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "VideoInfo",
     "frame_table",
     "iterate_frames",
+    "iterate_wanted_frames",
     "probe_video",
     "read_frames_at",
     "resized_width",
@@ -327,13 +328,32 @@ def iterate_frames(path: Path, *, height: int | None = 256) -> Iterator[np.ndarr
     Raises:
         EpicArError: the video cannot be read.
     """
+    for _, frame in iterate_wanted_frames(path, None, height=height):
+        yield frame
+
+
+def iterate_wanted_frames(
+    path: Path, wanted: Collection[int] | None, *, height: int | None = 256
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, [H, W, 3] uint8 RGB) of the frames of `path` whose 0-based index is in
+    `wanted` (None: every frame), in presentation order, decoding the video once from the
+    start and stopping after the last wanted frame. Frames not wanted are decoded (later
+    frames refer to them) but not converted to RGB, which costs more than decoding.
+
+    Raises:
+        EpicArError: the video cannot be read.
+    """
     path = Path(path)
+    last = max(wanted, default=-1) if wanted is not None else None
     container = open_video(path)
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # frame threads: decode order is kept
-        for frame in container.decode(stream):
-            yield _to_rgb(frame, height)
+        for index, frame in enumerate(container.decode(stream)):
+            if last is not None and index > last:
+                return
+            if wanted is None or index in wanted:
+                yield index, _to_rgb(frame, height)
     except av.FFmpegError as exc:
         raise EpicArError(f"{path}: decoding failed ({exc})") from None
     finally:

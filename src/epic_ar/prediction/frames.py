@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Generator
+from collections.abc import Collection, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from epic_ar.data.decode import decode_frames
-from epic_ar.data.video import iterate_frames, probe_video, resized_width
+from epic_ar.data.video import iterate_wanted_frames, probe_video, resized_width
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.index_cache import default_cache_dir
 
@@ -43,20 +43,27 @@ class FrameSource:
     files: tuple[Path, ...] | None = None
 
     def frames(
-        self, *, height: int | None = FRAME_HEIGHT, fast_decode: bool = False
-    ) -> Generator[np.ndarray, None, None]:
-        """Every frame in order, [H, W, 3] uint8 RGB, `height` high (None: as stored).
-        `fast_decode`: libjpeg-turbo's fast mode for JPEG frames (as a checkpoint's
-        `data.fast_decode` asks).
+        self,
+        *,
+        height: int | None = FRAME_HEIGHT,
+        fast_decode: bool = False,
+        wanted: Collection[int] | None = None,
+    ) -> Generator[tuple[int, np.ndarray], None, None]:
+        """(index, [H, W, 3] uint8 RGB `height` high (None: as stored)) of every frame in
+        order, or of the frames whose 0-based index is in `wanted` (the others are not
+        converted, or for a folder not read). `fast_decode`: libjpeg-turbo's fast mode for
+        JPEG frames (as a checkpoint's `data.fast_decode` asks).
 
         Raises:
             EpicArError: a frame cannot be read, or differs in size from the first.
         """
         if self.files is None:
-            yield from iterate_frames(self.path, height=height)
+            yield from iterate_wanted_frames(self.path, wanted, height=height)
             return
         first_size: tuple[int, int] | None = None
-        for file in self.files:
+        for index, file in enumerate(self.files):
+            if wanted is not None and index not in wanted:
+                continue
             pixels = read_frame_file(file, fast_decode=fast_decode)
             size = (pixels.shape[1], pixels.shape[0])
             if first_size is None:
@@ -66,7 +73,7 @@ class FrameSource:
                     f"{file}: {size[0]}x{size[1]} pixels, but the folder's first frame is "
                     f"{first_size[0]}x{first_size[1]}"
                 )
-            yield resize_to_height(pixels, height)
+            yield index, resize_to_height(pixels, height)
 
 
 def natural_key(name: str) -> list[str | int]:

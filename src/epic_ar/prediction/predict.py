@@ -180,29 +180,29 @@ def sampled_frames(num_frames: int, settings: ViewSettings) -> np.ndarray:
 
 
 def window_views(
-    frames: Iterator[np.ndarray],
+    frames: Iterator[tuple[int, np.ndarray]],
     windows: list[Window],
     settings: ViewSettings,
     *,
     name: str = "the input",
 ) -> Iterator[tuple[torch.Tensor, int]]:
     """(the test views of each window, frames decoded since the last one), window by
-    window in order, from `frames` (every frame of the input, in order).
+    window in order, from `frames`: (index, pixels) of at least the frames that
+    `wanted_frames` names, in order.
 
     Keeps only the frames that the windows still to come sample.
 
     Raises:
         EpicArError: the input (`name`) ends before the last window's frames.
     """
-    needed = [window.first + sampled_frames(window.frame_count, settings) for window in windows]
-    wanted = set(np.concatenate(needed).tolist()) if needed else set()
+    last_needed = [window.first + int(sampled_frames(window.frame_count, settings)[-1])
+                   for window in windows]  # fmt: skip
     kept: dict[int, np.ndarray] = {}  # frame number -> pixels, in decode order
     pending, decoded, last_report = 0, 0, 0
-    for number, frame in enumerate(frames):
+    for number, frame in frames:
         decoded = number + 1
-        if number in wanted:
-            kept[number] = frame
-        while pending < len(windows) and windows[pending].stop <= decoded:
+        kept[number] = frame
+        while pending < len(windows) and last_needed[pending] <= number:
             window = windows[pending]
 
             def read(indices: np.ndarray, first: int = window.first) -> np.ndarray:
@@ -221,6 +221,12 @@ def window_views(
             f"{name}: ended after {decoded} frames, before the end of window "
             f"{windows[pending].start:g}-{windows[pending].end:g} s"
         )
+
+
+def wanted_frames(windows: list[Window], settings: ViewSettings) -> set[int]:
+    """The frame indices the windows' test views sample."""
+    needed = [window.first + sampled_frames(window.frame_count, settings) for window in windows]
+    return set(np.concatenate(needed).tolist()) if needed else set()
 
 
 def window_scores(
@@ -258,7 +264,7 @@ def window_scores(
     scores: list[torch.Tensor] = []
     batch: list[torch.Tensor] = []
     decoded = 0
-    frames = source.frames(fast_decode=data.fast_decode)
+    frames = source.frames(fast_decode=data.fast_decode, wanted=wanted_frames(windows, settings))
     with contextlib.closing(frames):
         for views, new_frames in window_views(frames, windows, settings, name=str(source.path)):
             batch.append(views)
