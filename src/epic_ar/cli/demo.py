@@ -48,7 +48,7 @@ class DemoSize:
     lr_step: int  # the epoch at which the learning rate drops tenfold
 
 
-# About 3 minutes on 2 CPU cores; the models learn the classes (see the README's numbers).
+# About 4 minutes on 2 CPU cores; the models learn the classes (see the README's numbers).
 FULL = DemoSize(4, 3, 20, (96, 64), (10, 30), verbs=10, nouns=12, epochs=8, lr_step=6)
 # Every step on a few segments, one epoch: checks an installation in about a minute.
 QUICK = DemoSize(2, 2, 5, (64, 48), (8, 12), verbs=4, nouns=4, epochs=1, lr_step=1)
@@ -379,7 +379,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         "small TSN on each modality, score val and test, fuse, evaluate with the challenge "
         "metrics, write a submission zip and run the RGB model on a whole video (predict). "
         "Each step is the "
-        "epic-ar command printed before it; nothing is downloaded. About 3 minutes on 2 CPU "
+        "epic-ar command printed before it; nothing is downloaded. About 4 minutes on 2 CPU "
         "cores.",
     )
     parser.add_argument(
