@@ -31,6 +31,7 @@ from epic_ar.data.video import (
     resized_width,
     write_video,
 )
+from epic_ar.data.video_writer import pad_to_even
 from epic_ar.errors import EpicArError
 
 HEIGHT, WIDTH = 64, 96
@@ -419,3 +420,16 @@ def test_wanted_frames_are_the_same_frames_and_decoding_stops_after_the_last(
     for index, frame in got:
         assert np.array_equal(frame, decoded_in_order[("h264", None)][index])
     assert list(video.iterate_wanted_frames(h264, set(), height=None)) == []
+
+
+@pytest.mark.parametrize("shape", [(5, 63, 95, 3), (63, 95, 3), (64, 95, 3), (63, 96, 3)])
+def test_pad_to_even_adds_one_black_row_or_column_where_a_side_is_odd(
+    shape: tuple[int, ...],
+) -> None:
+    pixels = np.random.default_rng(1).integers(1, 256, shape, dtype=np.uint8)
+    padded = pad_to_even(pixels)
+    height, width = shape[-3:-1]
+    assert padded.shape == (*shape[:-3], height + height % 2, width + width % 2, 3)
+    assert np.array_equal(padded[..., :height, :width, :], pixels)
+    assert padded.sum() == pixels.astype(np.int64).sum()  # what was added is black
+    assert pad_to_even(padded) is padded

@@ -19,6 +19,16 @@ CONTAINER_FORMATS = {".mp4": "mp4", ".mkv": "matroska", ".avi": "avi", ".mov": "
 CODECS = ("libx264", "ffv1")
 
 
+def pad_to_even(pixels: np.ndarray) -> np.ndarray:
+    """[..., H, W, 3] frames padded with one black row (bottom) / column (right) where H /
+    W is odd: H.264 in 4:2:0 (yuv420p) needs even sizes. Unchanged when both are even."""
+    height, width = pixels.shape[-3:-1]
+    if height % 2 == 0 and width % 2 == 0:
+        return pixels
+    pads = [(0, 0)] * (pixels.ndim - 3) + [(0, height % 2), (0, width % 2), (0, 0)]
+    return np.pad(pixels, pads)
+
+
 def write_video(
     path: Path,
     frames: Iterable[np.ndarray],

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from epic_ar.data.video import write_video
+from epic_ar.data.video_writer import pad_to_even, write_video
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.atomic import check_can_write
 from epic_ar.prediction.result import VideoPrediction, WindowPrediction
@@ -92,15 +92,6 @@ def draw_overlay(lines: list[str], frame_height: int, frame_width: int) -> Overl
     return Overlay(min(margin, frame_height - 1), min(margin, frame_width - 1), rgb, alpha)
 
 
-def _even(frame: np.ndarray) -> np.ndarray:
-    """`frame` padded with one black row / column when its height / width is odd: H.264 in
-    4:2:0 (yuv420p) needs even sizes."""
-    height, width = frame.shape[:2]
-    if height % 2 == 0 and width % 2 == 0:
-        return frame
-    return np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)))
-
-
 def annotated_frames(
     prediction: VideoPrediction, frames: Iterable[np.ndarray]
 ) -> Iterator[np.ndarray]:
@@ -130,7 +121,7 @@ def annotated_frames(
         if overlay is None or index != shown:
             lines = window_lines(prediction.windows[index])
             overlay, shown = draw_overlay(lines, pixels.shape[0], pixels.shape[1]), index
-        yield _even(overlay.blend(pixels))
+        yield pad_to_even(overlay.blend(pixels))
 
 
 def write_annotated_video(

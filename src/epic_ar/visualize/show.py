@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from epic_ar.data.video_writer import pad_to_even, write_video
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.atomic import atomic_write_path, check_can_write
 from epic_ar.modality import Modality
@@ -115,12 +115,6 @@ def contact_sheet(
     return sheet
 
 
-def _even(frames: np.ndarray) -> np.ndarray:
-    """Frames padded (black) to even height and width, which H.264 in 4:2:0 needs."""
-    height, width = frames.shape[1:3]
-    return np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)))
-
-
 def write_clip(frames: np.ndarray, fps: float, path: Path, *, force: bool) -> None:
     """Write [F, H, W, 3] uint8 frames as an animated GIF (looping) or an H.264 MP4."""
     if path.suffix.lower() == ".gif":
@@ -131,20 +125,7 @@ def write_clip(frames: np.ndarray, fps: float, path: Path, *, force: bool) -> No
                 duration=min(GIF_MAX_DURATION, max(20, round(1000 / fps))), loop=0,
             )  # fmt: skip
         return
-    try:
-        import av
-    except ImportError:
-        raise EpicArError(
-            f"{path}: writing MP4 needs PyAV (pip install 'epic-ar[video]'); or write a .gif"
-        ) from None
-    frames = _even(frames)
-    with atomic_write_path(path, force=force) as tmp, av.open(str(tmp), "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        out.mux(stream.encode(None))
+    write_video(path, pad_to_even(frames), fps, force=force)
 
 
 def show(options: ShowOptions) -> str:
