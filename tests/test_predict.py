@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from fractions import Fraction
@@ -129,6 +130,9 @@ def test_window_times_are_rounded_to_the_microsecond() -> None:
     assert short == [Window(0.0, 2.333333, 0, 7)]
 
 
+TOO_SHORT = "shorter than the time between two frames at 10 fps"
+
+
 @pytest.mark.parametrize(
     ("window", "stride", "message"),
     [
@@ -137,6 +141,12 @@ def test_window_times_are_rounded_to_the_microsecond() -> None:
         (1.0, 0.0, "stride=SECONDS: 0.0 is not a number of seconds > 0"),
         (1.0, math.inf, "stride=SECONDS: inf is not a number of seconds > 0"),
         (0.05, 1.0, "window=SECONDS: 0.05 s is shorter than the time between two frames at 10 fps"),
+        (
+            1.0,
+            1e-9,
+            "stride=SECONDS: 1e-09 s is shorter than the time between two frames at 10 fps",
+        ),
+        (1.0, 0.05, "stride=SECONDS: 0.05 s is shorter than the time between two frames at 10 fps"),
     ],
 )
 def test_bad_windows_are_refused(window: float, stride: float, message: str) -> None:
@@ -456,6 +466,49 @@ def test_timeline_and_annotated_video(
         f"timeline: {timeline}",
         f"annotated video: {annotated}",
     ]
+
+
+def test_the_annotated_video_shows_three_actions_whatever_the_top_k(
+    inputs: Inputs,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from epic_ar.visualize import annotated_video
+
+    drawn: list[list[str]] = []
+    window_lines = annotated_video.window_lines
+
+    def recorded(window: Any) -> list[str]:
+        drawn.append(window_lines(window))
+        return drawn[-1]
+
+    monkeypatch.setattr(annotated_video, "window_lines", recorded)
+    out, video = tmp_path / "p.json", tmp_path / "v.mp4"
+    status, _, err = run(
+        capsys, inputs.checkpoint, inputs.frame_folder, "--fps", FPS, "--top-k", "1",
+        "--out", out, "--video-out", video,
+    )  # fmt: skip
+    assert status == 0, err
+    assert drawn and all(len(lines) == 1 + 3 for lines in drawn)  # time span + 3 actions
+    windows = json.loads(out.read_text())["windows"]
+    assert all(len(w[key]) == 1 for w in windows for key in ("verbs", "nouns", "actions"))
+
+
+def test_a_failing_annotated_video_leaves_no_output_behind(
+    inputs: Inputs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "frames"
+    shutil.copytree(inputs.frame_folder, folder)
+    last = sorted(folder.iterdir(), key=lambda p: natural_key(p.name))[-1]
+    last.write_bytes(b"not a JPEG")  # a frame no window samples: only --video-out reads it
+    outputs = [tmp_path / "p.json", tmp_path / "t.png", tmp_path / "v.mp4"]
+    status, _, err = run(
+        capsys, inputs.checkpoint, folder, "--fps", FPS, "--out", outputs[0],
+        "--timeline", outputs[1], "--video-out", outputs[2],
+    )  # fmt: skip
+    assert status == 1 and f"{last}: not a readable frame" in err
+    assert [path.exists() for path in outputs] == [False, False, False]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -216,6 +216,7 @@ def test_a_video_rewritten_under_the_same_name_is_read_again(tmp_path: Path) -> 
         (456, 256, 256, 456),  # already that size
         (96, 64, 32, 48),  # exact
         (100, 60, 30, 50),  # exact, but odd halves: 2 x round(25) = 50
+        (642, 512, 256, 322),  # 160.5 half widths: FFmpeg rounds halves up, 2 x 161
     ],
 )
 def test_resized_width_keeps_the_aspect_ratio_rounded_to_even(

@@ -132,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         write_predictions,
     )
     from epic_ar.prediction.predict import PredictOptions, predict
+    from epic_ar.visualize.annotated_video import SHOWN_ACTIONS, write_annotated_video
+    from epic_ar.visualize.timeline import write_timeline
 
     outputs = PredictionOutputs(args.out, args.timeline, args.video_out)
     check_outputs(outputs, force=args.force)
@@ -139,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
         window=args.window,
         stride=args.stride,
         fps=args.fps,
-        top_k=args.top_k,
+        # the annotated video shows the top 3 actions, whatever the lists' length
+        top_k=max(args.top_k, SHOWN_ACTIONS) if args.video_out else args.top_k,
         clips=args.clips,
         crops=args.crops,
         batch_size=args.batch_size,
@@ -150,19 +153,18 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     prediction = predict(args.model, args.video, options)
     seconds = time.monotonic() - start
+    # The annotated video first: it decodes the input again, and any failure there must
+    # leave no other output behind.
+    if args.video_out is not None:
+        source = open_frame_source(args.video, fps=args.fps)
+        frames = (frame for _, frame in source.frames(height=None))
+        write_annotated_video(prediction, frames, args.video_out, force=args.force)
+    prediction = prediction.top(args.top_k)
+    if args.timeline is not None:
+        write_timeline(prediction, args.timeline, force=args.force)
     if args.out is not None:
         write_predictions(prediction, args.out, force=args.force)
     else:
         print("\n".join(table_lines(prediction)))
-    if args.timeline is not None:
-        from epic_ar.visualize.timeline import write_timeline
-
-        write_timeline(prediction, args.timeline, force=args.force)
-    if args.video_out is not None:
-        from epic_ar.visualize.annotated_video import write_annotated_video
-
-        source = open_frame_source(args.video, fps=args.fps)
-        frames = (frame for _, frame in source.frames(height=None))
-        write_annotated_video(prediction, frames, args.video_out, force=args.force)
     print("\n".join(summary_lines(prediction, outputs, seconds=seconds)))
     return 0

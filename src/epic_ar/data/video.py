@@ -67,8 +67,10 @@ FileVersion = tuple[int, int, int]
 
 def resized_width(width: int, height: int, target_height: int) -> int:
     """The width of a `width` x `height` frame resized to `target_height` high, rounded to
-    an even number as FFmpeg's `scale=-2:H` does (1920x1080 → 456x256)."""
-    return 2 * round(target_height * width / (2 * height))
+    an even number as FFmpeg's `scale=-2:H` does (1920x1080 → 456x256): in integers, with
+    halves rounded up (642x512 → 322x256)."""
+    half_width = (target_height * width + height) // (2 * height)
+    return 2 * half_width
 
 
 def _file_version(path: Path) -> FileVersion:

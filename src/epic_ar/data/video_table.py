@@ -6,9 +6,9 @@ saved as `VIDEO.epic_ar_frames.npy` beside the video, or in `~/.cache/epic-ar/vi
 when that folder is read-only (`fileio.index_cache`), and read from there by every later
 process and DataLoader worker. A table of a file that changed since is built again.
 
-On disk: int64 [4 + N, 2]: the video's (size, mtime in ns); the stream's time base and
-average frame rate as (numerator, denominator); the frame (width, height); then (pts,
-keyframe) of each frame in presentation order.
+On disk: int64 [5 + N, 2]: the video's (size, mtime in ns); the stream's time base and
+average frame rate as (numerator, denominator); the frame (width, height); (format
+version, 0); then (pts, keyframe) of each frame shown, in presentation order.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from epic_ar.errors import EpicArError
 from epic_ar.fileio.index_cache import file_stamp, index_locations, load_index, save_index
 
 INDEX_SUFFIX = ".epic_ar_frames.npy"
-_HEADER_ROWS = 4
+_HEADER_ROWS = 5
+# Row 4 of an index: its format; an index written by an older rule is built again.
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ def demux_frame_table(path: Path) -> tuple[FrameTable, Fraction]:
         stream = container.streams.video[0]
         pts, keys = [], []
         for packet in container.demux(stream):
-            if packet.pts is not None and packet.size > 0:
+            # Discarded packets (an MP4 edit list's lead-in) are decoded but never shown.
+            if packet.pts is not None and packet.size > 0 and not packet.is_discard:
                 pts.append(packet.pts)
                 keys.append(packet.is_keyframe)
         rate = stream.average_rate or stream.guessed_rate
@@ -103,6 +106,7 @@ def _as_array(table: FrameTable, stamp: tuple[int, int], rate: Fraction) -> np.n
         (table.time_base.numerator, table.time_base.denominator),
         (rate.numerator, rate.denominator),
         (table.info.width, table.info.height),
+        (FORMAT_VERSION, 0),
     ]
     frames = np.stack([table.pts, table.keyframe.astype(np.int64)], axis=1)
     return np.concatenate([np.asarray(header, dtype=np.int64), frames]).astype(np.int64)
@@ -123,6 +127,7 @@ def _table_shape_ok(array: np.ndarray) -> bool:
         and array.shape[0] > _HEADER_ROWS
         and array.shape[1] == 2
         and bool((array[1:3] > 0).all())
+        and int(array[4, 0]) == FORMAT_VERSION
     )
 
 

@@ -47,7 +47,7 @@ def _load_if_current(
 ) -> np.ndarray | None:
     try:
         index: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):  # unreadable, truncated or empty: build again
         return None
     stamp = index.reshape(-1)[:2] if index.size >= 2 else None
     if stamp is None or not valid(index) or tuple(stamp.tolist()) != file_stamp(source):

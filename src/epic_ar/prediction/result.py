@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -50,6 +50,14 @@ class VideoPrediction:
     window: float
     stride: float
     windows: list[WindowPrediction]
+
+    def top(self, k: int) -> VideoPrediction:
+        """The same windows with each list cut to its first `k` entries."""
+        windows = [
+            replace(w, verbs=w.verbs[:k], nouns=w.nouns[:k], actions=w.actions[:k])
+            for w in self.windows
+        ]
+        return replace(self, windows=windows)
 
     def to_json_dict(self) -> dict[str, Any]:
         """The layout of `predict --out FILE.json`."""

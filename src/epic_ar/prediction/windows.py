@@ -74,12 +74,18 @@ def frame_windows(frame_count: int, fps: float, window: float, stride: float) ->
 
     Raises:
         EpicArError: `window` or `stride` is not > 0, the video has no frames or no
-            frame rate, or `window` is shorter than the time between two frames (1 / fps).
+            frame rate, or `window` or `stride` is shorter than the time between two frames
+            (1 / fps).
     """
     check_window_settings(window, stride)
     if frame_count < 1 or not (math.isfinite(fps) and fps > 0):
         raise EpicArError(f"no windows in a video of {frame_count} frames at {fps} fps")
     duration = frame_count / fps
+    if (stride + TOLERANCE) * fps < 1:  # windows closer than frames: repeats, or millions
+        raise EpicArError(
+            STRIDE,
+            f": {stride} s is shorter than the time between two frames at {fps:g} fps",
+        )
     # a bound on the windows that can fit (the exact test below decides), plus a margin
     count = max(0, math.floor((duration - window) / stride)) + 2
     starts = np.arange(count, dtype=np.float64) * stride
