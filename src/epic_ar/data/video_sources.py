@@ -14,9 +14,7 @@ read their own).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
@@ -33,7 +31,7 @@ VIDEO_FRAME_HEIGHT = 256  # pixels: the released frames' height
 VIDEO_SUFFIXES = (".MP4", ".mp4")  # the download's suffix first
 # Self-decoded videos hold a few frames more or fewer than were released: a segment that
 # runs up to this far past a video's end is read with its last frame repeated, silently;
-# further means labels and videos that do not belong together, and is warned about.
+# further means labels and videos that do not belong together, and is refused.
 PAST_END_TOLERANCE = 1.0  # seconds
 
 
@@ -124,7 +122,6 @@ class VideoSegments:
         self._paths = [locate_video(videos_root, p, v) for p, v in videos.itertuples(index=False)]
         for path in self._paths:
             check_readable(path)
-        self._warned: set[int] = set()  # videos warned about (per process)
         self.table = SegmentTable(
             narration_id=rows.index.to_numpy(dtype=str),
             participant_id=rows["participant_id"].to_numpy(dtype=str),
@@ -151,13 +148,11 @@ class VideoSegments:
         indices = video_frame_indices(numbers, rate, info.fps, None)
         last = info.frame_count - 1
         over = (int(indices.max()) - last) / info.fps
-        if over > PAST_END_TOLERANCE and video not in self._warned:
-            self._warned.add(video)
-            warnings.warn(
-                f"{info.path}: segment {self.table.narration_id[row]} runs {over:.1f} s past "
-                f"the video's end ({info.frame_count} frames at {info.fps:g} fps); its frames "
-                "there repeat the last one (do the labels belong to these videos?)",
-                stacklevel=2,
+        if over > PAST_END_TOLERANCE:
+            raise EpicArError(
+                f"{info.path}: the segment runs {over:.1f} s past the video's end "
+                f"({info.frame_count} frames at {info.fps:g} fps); do the labels belong to "
+                "these videos?"
             )
         clipped: np.ndarray = np.minimum(indices, last)
         return clipped
@@ -167,6 +162,3 @@ class VideoSegments:
         the segment), H = `frame_height`."""
         indices = self.video_indices(row, frame_indices)
         return read_frames_at(self.video_path(row), indices, height=self.frame_height)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_warned": set()}  # each process warns for itself
