@@ -434,3 +434,35 @@ def test_pad_to_even_adds_one_black_row_or_column_where_a_side_is_odd(
     assert np.array_equal(padded[..., :height, :width, :], pixels)
     assert padded.sum() == pixels.astype(np.int64).sum()  # what was added is black
     assert pad_to_even(padded) is padded
+
+
+@pytest.mark.parametrize(("rotation", "quarter_turns"), [(90, 1), (-90, 3), (180, 2)])
+def test_frames_are_turned_as_their_display_rotation_says(
+    tmp_path: Path, rotation: int, quarter_turns: int
+) -> None:
+    # A phone video: stored landscape, shown turned. FFmpeg's player turns a frame whose
+    # display matrix says 90 degrees a quarter turn counterclockwise (checked against the
+    # ffmpeg command line when this test was written).
+    stored = np.zeros((48, 64, 3), np.uint8)
+    stored[:16, :16] = 255  # a white square in the top-left corner as stored
+    path = tmp_path / "phone.mp4"
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=Fraction(25))
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    stream.set_display_rotation(rotation)
+    for _ in range(3):
+        for packet in stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+    container.close()
+    shown = np.rot90(stored, quarter_turns)
+    for frame in (
+        next(iterate_frames(path, height=None)),
+        read_frames_at(path, [2], height=None)[0],
+    ):
+        assert frame.shape == shown.shape
+        assert np.abs(frame.astype(int) - shown.astype(int)).mean() < 3
+    tall = read_frames_at(path, [0], height=256)[0]
+    width = resized_width(shown.shape[1], shown.shape[0], 256)
+    assert tall.shape == (256, width, 3)

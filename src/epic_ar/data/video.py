@@ -206,15 +206,23 @@ def probe_video(path: Path, index_dir: Path | None = None) -> VideoInfo:
 
 
 def _to_rgb(frame: Any, height: int | None) -> np.ndarray:
-    """[H, W, 3] uint8 RGB of a decoded frame, resized to `height` when given."""
-    if height is None or height == frame.height:
-        return np.asarray(frame.to_ndarray(format="rgb24"))
-    width = resized_width(frame.width, frame.height, height)
-    return np.asarray(
-        frame.reformat(
-            width=width, height=height, format="rgb24", interpolation=_INTERPOLATION
+    """[H, W, 3] uint8 RGB of a decoded frame as it is shown: turned by its display
+    rotation (phone videos), as FFmpeg's players turn it, then `height` high when given."""
+    quarter_turns = round(getattr(frame, "rotation", 0) / 90) % 4  # counterclockwise
+    shown_width, shown_height = frame.width, frame.height
+    if quarter_turns % 2:
+        shown_width, shown_height = shown_height, shown_width
+    if height is None or height == shown_height:
+        pixels = frame.to_ndarray(format="rgb24")
+    else:
+        width = resized_width(shown_width, shown_height, height)
+        stored = (height, width) if quarter_turns % 2 else (width, height)
+        pixels = frame.reformat(
+            width=stored[0], height=stored[1], format="rgb24", interpolation=_INTERPOLATION
         ).to_ndarray()
-    )
+    if quarter_turns:
+        return np.ascontiguousarray(np.rot90(pixels, quarter_turns))
+    return np.asarray(pixels)
 
 
 def read_frames_at(
