@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -41,15 +41,17 @@ from epic_ar.data.transforms import (
     sample_multiscale_crop,
     whole_frame_box,
 )
-from epic_ar.data.video_sources import VideoSegments
 from epic_ar.data.views import ViewSettings, check_view_counts, segment_views
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.gulp.format import committed_chunks
 from epic_ar.modality import Modality, parse_modality
 
 Item = tuple[torch.Tensor, dict[str, Any]]
+if TYPE_CHECKING:  # PyAV is imported when videos are read, not with the training code
+    from epic_ar.data.video_sources import VideoSegments
+
 # Where a dataset's segments come from (each has `table`, `modality` and `read_frames`).
-SegmentSource = GulpSegments | ArchiveSegments | VideoSegments
+SegmentSource: TypeAlias = "GulpSegments | ArchiveSegments | VideoSegments"
 # An item's key: a segment index, or (index, seed) to fix the item's random draws.
 ItemKey = int | tuple[int, int]
 
@@ -285,6 +287,8 @@ def build_dataset(
             raise EpicArError(
                 f"{path}: to read videos, pass ", Parameter("labels"), " (which segments)"
             )
+        from epic_ar.data.video_sources import VideoSegments
+
         segments = VideoSegments(path, modality or "rgb", labels)
     elif is_gulp_directory(path):
         segments = GulpSegments(path, modality, labels)
