@@ -26,13 +26,19 @@ from epic_ar.annotations.classes import ACTION_TOP_N, class_names
 from epic_ar.cli.main import main
 from epic_ar.compat.lightning_config import current_config
 from epic_ar.data.decode import decode_frames
-from epic_ar.data.video import iterate_frames, probe_video, resized_width, write_video
+from epic_ar.data.video import (
+    iterate_frames,
+    probe_video,
+    resize_to_height,
+    resized_width,
+    write_video,
+)
 from epic_ar.errors import EpicArError
 from epic_ar.models import load_checkpoint
 from epic_ar.models.checkpoint import input_spec
 from epic_ar.models.config import model_config_from_dict
 from epic_ar.models.video_model import build_model
-from epic_ar.prediction.frames import natural_key, open_frame_source, resize_to_height
+from epic_ar.prediction.frames import natural_key, open_frame_source
 from epic_ar.prediction.outputs import CSV_COLUMNS
 from epic_ar.prediction.predict import (
     sampled_frames,

@@ -59,12 +59,12 @@ SPLITS = ("train", "validation")
 
 # The codec's error: mean absolute difference in grey levels between the [T, C, S, S]
 # samples read from the MP4s (H.264, crf 18, yuv420p) and from the JPEG layout (quality 90)
-# for the same segments. Measured over 53 segments of 5 synthetic datasets (seeds 0-4): test
-# mode (4 frames, 224 crops of 456x256) mean 1.74, worst sample's mean 1.89, 99th percentile
-# of a sample's pixels at most 17 (single pixels up to 188, at the edges of saturated
-# objects, where both codecs store colour at half resolution); train mode (same seeds: same
-# crops and flips) mean 1.52, worst sample's mean 1.71, 99th percentile at most 10. Part of
-# it is a bias of about -1 grey level in swscale's yuv420p → RGB conversion.
+# for the same segments, as benchmarks/video_vs_frames.py prints it (53 segments of 5
+# synthetic datasets, 4 frames, 224 crops of 456x256): test mode mean 1.74, worst segment's
+# mean 1.89, worst 99th percentile 17; train mode (same seeds: same crops and flips) mean
+# 1.58, worst segment's mean 1.92, worst 99th percentile 18. Single pixels differ by up to
+# 188 at the edges of saturated objects, where both codecs store colour at half resolution;
+# part of the error is a bias of about -1 grey level in swscale's yuv420p -> RGB conversion.
 MAX_MEAN_ERROR = 2.2  # over all samples
 MAX_SAMPLE_MEAN_ERROR = 2.6  # of any one sample
 MAX_SAMPLE_P99_ERROR = 24  # 99th percentile of any one sample's pixels

@@ -53,11 +53,6 @@ def released_fps(video_id: str) -> int:
     return rate
 
 
-def released_frame_times(frames: Sequence[int] | np.ndarray, rate: int) -> np.ndarray:
-    """[N] float64 seconds: the times (k - 1) / R of released frames k (1-based)."""
-    return (np.asarray(frames, dtype=np.int64) - 1) / float(rate)
-
-
 def video_frame_indices(
     frames: Sequence[int] | np.ndarray, rate: int, video_fps: float, frame_count: int | None
 ) -> np.ndarray:

@@ -42,6 +42,7 @@ from epic_ar.data.video_writer import write_video
 from epic_ar.errors import EpicArError
 
 __all__ = [
+    "RELEASED_FRAME_HEIGHT",
     "TABLES_KEPT",
     "VIDEOS_KEPT",
     "FrameTable",
@@ -51,10 +52,12 @@ __all__ = [
     "iterate_wanted_frames",
     "probe_video",
     "read_frames_at",
+    "resize_to_height",
     "resized_width",
     "write_video",
 ]
 
+RELEASED_FRAME_HEIGHT = 256  # pixels: the released EPIC-KITCHENS frames' height
 _INTERPOLATION = "BICUBIC"  # swscale's filter for resizing (FFmpeg's default for `scale`)
 # A table costs ~9 bytes per frame (EPIC-KITCHENS-100: 20 M frames in 700 videos, 180 MB in
 # all); re-reading one means demuxing the whole file, so keep more than a dataset has videos.
@@ -223,6 +226,20 @@ def _to_rgb(frame: Any, height: int | None) -> np.ndarray:
     if quarter_turns:
         return np.ascontiguousarray(np.rot90(pixels, quarter_turns))
     return np.asarray(pixels)
+
+
+def resize_to_height(pixels: np.ndarray, height: int | None) -> np.ndarray:
+    """[H, W, 3] uint8 RGB resized to `height` high (width: `resized_width`) by swscale's
+    bicubic filter, as decoded video frames are; unchanged when it already is that high
+    (or `height` is None)."""
+    if height is None or pixels.shape[0] == height:
+        return pixels
+    width = resized_width(pixels.shape[1], pixels.shape[0], height)
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+    resized = frame.reformat(
+        width=width, height=height, format="rgb24", interpolation=_INTERPOLATION
+    )
+    return np.asarray(resized.to_ndarray())
 
 
 def read_frames_at(

@@ -23,11 +23,10 @@ import pandas as pd
 from epic_ar.annotations.flow_frames import holds_flow_frame_numbers
 from epic_ar.annotations.video_frames import released_rates, video_frame_indices, with_frame_numbers
 from epic_ar.data.segment_sources import LABEL_COLUMNS, SegmentTable, annotation_rows
-from epic_ar.data.video import frame_table, read_frames_at
+from epic_ar.data.video import RELEASED_FRAME_HEIGHT, frame_table, read_frames_at
 from epic_ar.errors import EpicArError
 from epic_ar.modality import Modality
 
-VIDEO_FRAME_HEIGHT = 256  # pixels: the released frames' height
 VIDEO_SUFFIXES = (".MP4", ".mp4")  # the download's suffix first
 # Self-decoded videos hold a few frames more or fewer than were released: a segment that
 # runs up to this far past a video's end is read with its last frame repeated, silently;
@@ -88,7 +87,7 @@ class VideoSegments:
         modality: Modality,
         labels: Path | pd.DataFrame,
         *,
-        frame_height: int | None = VIDEO_FRAME_HEIGHT,
+        frame_height: int | None = RELEASED_FRAME_HEIGHT,
     ):
         videos_root = Path(videos_root)
         if modality != "rgb":

@@ -17,19 +17,21 @@ from collections.abc import Collection, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from epic_ar.data.decode import decode_frames
-from epic_ar.data.video import iterate_wanted_frames, probe_video, resized_width
+from epic_ar.data.video import (
+    RELEASED_FRAME_HEIGHT,
+    iterate_wanted_frames,
+    probe_video,
+    resize_to_height,
+)
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.index_cache import default_cache_dir
 
-FRAME_HEIGHT = 256  # pixels: the height of the released EPIC-KITCHENS frames
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 FPS = Parameter("fps", "fps=FPS", metavar="FPS")
-_INTERPOLATION = "BICUBIC"  # swscale's filter, as data.video resizes decoded video frames
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class FrameSource:
     def frames(
         self,
         *,
-        height: int | None = FRAME_HEIGHT,
+        height: int | None = RELEASED_FRAME_HEIGHT,
         fast_decode: bool = False,
         wanted: Collection[int] | None = None,
     ) -> Generator[tuple[int, np.ndarray], None, None]:
@@ -136,16 +138,3 @@ def read_frame_file(file: Path, *, fast_decode: bool = False) -> np.ndarray:
     if pixels.shape[2] == 1:
         pixels = np.repeat(pixels, 3, axis=2)
     return np.ascontiguousarray(pixels)
-
-
-def resize_to_height(pixels: np.ndarray, height: int | None) -> np.ndarray:
-    """[H, W, 3] uint8 resized to `height` high (width: `resized_width`) with swscale's
-    bicubic filter; unchanged when it already is (or `height` is None)."""
-    if height is None or pixels.shape[0] == height:
-        return pixels
-    width = resized_width(pixels.shape[1], pixels.shape[0], height)
-    frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-    resized = frame.reformat(
-        width=width, height=height, format="rgb24", interpolation=_INTERPOLATION
-    )
-    return np.asarray(resized.to_ndarray())

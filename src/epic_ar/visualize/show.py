@@ -1,5 +1,5 @@
 """`epic-ar show`'s files: a contact sheet (PNG) of several segments, or one segment played
-(GIF, or MP4 with PyAV installed)."""
+(GIF, or MP4)."""
 
 from __future__ import annotations
 
