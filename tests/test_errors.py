@@ -8,8 +8,9 @@ import pickle
 from pathlib import Path
 
 import pytest
+import torch
 
-from epic_ar.cli.main import command_flags, error_message
+from epic_ar.cli.main import command_flags, error_message, one_line_error
 from epic_ar.data.config import DataConfig
 from epic_ar.errors import EpicArError, Message, Parameter, Suggestion
 from epic_ar.evaluation.evaluate import resolve_group_tables
@@ -172,3 +173,23 @@ def test_missing_group_tables_name_use_packaged(
         f"{tail_verbs} not found next to the labels; tail verbs metrics left out (give the "
         "file, or --packaged-tables for the official copy)"
     )
+
+
+def test_an_error_in_a_data_loader_worker_is_its_own_one_line() -> None:
+    # How torch raises a worker's exception again in the main process: the same type,
+    # holding the worker's whole traceback.
+    loader = torch.utils.data.DataLoader(_Failing(), batch_size=1, num_workers=1)
+    with pytest.raises(EpicArError) as caught:
+        next(iter(loader))
+    assert "Original Traceback" in str(caught.value)
+    assert one_line_error(caught.value, {}) == "segment P01_01_0: runs 2.5 s past the video's end"
+    plain = EpicArError("P01_01.MP4: holds no video frames")
+    assert one_line_error(plain, {}) == "P01_01.MP4: holds no video frames"
+
+
+class _Failing(torch.utils.data.Dataset[None]):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> None:
+        raise EpicArError(f"segment P01_01_{index}: runs 2.5 s past the video's end")

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -565,6 +566,15 @@ def test_errors_are_one_line(
     existing = tmp_path / "existing.json"
     existing.write_text("keep me")
     ckpt, video = inputs.checkpoint, inputs.video
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    jpegs = sorted(inputs.frame_folder.glob("*.jpg"))[:3]
+    with tarfile.open(pictures / "frames.tar", "w") as archive:  # as EPIC's frame archives
+        for jpeg in jpegs:
+            archive.add(jpeg, arcname=f"./{jpeg.name}")
+    Image.new("RGB", (64, 48)).save(pictures / "one.png")
+    clip = pictures / "clip.mp4"
+    clip.write_bytes(video.read_bytes())
     cases: list[tuple[list[object], str]] = [
         ([ckpt, tmp_path / "none.mp4"], f"{tmp_path / 'none.mp4'}: no such video file"),
         ([ckpt, text_video], f"{text_video}: not a readable video ("),
@@ -606,6 +616,18 @@ def test_errors_are_one_line(
             [ckpt, video, "--window", 0.05],
             "--window SEC: 0.05 s is shorter than the time between two frames at 10 fps",
         ),
+        (
+            [ckpt, clip, "--video-out", clip, "--force"],
+            f"{clip}: is the input video; write the outputs to other files",
+        ),
+        (
+            [ckpt, pictures / "frames.tar"],
+            f"{pictures / 'frames.tar'}: holds pictures, not a video (FFmpeg reads it as mjpeg)",
+        ),
+        (
+            [ckpt, pictures / "one.png"],
+            f"{pictures / 'one.png'}: holds pictures, not a video (FFmpeg reads it as png_pipe)",
+        ),
     ]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cases.append(
@@ -620,11 +642,14 @@ def test_errors_are_one_line(
         assert error_line(err).startswith(f"epic-ar predict: error: {message}"), err
         assert stdout == ""
     assert existing.read_text() == "keep me"
+    assert clip.read_bytes() == video.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == [
         "existing.json",
         "flow.ckpt",
         "notes.mp4",
+        "pictures",
     ]
+    assert sorted(p.name for p in pictures.iterdir()) == ["clip.mp4", "frames.tar", "one.png"]
 
 
 @pytest.mark.parametrize(

@@ -151,10 +151,21 @@ def one_line_error(exc: BaseException, flags: Mapping[str, str]) -> str | None:
     a path); None for anything else, which is a bug and keeps its traceback. `flags`: the
     command's, see `command_flags`."""
     if isinstance(exc, EpicArError):
-        return error_message(exc, flags)
+        return worker_error_line(error_message(exc, flags))
     if isinstance(exc, OSError) and exc.filename is not None:
         return os_error_message(exc)
     return None
+
+
+def worker_error_line(message: str) -> str:
+    """`message` itself, or for an error raised in a DataLoader worker (which torch raises
+    again in the main process as the worker's whole traceback) the worker's own message,
+    from the traceback's last line."""
+    if "\nOriginal Traceback" not in message:
+        return message
+    last = message.strip().splitlines()[-1]
+    name, separator, text = last.partition(": ")
+    return text if separator and name.endswith("Error") else last
 
 
 @contextlib.contextmanager

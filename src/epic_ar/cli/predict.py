@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from epic_ar.visualize.timeline import write_timeline
 
     outputs = PredictionOutputs(args.out, args.timeline, args.video_out)
-    check_outputs(outputs, force=args.force)
+    check_outputs(outputs, force=args.force, video=args.video)
     options = PredictOptions(
         window=args.window,
         stride=args.stride,

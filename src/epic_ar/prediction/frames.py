@@ -27,10 +27,12 @@ from epic_ar.data.video import (
     probe_video,
     resize_to_height,
 )
+from epic_ar.data.video_table import open_video
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.index_cache import default_cache_dir
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+IMAGE_DEMUXERS = ("image2", "mjpeg")  # FFmpeg's readers of pictures (and "*_pipe")
 FPS = Parameter("fps", "fps=FPS", metavar="FPS")
 
 
@@ -100,6 +102,7 @@ def open_frame_source(path: Path, *, fps: float | None = None) -> FrameSource:
                 FPS,
                 " is for a folder of frames",
             )
+        check_is_video(path)
         # The frame index goes to the cache folder, never beside the user's video.
         info = probe_video(path, default_cache_dir("video-index"))
         return FrameSource(path, info.fps, info.frame_count)
@@ -114,6 +117,27 @@ def open_frame_source(path: Path, *, fps: float | None = None) -> FrameSource:
     if not (math.isfinite(fps) and fps > 0):
         raise EpicArError(FPS, f": {fps!r} is not a frame rate > 0")
     return FrameSource(path, float(fps), len(files), tuple(files))
+
+
+def check_is_video(path: Path) -> None:
+    """Refuse what FFmpeg reads as pictures rather than a video: a single image, or JPEGs
+    one after the other (a tar archive of frames reads so), whose frame rate FFmpeg makes
+    up (25 fps).
+
+    Raises:
+        EpicArError: `path` is missing, unreadable, or not a video.
+    """
+    container = open_video(path)
+    try:
+        demuxer = container.format.name
+    finally:
+        container.close()
+    if demuxer in IMAGE_DEMUXERS or demuxer.endswith("_pipe"):
+        raise EpicArError(
+            f"{path}: holds pictures, not a video (FFmpeg reads it as {demuxer}); for "
+            "frames, give a folder of JPEG/PNG files and their frame rate with ",
+            FPS,
+        )
 
 
 def read_frame_file(file: Path, *, fast_decode: bool = False) -> np.ndarray:

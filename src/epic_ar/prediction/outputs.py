@@ -40,9 +40,12 @@ class PredictionOutputs:
     video_out: Path | None = None
 
 
-def check_outputs(outputs: PredictionOutputs, *, force: bool = False) -> None:
-    """Refuse, before any work, outputs of an unknown type and existing files without
-    `force` (or folders that cannot be written).
+def check_outputs(
+    outputs: PredictionOutputs, *, force: bool = False, video: Path | None = None
+) -> None:
+    """Refuse, before any work, outputs of an unknown type, existing files without `force`
+    (or folders that cannot be written), and an output that is the input `video`, even
+    with `force`.
 
     Raises:
         EpicArError: naming the file.
@@ -62,6 +65,8 @@ def check_outputs(outputs: PredictionOutputs, *, force: bool = False) -> None:
     paths = [p.resolve() for p, _, _ in suffixes.values() if p is not None]
     if len(set(paths)) < len(paths):
         raise EpicArError("two outputs name the same file")
+    if video is not None and video.resolve() in paths:
+        raise EpicArError(f"{video}: is the input video; write the outputs to other files")
 
 
 def write_predictions(prediction: VideoPrediction, path: Path, *, force: bool = False) -> Path:
