@@ -371,7 +371,7 @@ def test_trn_eval_is_refused_for_other_models(
         (["--n-frames", "0"], "argument --n-frames: 0 is not an integer >= 1"),
         (["--clips", "x"], "argument --clips: 'x' is not an integer"),
         (["--accelerator", "tpux"], "argument --accelerator: invalid choice: 'tpux'"),
-        (["--frames-dir", "."], "--frames-dir and --labels go together"),
+        (["--frames-dir", "."], "--labels goes with --frames-dir or --videos-dir"),
         (["--datadir", ".", "--frames-dir", ".", "--labels", "l.csv"], "not both"),
     ],
 )

@@ -365,7 +365,7 @@ def test_unset_gulp_root_and_missing_config_name(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.strip() == (
         "epic-ar train: error: data._root_gulp_dir is not set: add data._root_gulp_dir=... "
-        "(the folder holding the gulp directories, or set data.frames_dir)"
+        "(the folder holding the gulp directories, or set data.frames_dir or data.videos_dir)"
     )
     done = train_cli(f"hydra.run.dir={tmp_path}")
     assert done.returncode == 1 and "choose one with --config-name" in done.stderr

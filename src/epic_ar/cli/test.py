@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.videos_dir is not None and args.labels is None:
         args.parser.error("--videos-dir needs --labels (the split's annotation file)")
     if args.videos_dir is None and (args.frames_dir is None) != (args.labels is None):
-        args.parser.error("--frames-dir and --labels go together")
+        args.parser.error("--labels goes with --frames-dir or --videos-dir")
     check_can_write(args.results, force=args.force)
     start = time.monotonic()
     model, config = load_checkpoint(args.checkpoint, trust=args.trust)

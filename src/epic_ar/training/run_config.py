@@ -324,7 +324,10 @@ def plain_run_config(config: Any) -> dict[str, Any]:
         key = exc.full_key or "a value"
         hint = ""
         if "_root_gulp_dir" in str(exc):
-            hint = " (the folder holding the gulp directories, or set data.frames_dir)"
+            hint = (
+                " (the folder holding the gulp directories, or set data.frames_dir or "
+                "data.videos_dir)"
+            )
         raise EpicArError(f"{key} is not set: add {key}=...{hint}") from None
     except OmegaConfBaseException as exc:
         raise EpicArError(f"config: {str(exc).splitlines()[0]}") from None
