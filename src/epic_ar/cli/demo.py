@@ -50,7 +50,7 @@ class DemoSize:
 
 # About 4 minutes on 2 CPU cores; the models learn the classes (see the README's numbers).
 FULL = DemoSize(4, 3, 20, (96, 64), (10, 30), verbs=10, nouns=12, epochs=8, lr_step=6)
-# Every step on a few segments, one epoch: checks an installation in about a minute.
+# Every step on a few segments, one epoch: checks an installation in a minute and a half.
 QUICK = DemoSize(2, 2, 5, (64, 48), (8, 12), verbs=4, nouns=4, epochs=1, lr_step=1)
 
 
@@ -394,7 +394,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a few segments and one epoch: every step, in about a minute (the models "
+        help="a few segments and one epoch: every step, in a minute and a half (the models "
         "learn little)",
     )
     parser.set_defaults(run=run)
