@@ -85,6 +85,22 @@ def annotation_rows(
     return read_annotations(labels, required_columns=required_columns), str(labels)
 
 
+def annotation_table(rows: pd.DataFrame, num_frames: np.ndarray) -> SegmentTable:
+    """The segments of annotation `rows` (`read_annotations`' layout) with `num_frames` [S]
+    frames each; their integer verb/noun class columns as labels."""
+    return SegmentTable(
+        narration_id=rows.index.to_numpy(dtype=str),
+        participant_id=rows["participant_id"].to_numpy(dtype=str),
+        video_id=rows["video_id"].to_numpy(dtype=str),
+        num_frames=np.asarray(num_frames, dtype=np.int64),
+        labels={
+            name: rows[name].to_numpy(np.int64)
+            for name in LABEL_COLUMNS
+            if name in rows.columns and pd.api.types.is_integer_dtype(rows[name])
+        },
+    )
+
+
 def stored_modality(meta: dict[str, Any]) -> Modality | None:
     """What a gulp segment's metadata says it holds (its frame size: flow [H, W], RGB
     [H, W, 3]); None when it does not say."""
@@ -191,17 +207,7 @@ class ArchiveSegments:
         self._locations = [self._locate(p, v) for p, v in videos.itertuples(index=False)]
         self._tables: dict[int, np.ndarray] = {}
         self._index_archives()
-        self.table = SegmentTable(
-            narration_id=frame.index.to_numpy(dtype=str),
-            participant_id=frame["participant_id"].to_numpy(dtype=str),
-            video_id=frame["video_id"].to_numpy(dtype=str),
-            num_frames=counts.astype(np.int64),
-            labels={
-                name: frame[name].to_numpy(np.int64)
-                for name in LABEL_COLUMNS
-                if name in frame.columns and pd.api.types.is_integer_dtype(frame[name])
-            },
-        )
+        self.table = annotation_table(frame, counts)
 
     def _locate(self, participant: str, video: str) -> Path:
         for location in candidate_locations(self.frames_root, participant, video, self.modality):

@@ -22,7 +22,7 @@ import pandas as pd
 
 from epic_ar.annotations.flow_frames import holds_flow_frame_numbers
 from epic_ar.annotations.video_frames import released_rates, video_frame_indices, with_frame_numbers
-from epic_ar.data.segment_sources import LABEL_COLUMNS, SegmentTable, annotation_rows
+from epic_ar.data.segment_sources import annotation_rows, annotation_table
 from epic_ar.data.video import RELEASED_FRAME_HEIGHT, frame_table, read_frames_at
 from epic_ar.errors import EpicArError
 from epic_ar.modality import Modality
@@ -121,17 +121,7 @@ class VideoSegments:
         self._paths = [locate_video(videos_root, p, v) for p, v in videos.itertuples(index=False)]
         for path in self._paths:
             check_readable(path)
-        self.table = SegmentTable(
-            narration_id=rows.index.to_numpy(dtype=str),
-            participant_id=rows["participant_id"].to_numpy(dtype=str),
-            video_id=rows["video_id"].to_numpy(dtype=str),
-            num_frames=counts.astype(np.int64),
-            labels={
-                column: rows[column].to_numpy(np.int64)
-                for column in LABEL_COLUMNS
-                if column in rows.columns and pd.api.types.is_integer_dtype(rows[column])
-            },
-        )
+        self.table = annotation_table(rows, counts)
 
     def video_path(self, row: int) -> Path:
         """The video file of segment `row` (a table row)."""
