@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pandas as pd
 
@@ -24,6 +23,7 @@ from epic_ar.annotations.flow_frames import holds_flow_frame_numbers
 from epic_ar.annotations.video_frames import released_rates, video_frame_indices, with_frame_numbers
 from epic_ar.data.segment_sources import annotation_rows, annotation_table
 from epic_ar.data.video import RELEASED_FRAME_HEIGHT, frame_table, read_frames_at
+from epic_ar.data.video_table import open_video
 from epic_ar.errors import EpicArError
 from epic_ar.modality import Modality
 
@@ -61,14 +61,7 @@ def check_readable(path: Path) -> None:
     Raises:
         EpicArError: it does not.
     """
-    try:
-        with av.open(str(path)) as container:
-            has_video = bool(container.streams.video)
-    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise EpicArError(f"{path}: not a readable video ({reason})") from None
-    if not has_video:
-        raise EpicArError(f"{path}: holds no video stream")
+    open_video(path).close()
 
 
 class VideoSegments:

@@ -64,7 +64,8 @@ def open_video(path: Path) -> Any:
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise EpicArError(f"{path}: not a readable video ({exc})") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise EpicArError(f"{path}: not a readable video ({reason})") from None
     if not container.streams.video:
         container.close()
         raise EpicArError(f"{path}: holds no video stream")
