@@ -17,6 +17,7 @@ from epic_ar.errors import EpicArError
 from epic_ar.modality import Modality
 from epic_ar.models import InputSpec, ModelConfig, build_model, load_checkpoint, parameter_groups
 from epic_ar.models.backbones import flow_conv
+from epic_ar.models.config import model_config_from_dict
 from epic_ar.models.temporal_shift import reference_temporal_shift, temporal_shift
 from epic_ar.models.trn import MultiScaleRelations, relation_subsets
 from helpers.checkpoints import PUBLISHED, filled_skeleton, manifest_state_dict
@@ -269,3 +270,27 @@ def test_a_hostile_checkpoint_is_refused(tmp_path: Path) -> None:
         load_checkpoint(plain)
     with pytest.raises(EpicArError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "absent.ckpt")
+
+
+@pytest.mark.parametrize(
+    ("kind", "extra", "time_steps"),
+    [("TSN", {}, 4), ("MTRN", {"backbone_dim": 16}, 4), ("TSM", {}, 4),
+     ("TSM", {"temporal_pool": True}, 2)],
+)  # fmt: skip
+def test_pooled_features_are_the_classifier_input_averaged_over_time(
+    kind: str, extra: dict[str, Any], time_steps: int
+) -> None:
+    config = model_config_from_dict(
+        {"type": kind, "backbone": "resnet18", "pretrained": None, "dropout": 0.5, **extra}
+    )
+    model = build_model(config, InputSpec("rgb", 4)).eval()
+    caught: list[torch.Tensor] = []
+    assert model.new_fc is not None
+    model.new_fc.register_forward_pre_hook(lambda _, args: caught.append(args[0]))
+    frames = torch.randn(2, 4, 3, 32, 32)
+    with torch.no_grad():
+        model(frames)
+        pooled = model.pooled_features(frames)
+    expected = caught[0].reshape(2, time_steps, 512).mean(dim=1)
+    assert pooled.shape == (2, 512) == (2, model.feature_size)
+    torch.testing.assert_close(pooled, expected, rtol=0, atol=1e-6)

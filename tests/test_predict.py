@@ -25,7 +25,6 @@ from PIL import Image
 
 from epic_ar.annotations.classes import ACTION_TOP_N, class_names
 from epic_ar.cli.main import main
-from epic_ar.compat.lightning_config import current_config
 from epic_ar.data.decode import decode_frames
 from epic_ar.data.video import (
     iterate_frames,
@@ -36,9 +35,6 @@ from epic_ar.data.video import (
 )
 from epic_ar.errors import EpicArError
 from epic_ar.models import load_checkpoint
-from epic_ar.models.checkpoint import input_spec
-from epic_ar.models.config import model_config_from_dict
-from epic_ar.models.video_model import build_model
 from epic_ar.prediction.frames import natural_key, open_frame_source
 from epic_ar.prediction.outputs import CSV_COLUMNS
 from epic_ar.prediction.predict import (
@@ -52,7 +48,7 @@ from epic_ar.prediction.windows import Window, frame_windows
 from epic_ar.synthetic.dataset import SyntheticConfig, generate_dataset
 from epic_ar.training.run_config import parse_data_config
 from epic_ar.training.scoring import ScoringOptions, score_split
-from helpers.checkpoints import REFERENCE
+from helpers.checkpoints import tiny_checkpoint
 
 FPS = 10.0  # of the lossless test video: window boundaries fall on whole frames
 DATA = SyntheticConfig(
@@ -164,25 +160,6 @@ def test_bad_windows_are_refused(window: float, stride: float, message: str) -> 
 
 # ---------------------------------------------------------------------------------------------
 # A tiny checkpoint, a synthetic video as JPEG frames and as a lossless video
-
-
-def tiny_checkpoint(path: Path, name: str = "tsn_rgb", *, seed: int = 0) -> Path:
-    """A checkpoint in the published layout: the published `name`'s config with a random
-    resnet18 taking 3 frames of 32x32 crops out of frames resized to 48 (shorter side)."""
-    config = json.loads((REFERENCE / "official_hyper_parameters.json").read_text())[name]
-    config["model"].update(backbone="resnet18", pretrained=None)
-    config["data"]["frame_count"] = 3
-    config["data"]["preprocessing"]["input_size"] = 32
-    config["data"]["test_augmentation"]["rescale_size"] = 48
-    resolved = current_config(config)
-    torch.manual_seed(seed)
-    model = build_model(model_config_from_dict(dict(resolved["model"])), input_spec(resolved))
-    assert model.new_fc is not None
-    with torch.no_grad():
-        model.new_fc.weight.normal_(0, 0.5)  # scores far apart: rankings that mean something
-    state = {f"model.{key}": value for key, value in model.state_dict().items()}
-    torch.save({"hyper_parameters": config, "state_dict": state}, path)
-    return path
 
 
 class Inputs:

@@ -18,6 +18,11 @@ from typing import Any
 
 import torch
 
+from epic_ar.compat.lightning_config import current_config
+from epic_ar.models.checkpoint import input_spec
+from epic_ar.models.config import model_config_from_dict
+from epic_ar.models.video_model import build_model
+
 # Copied from the reference material on the published checkpoints (see data/README.txt).
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference"
 PUBLISHED = ("tsn_rgb", "tsn_flow", "trn_rgb", "trn_flow", "tsm_rgb", "tsm_flow")
@@ -91,3 +96,25 @@ def filled_skeleton(name: str, out: Path, state: dict[str, torch.Tensor] | None 
         checkpoint["state_dict"] = state if state is not None else manifest_state_dict(name)
         torch.save(checkpoint, out)
     return out
+
+
+def tiny_checkpoint(
+    path: Path, name: str = "tsn_rgb", *, seed: int = 0, frame_count: int = 3
+) -> Path:
+    """A checkpoint in the published layout: the published `name`'s config with a random
+    resnet18 taking `frame_count` frames of 32x32 crops out of frames resized to 48 (shorter
+    side)."""
+    config = json.loads((REFERENCE / "official_hyper_parameters.json").read_text())[name]
+    config["model"].update(backbone="resnet18", pretrained=None)
+    config["data"]["frame_count"] = frame_count
+    config["data"]["preprocessing"]["input_size"] = 32
+    config["data"]["test_augmentation"]["rescale_size"] = 48
+    resolved = current_config(config)
+    torch.manual_seed(seed)
+    model = build_model(model_config_from_dict(dict(resolved["model"])), input_spec(resolved))
+    assert model.new_fc is not None
+    with torch.no_grad():
+        model.new_fc.weight.normal_(0, 0.5)  # scores far apart: rankings that mean something
+    state = {f"model.{key}": value for key, value in model.state_dict().items()}
+    torch.save({"hyper_parameters": config, "state_dict": state}, path)
+    return path

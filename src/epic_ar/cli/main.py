@@ -57,6 +57,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "epic_ar.cli.predict",
         "run a model on any video: top verbs, nouns and actions in windows over time",
     ),
+    "features": (
+        "epic_ar.cli.features",
+        "write features for anticipation / detection models (RULSTM LMDB, ActionFormer npz)",
+    ),
     "download": ("epic_ar.cli.download", "download a published TSN/TRN/TSM checkpoint"),
     "demo": (
         "epic_ar.cli.demo",

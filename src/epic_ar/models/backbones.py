@@ -19,6 +19,14 @@ def feature_dim(resnet: torchvision.models.ResNet) -> int:
     return int(resnet.fc.in_features)
 
 
+def pooled_size(resnet: torchvision.models.ResNet) -> int:
+    """Channels of the last stage's output, the size of the pooled features (also once
+    the classifier `fc` has been replaced)."""
+    last_block = resnet.layer4[-1]
+    norm = getattr(last_block, "bn3", None) or last_block.bn2
+    return int(norm.num_features)
+
+
 def flow_kernel(rgb_kernel: torch.Tensor, in_channels: int) -> torch.Tensor:
     """[O, C, kh, kw] → [O, in_channels, kh, kw]: the mean over input channels, repeated
     (the original's RGB → flow initialisation of the first conv)."""

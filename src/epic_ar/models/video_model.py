@@ -15,7 +15,7 @@ from torch import nn
 from epic_ar.data.sampling import default_snippet_length
 from epic_ar.errors import EpicArError
 from epic_ar.modality import Modality, parse_modality
-from epic_ar.models.backbones import build_resnet, feature_dim, flow_conv
+from epic_ar.models.backbones import build_resnet, feature_dim, flow_conv, pooled_size
 from epic_ar.models.config import NUM_CLASSES, ModelConfig, TrnEval, check_temporal_pool
 from epic_ar.models.temporal_shift import insert_temporal_shift
 from epic_ar.models.trn import MultiScaleRelations
@@ -138,6 +138,30 @@ class VideoModel(nn.Module):
             relations: torch.Tensor = self.consensus(per_frame)  # [B, classes]
             return relations
         return per_frame.mean(dim=1)  # [B, classes]
+
+    @property
+    def feature_size(self) -> int:
+        """F, the size of `pooled_features` (512 for ResNet-18/34, 2048 for ResNet-50 and up)."""
+        return pooled_size(self.base_model)
+
+    def pooled_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """[B, T, C, H, W] float frames -> [B, F]: the backbone's globally pooled output
+        (what the classifier takes, before dropout), averaged over the frames it comes out
+        for: the T snippets for TSN; for TSM the last stage's T (or T/2 with temporal
+        pooling) time steps, shifted across time as in scoring; for TRN the per-frame
+        features before the relation module."""
+        batch, count, channels, height, width = frames.shape
+        if (count, channels) != (self.spec.frame_count, self.spec.channels):
+            raise EpicArError(
+                f"expected [B, {self.spec.frame_count}, {self.spec.channels}, H, W] input, "
+                f"got {list(frames.shape)}"
+            )
+        net = self.base_model
+        x = frames.reshape(batch * count, channels, height, width)
+        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
+        pooled = torch.flatten(net.avgpool(x), 1)  # [B*T', F]
+        return pooled.view(batch, self.output_frames, -1).mean(dim=1)
 
     def train(self, mode: bool = True) -> VideoModel:
         """Partial BN: in training, every BatchNorm but the first stays in eval mode with

@@ -13,7 +13,7 @@ sample are kept, and each window's views are built as soon as its last frame is 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import torch
 
 from epic_ar.data.config import DataConfig
 from epic_ar.data.datamodule import EpicDataModule
+from epic_ar.data.decode import FrameData
 from epic_ar.data.sampling import default_snippet_length, sample_test_offsets, snippet_frame_indices
 from epic_ar.data.views import (
     ViewSettings,
@@ -33,7 +34,7 @@ from epic_ar.data.views import (
 )
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.index_cache import default_cache_dir
-from epic_ar.modality import config_modality
+from epic_ar.modality import Modality, config_modality
 from epic_ar.models import load_checkpoint
 from epic_ar.models.published import PUBLISHED_URLS, download_published
 from epic_ar.models.video_model import VideoModel
@@ -85,7 +86,11 @@ def checkpoint_cache_dir() -> Path:
 
 
 def resolve_checkpoint(
-    model: str | Path, *, url: str | None = None, cache_dir: Path | None = None
+    model: str | Path,
+    *,
+    url: str | None = None,
+    cache_dir: Path | None = None,
+    allow_flow: bool = False,
 ) -> Path:
     """The checkpoint file `model` names: an existing file, or a published name
     (`models.published.PUBLISHED_URLS`: "tsm_rgb", ...) fetched once into `cache_dir`
@@ -93,7 +98,8 @@ def resolve_checkpoint(
     published name from there instead (a mirror, or file://...).
 
     Raises:
-        EpicArError: neither a file nor a published name; a flow model's name; `url`
+        EpicArError: neither a file nor a published name; a flow model's name (unless
+            `allow_flow`); `url`
             with a file; the download failed (nothing is left in the cache then).
     """
     path = Path(model)
@@ -105,7 +111,7 @@ def resolve_checkpoint(
             raise EpicArError(URL, f" is for a published model name, not a file ({model})")
         return path
     name = str(model)
-    if name.endswith("_flow"):
+    if name.endswith("_flow") and not allow_flow:
         raise EpicArError(f"{name}: a flow model; {NO_FLOW}")
     folder = cache_dir if cache_dir is not None else checkpoint_cache_dir()
     cached = folder / f"{name}.ckpt"
@@ -139,8 +145,10 @@ def choose_device(device: str | None) -> torch.device:
     return chosen
 
 
-def view_settings(data: DataConfig, *, clips: int = 1, crops: int = 1) -> ViewSettings:
-    """The test views of an RGB checkpoint's data config, as `epic-ar test --split val`
+def view_settings(
+    data: DataConfig, *, clips: int = 1, crops: int = 1, modality: Modality = "rgb"
+) -> ViewSettings:
+    """The test views of a checkpoint's data config, as `epic-ar test --split val`
     builds them (`EpicDataModule.build_dataset`): `data.frame_count` snippets of
     `data.segment_length` frames, crops of `data.preprocessing.input_size` out of frames
     whose shorter side is resized to `data.test_augmentation.rescale_size`.
@@ -154,7 +162,7 @@ def view_settings(data: DataConfig, *, clips: int = 1, crops: int = 1) -> ViewSe
         raise EpicArError(f"scale size {scale_size} is smaller than input size {input_size}")
     return ViewSettings(
         frame_count=data.frame_count,
-        snippet_length=data.segment_length or default_snippet_length("rgb"),
+        snippet_length=data.segment_length or default_snippet_length(modality),
         input_size=input_size,
         scale_size=scale_size,
         clips=clips,
@@ -180,15 +188,17 @@ def sampled_frames(num_frames: int, settings: ViewSettings) -> np.ndarray:
 
 
 def window_views(
-    frames: Iterator[tuple[int, np.ndarray]],
+    frames: Iterator[tuple[int, Any]],
     windows: list[Window],
     settings: ViewSettings,
     *,
     name: str = "the input",
+    collect: Callable[[list[Any]], FrameData] = np.stack,
 ) -> Iterator[tuple[torch.Tensor, int]]:
     """(the test views of each window, frames decoded since the last one), window by
-    window in order, from `frames`: (index, pixels) of at least the frames that
-    `wanted_frames` names, in order.
+    window in order, from `frames`: (index, frame) of at least the frames that
+    `wanted_frames` names, in order. `collect` makes a list of frames the window's frame
+    data (default: pixels [H, W, 3] stacked into [F, H, W, 3]).
 
     Keeps only the frames that the windows still to come sample.
 
@@ -197,7 +207,7 @@ def window_views(
     """
     last_needed = [window.first + int(sampled_frames(window.frame_count, settings)[-1])
                    for window in windows]  # fmt: skip
-    kept: dict[int, np.ndarray] = {}  # frame number -> pixels, in decode order
+    kept: dict[int, Any] = {}  # frame number -> frame, in decode order
     pending, decoded, last_report = 0, 0, 0
     for number, frame in frames:
         decoded = number + 1
@@ -205,8 +215,8 @@ def window_views(
         while pending < len(windows) and last_needed[pending] <= number:
             window = windows[pending]
 
-            def read(indices: np.ndarray, first: int = window.first) -> np.ndarray:
-                return np.stack([kept[first + int(i)] for i in indices])
+            def read(indices: np.ndarray, first: int = window.first) -> FrameData:
+                return collect([kept[first + int(i)] for i in indices])
 
             yield segment_views(read, window.frame_count, settings), decoded - last_report
             last_report = decoded

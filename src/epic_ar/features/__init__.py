@@ -1,0 +1,2 @@
+"""Features for downstream models (anticipation, detection): the backbone's pooled output
+over windows of whole videos, or over annotated segments."""

@@ -1,0 +1,141 @@
+"""What features are computed over, one video at a time: the windows of a whole video on a
+timeline (RULSTM, ActionFormer), or the annotated segments of a video; and the batches of
+test views a DataLoader makes of them.
+
+Batches never span two videos and always start at a video's first window or segment, so a
+video's features come out the same whatever ran before it: a resumed run writes what an
+uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from epic_ar.data.dataset import SegmentDataset
+from epic_ar.data.views import ViewSettings
+from epic_ar.errors import EpicArError
+from epic_ar.features.sources import VideoFrames, stack_frames
+from epic_ar.features.timeline import TIMELINE_FPS, actionformer_windows, rulstm_windows
+from epic_ar.prediction.predict import wanted_frames, window_views
+from epic_ar.prediction.windows import Window
+
+TimelineKind = Literal["rulstm", "actionformer"]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Where on a video's time features are computed: RULSTM's every 1/`fps` s over the
+    `window_sec` before it, or ActionFormer's every `stride` frames of `fps` over `clip`
+    frames (see `features.timeline`)."""
+
+    kind: TimelineKind
+    fps: float = TIMELINE_FPS
+    window_sec: float = 1.0
+    stride: int = 16
+    clip: int = 32
+
+    def windows(self, frame_count: int, fps: float) -> list[Window]:
+        """The windows of a source of `frame_count` frames at `fps`, in time order."""
+        if self.kind == "rulstm":
+            return rulstm_windows(
+                frame_count, fps, timeline_fps=self.fps, window_sec=self.window_sec
+            )
+        return actionformer_windows(
+            frame_count, fps, timeline_fps=self.fps, stride=self.stride, clip=self.clip
+        )
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """One video's features: over the windows of `source` on a timeline, or (`source`
+    None) over the segments `items` (indices of the test dataset) named `names`."""
+
+    video_id: str
+    source: VideoFrames | None = None
+    items: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ViewBatch:
+    """Up to a batch of one video's windows or segments: `views` [b, T, C, S, S] uint8 (or
+    [b, V, T, C, S, S] with V views each); `frames`: source frames newly read, for progress;
+    `last`: the video's final batch."""
+
+    job: int
+    views: torch.Tensor
+    frames: int
+    last: bool
+
+
+class ViewBatches(IterableDataset[ViewBatch]):
+    """The test views of every job's windows or segments, `batch_size` at a time.
+
+    With DataLoader workers, job j goes whole to worker j mod W, so a video's frames are read
+    in order by one process (videos decode forward, never seeking per window).
+    """
+
+    def __init__(
+        self,
+        jobs: list[VideoJob],
+        settings: ViewSettings,
+        batch_size: int,
+        *,
+        timeline: Timeline | None = None,
+        dataset: SegmentDataset | None = None,
+    ):
+        self.jobs, self.settings, self.batch_size = jobs, settings, batch_size
+        self.timeline, self.dataset = timeline, dataset
+
+    def __iter__(self) -> Iterator[ViewBatch]:
+        worker = get_worker_info()
+        share, shares = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        for index, job in enumerate(self.jobs):
+            if index % shares == share:
+                yield from self._batches(index, job)
+
+    def _batches(self, index: int, job: VideoJob) -> Iterator[ViewBatch]:
+        views = self._timeline_views(job) if job.source is not None else self._segment_views(job)
+        held: ViewBatch | None = None  # yielded once it is known whether it is the last
+        batch: list[torch.Tensor] = []
+        frames = 0
+        for view, new_frames in views:
+            batch.append(view)
+            frames += new_frames
+            if len(batch) == self.batch_size:
+                if held is not None:
+                    yield held
+                held, batch, frames = ViewBatch(index, torch.stack(batch), frames, False), [], 0
+        if batch:
+            if held is not None:
+                yield held
+            held = ViewBatch(index, torch.stack(batch), frames, False)
+        if held is None:
+            raise EpicArError(f"{job.video_id}: no windows or segments to compute features of")
+        yield replace(held, last=True)
+
+    def _timeline_views(self, job: VideoJob) -> Iterator[tuple[torch.Tensor, int]]:
+        source, timeline = job.source, self.timeline
+        assert source is not None and timeline is not None
+        windows = timeline.windows(source.frame_count, source.fps)
+        frames = source.iterate(wanted_frames(windows, self.settings))
+        try:
+            yield from window_views(
+                frames, windows, self.settings, name=str(source.path), collect=stack_frames
+            )
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+
+    def _segment_views(self, job: VideoJob) -> Iterator[tuple[torch.Tensor, int]]:
+        dataset = self.dataset
+        assert dataset is not None
+        for item in job.items:
+            views, _ = dataset[item]
+            yield views, int(dataset.table.num_frames[dataset.rows[item]])

@@ -1,0 +1,212 @@
+"""A `features` run: check the request, open the output, skip the videos it holds already,
+compute the others in this process or in several (one per device), finish the output."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from epic_ar.errors import EpicArError, Parameter
+from epic_ar.features.extract import FeatureOptions, Plan, compute_features, make_plan
+from epic_ar.features.writers import FeatureWriter, open_writer
+from epic_ar.models import load_checkpoint
+from epic_ar.prediction.predict import choose_device, resolve_checkpoint
+from epic_ar.progress import Progress
+
+SOURCES = "give one of frames_dir, videos_dir (or, for segments, data_dir)"
+
+
+@dataclass(frozen=True)
+class FeatureRun:
+    """What a run did: `videos` in the request, `skipped` already in `out`, the writer's
+    one-line `summary`, and (ActionFormer) the config lines that read the features."""
+
+    out: Path
+    videos: int
+    skipped: int
+    summary: str
+    config_lines: tuple[str, ...] = ()
+
+
+def check_options(options: FeatureOptions) -> None:
+    """Refuse requests that cannot run, before anything is loaded.
+
+    Raises:
+        EpicArError: naming the parameter.
+    """
+    given = [d for d in (options.frames_dir, options.videos_dir, options.data_dir) if d is not None]
+    if len(given) != 1:
+        raise EpicArError(SOURCES)
+    if options.data_dir is not None and options.format != "segments":
+        raise EpicArError(Parameter("data_dir"), " (gulp directories hold segments, not whole "
+                          "videos) is for format segments")  # fmt: skip
+    if options.format == "segments":
+        if options.videos:
+            raise EpicArError(Parameter("videos"), " is for the timeline formats; segments "
+                              "come from labels")  # fmt: skip
+        if options.data_dir is None and options.labels is None:
+            raise EpicArError("segments from frames or videos need the labels file")
+    elif bool(options.videos) == (options.labels is not None):
+        raise EpicArError("give the videos as video ids or as a labels file, one of the two")
+    for name in ("batch_size", "devices", "stride", "clip"):
+        if getattr(options, name) < 1:
+            raise EpicArError(Parameter(name), f": {getattr(options, name)} is not >= 1")
+    if options.frame_count is not None and options.frame_count < 1:
+        raise EpicArError(Parameter("frame_count"), f": {options.frame_count} is not >= 1")
+    choose_device(options.device)
+
+
+def extract_features(model: str | Path, out: Path, options: FeatureOptions) -> FeatureRun:
+    """Write the features of `model` (a checkpoint file or a published name) into `out` in
+    `options.format`, skipping the videos `out` holds already (see `features.extract`).
+
+    Raises:
+        EpicArError: a bad model, source, video or option, or output that does not match.
+    """
+    check_options(options)
+    checkpoint = resolve_checkpoint(
+        model, url=options.url, cache_dir=options.cache_dir, allow_flow=True
+    )
+    network, config = load_checkpoint(checkpoint, trust=options.trust)
+    plan = make_plan(checkpoint, network, config, options)
+    writer = open_writer(options.format, out, plan.record, force=options.force)
+    try:
+        todo = [job for job in plan.jobs if not writer.finished(job.video_id)]
+        progress = (Progress(f"features {out.name}", len(todo), unit="videos")
+                    if options.progress and todo else None)  # fmt: skip
+
+        def report(videos: int, frames: int) -> None:
+            if progress is not None:
+                progress.update(videos, frames)
+
+        if options.devices > 1 and len(todo) > 1:
+            run_shards(checkpoint, out, options, [job.video_id for job in todo], report)
+        else:
+            compute_features(network, config, plan, todo, writer, options, report)
+        if progress is not None:
+            progress.close()
+        writer.finish(list(plan.narration_ids) if options.format == "segments" else None)
+    except BaseException:
+        writer.close()
+        raise
+    return FeatureRun(
+        out,
+        len(plan.jobs),
+        len(plan.jobs) - len(todo),
+        writer.summary(),
+        actionformer_config(out, plan) if options.format == "actionformer" else (),
+    )
+
+
+def actionformer_config(out: Path, plan: Plan) -> tuple[str, ...]:
+    """The lines of an ActionFormer config's `dataset` section that read these features."""
+    record = plan.record
+    return (
+        "dataset:",
+        f"  feat_folder: {out}",
+        "  file_prefix: ~",
+        "  file_ext: .npz",
+        f"  input_dim: {record['feature_size']}",
+        f"  feat_stride: {record['feat_stride']}",
+        f"  num_frames: {record['num_frames']}",
+        f"  default_fps: {record['default_fps']:g}",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Several processes, one per device, each with every N-th video
+
+
+def shard_device(options: FeatureOptions, shard: int) -> str:
+    """The device of shard `shard`: the shard's GPU (round robin) on CUDA, else the CPU."""
+    device = choose_device(options.device)
+    if device.type != "cuda":
+        return str(device)
+    return f"cuda:{shard % max(1, torch.cuda.device_count())}"
+
+
+def run_shards(
+    checkpoint: Path,
+    out: Path,
+    options: FeatureOptions,
+    video_ids: list[str],
+    report: Any,
+) -> None:
+    """Compute the features of `video_ids` in `options.devices` spawned processes, video i
+    in process i mod N, forwarding their progress to `report`.
+
+    Raises:
+        EpicArError: the first error a process met (the others are stopped).
+    """
+    count = min(options.devices, len(video_ids))
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    threads = max(1, (os.cpu_count() or 1) // count)
+    processes = []
+    for shard in range(count):
+        shard_options = replace(
+            options, videos=tuple(video_ids[shard::count]), labels=None, progress=False,
+            device=shard_device(options, shard), force=False,
+        )  # fmt: skip
+        if options.format == "segments":  # a segment job is a video of the labels' segments
+            shard_options = replace(shard_options, videos=(), labels=options.labels)
+        args = (checkpoint, out, shard_options, tuple(video_ids[shard::count]), threads, messages)
+        process = context.Process(target=_shard_main, args=args, daemon=True)
+        process.start()
+        processes.append(process)
+    running = count
+    try:
+        while running:
+            try:
+                kind, *values = messages.get(timeout=1.0)
+            except queue.Empty:
+                if not any(p.is_alive() for p in processes):
+                    raise EpicArError("a features process ended without a word") from None
+                continue
+            if kind == "progress":
+                report(*values)
+            elif kind == "error":
+                raise EpicArError(values[0])
+            else:
+                running -= 1
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+
+
+def _shard_main(
+    checkpoint: Path,
+    out: Path,
+    options: FeatureOptions,
+    video_ids: tuple[str, ...],
+    threads: int,
+    messages: Any,
+) -> None:
+    """One process's share (spawned): its videos, on its device."""
+    torch.set_num_threads(threads)
+    writer: FeatureWriter | None = None
+    try:
+        network, config = load_checkpoint(checkpoint, trust=options.trust)
+        plan = make_plan(checkpoint, network, config, options)
+        jobs = [job for job in plan.jobs if job.video_id in set(video_ids)]
+        writer = open_writer(options.format, out, plan.record)
+        compute_features(
+            network, config, plan, jobs, writer, options,
+            lambda videos, frames: messages.put(("progress", videos, frames)),
+        )  # fmt: skip
+        messages.put(("done",))
+    except EpicArError as exc:
+        messages.put(("error", str(exc)))
+    except Exception as exc:
+        messages.put(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        if writer is not None:
+            writer.close()
