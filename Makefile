@@ -59,6 +59,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_gulp.py
 	$(BIN)/python benchmarks/bench_loader.py
 	$(BIN)/python benchmarks/bench_video.py
+	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/video_vs_frames.py
 	$(BIN)/python benchmarks/photo_frames.py
 	$(BIN)/python benchmarks/bench_models.py

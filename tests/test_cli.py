@@ -8,6 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import lmdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -267,9 +268,10 @@ def test_quick_demo_runs_every_step_and_says_where_things_are(
         "evaluate",
         "submit",
         "predict",
+        "features",
     ):
         assert f"$ epic-ar {command} " in done.stdout, command
-    assert "[25/25, " in done.stdout
+    assert "[26/26, " in done.stdout
     assert (out / "report" / "index.html").is_file()
     assert (out / "pictures" / "flow_validation.png").is_file()
     metrics = json.loads((out / "results" / "fused_val_metrics.json").read_text())
@@ -307,7 +309,14 @@ def test_quick_demo_runs_every_step_and_says_where_things_are(
     summary = done.stdout.split("Done in")[1]
     for artefact in ("submission.zip", "fused_val_metrics.json", "runs/tsn_rgb", "gulp", "report"):
         assert artefact in summary, artefact
-    assert "predict/windows.png" in summary
+    assert "predict/windows.png" in summary and "features/rgb" in summary
+    # the RULSTM database: one key per 1/30 s of the video (50 fps: a key every 5 frames)
+    env = lmdb.open(str(out / "features" / "rgb"), readonly=True, lock=False)
+    with env.begin() as txn:
+        keys = [bytes(k).decode() for k, _ in txn.cursor() if not bytes(k).startswith(b"__")]
+    env.close()
+    frames = probe_video(video).frame_count
+    assert keys == [f"P02_102_frame_{n:010d}.jpg" for n in range(1, frames * 30 // 50 + 1)]
 
 
 def test_demo_refuses_a_folder_it_did_not_make(run_cli: RunCli, tmp_path: Path) -> None:

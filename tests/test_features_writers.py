@@ -130,7 +130,7 @@ def test_actionformer_loader_reads_feats_and_settings(tmp_path: Path) -> None:
     assert float(data["default_fps"]) == 30.0
     assert str(data["model"]) == "tsm"
     assert str(data["sizes"]) == "[224, 256]"  # not a plain value: JSON text
-    assert writer.summary().startswith(f"{out}: 1 .npz files, 5 features of 8 float32 values")
+    assert writer.summary().startswith(f"{out}: 1 .npz file, 5 features of 8 float32 values")
 
 
 def test_actionformer_leaves_other_files_alone(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ class Progress:
         self.extra = 0
         self._start = time.perf_counter()
         self._last_draw = 0.0
+        self._drawn: tuple[int, int] | None = None  # (done, extra) of the last line drawn
         self._interactive = self.stream.isatty()
         self._interval = interval if self._interactive else log_interval
 
@@ -69,8 +70,11 @@ class Progress:
     def _draw(self, *, final: bool) -> None:
         end = "\n" if final or not self._interactive else ""
         prefix = "\r\x1b[K" if self._interactive else ""
+        self._drawn = (self.done, self.extra)
         self.stream.write(prefix + self.line() + end)
         self.stream.flush()
 
     def close(self) -> None:
+        if not self._interactive and self._drawn == (self.done, self.extra):
+            return  # a log already holds this line: printing it again says nothing new
         self._draw(final=True)

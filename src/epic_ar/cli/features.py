@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.monotonic() - start
     done = result.videos - result.skipped
     skipped = f" ({result.skipped} finished before, skipped)" if result.skipped else ""
-    print(f"features of {done} video(s) in {seconds:.1f} s{skipped}")
+    print(f"features of {done} video{'s' if done != 1 else ''} in {seconds:.1f} s{skipped}")
     print(result.summary)
     if result.config_lines:
         print("ActionFormer config (dataset section):")

@@ -157,7 +157,7 @@ class RulstmLmdbWriter:
                 channels.add(int(info["channels"]))
         return (
             f"{self.out}: {frames:,} keys of {channels_text(channels)} float32 values for "
-            f"{videos:,} videos (LMDB for RULSTM)"
+            f"{videos:,} video{'s' if videos != 1 else ''} (LMDB for RULSTM)"
         )
 
     def finish(self, narration_ids: Sequence[str] | None = None) -> None:

@@ -87,7 +87,8 @@ class ActionFormerWriter:
         shapes = [npz_shape(path, "feats") for path in paths]
         channels = {shape[1] for shape in shapes if len(shape) == 2}
         return (
-            f"{self.out}: {len(paths):,} .npz files, {sum(s[0] for s in shapes):,} features "
+            f"{self.out}: {len(paths):,} .npz file{'s' if len(paths) != 1 else ''}, "
+            f"{sum(s[0] for s in shapes):,} features "
             f"of {channels_text(channels)} float32 values (feats [T, C] for ActionFormer)"
         )
 

@@ -109,7 +109,7 @@ def actionformer_config(out: Path, plan: Plan) -> tuple[str, ...]:
     record = plan.record
     return (
         "dataset:",
-        f"  feat_folder: {out}",
+        f"  feat_folder: {out.resolve()}",
         "  file_prefix: ~",
         "  file_ext: .npz",
         f"  input_dim: {record['feature_size']}",
