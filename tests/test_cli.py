@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from epic_ar.cli import demo
+from epic_ar.cli import demo, demo_steps
 from epic_ar.data.video import probe_video
 from epic_ar.evaluation.results import load_results, save_results
 from helpers.cli import RunCli
@@ -341,8 +341,8 @@ def test_pickled_labels_give_the_same_metrics_as_csv(
 
 
 def test_demo_evaluate_steps_say_which_results_they_score() -> None:
-    art = demo.DemoArtefacts(Path("/demo"))
-    steps = demo.demo_steps(art, demo.QUICK)
+    art = demo_steps.DemoArtefacts(Path("/demo"))
+    steps = demo_steps.demo_steps(art, demo_steps.QUICK)
     evaluated = [step for step in steps if step.args[0] == "evaluate"]
     assert [step.evaluates for step in steps if step.evaluates is not None] == [
         step.evaluates for step in evaluated
@@ -357,10 +357,10 @@ def test_demo_summary_reads_each_result_by_what_it_is(capsys: pytest.CaptureFixt
     def metrics(action: float) -> dict[str, float]:
         return {"all_verb_accuracy_at_1": 1.0, "all_action_accuracy_at_1": action}
 
-    art = demo.DemoArtefacts(Path("/demo"))
+    art = demo_steps.DemoArtefacts(Path("/demo"))
     scores = {"fused": metrics(30.0), "tsn_flow": metrics(20.0)}
     scores["tsn_rgb"] = metrics(10.0)
-    demo.print_summary(art, scores, demo.QUICK, 65.0)
+    demo.print_summary(art, scores, demo_steps.QUICK, 65.0)
     out = capsys.readouterr().out
     assert "RGB 10.0%, flow 20.0%, fused 30.0% (chance 6.2%)" in out
     assert "  all_action_accuracy_at_1          30.00" in out
