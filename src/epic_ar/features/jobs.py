@@ -13,15 +13,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Literal
 
+import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from epic_ar.data.dataset import SegmentDataset
-from epic_ar.data.views import ViewSettings
+from epic_ar.data.sampling import sample_test_offsets, snippet_frame_indices
+from epic_ar.data.views import ViewSettings, centre_view, check_view_counts
 from epic_ar.errors import EpicArError
 from epic_ar.features.sources import VideoFrames, stack_frames
 from epic_ar.features.timeline import TIMELINE_FPS, actionformer_windows, rulstm_windows
-from epic_ar.prediction.predict import wanted_frames, window_views
 from epic_ar.prediction.windows import Window
 
 TimelineKind = Literal["rulstm", "actionformer"]
@@ -73,6 +74,14 @@ class ViewBatch:
     last: bool
 
 
+def window_sample(frame_count: int, settings: ViewSettings) -> np.ndarray:
+    """[T x L] int64: the frames (0-based within a window or segment of `frame_count`) of
+    its test view, snippet by snippet: the test-mode sampler's centre clip."""
+    length = settings.snippet_length
+    offsets = sample_test_offsets(frame_count, settings.frame_count, length, 0.5)
+    return np.asarray(snippet_frame_indices(offsets, length, frame_count), dtype=np.int64)
+
+
 class ViewBatches(IterableDataset[ViewBatch]):
     """The test views of every job's windows or segments, `batch_size` at a time.
 
@@ -89,6 +98,9 @@ class ViewBatches(IterableDataset[ViewBatch]):
         timeline: Timeline | None = None,
         dataset: SegmentDataset | None = None,
     ):
+        if settings.clips * settings.crops != 1:  # a feature is of the one test view
+            check_view_counts(settings.clips, settings.crops)
+            raise EpicArError("features are computed on one view (clips=1, crops=1)")
         self.jobs, self.settings, self.batch_size = jobs, settings, batch_size
         self.timeline, self.dataset = timeline, dataset
 
@@ -120,18 +132,39 @@ class ViewBatches(IterableDataset[ViewBatch]):
         yield replace(held, last=True)
 
     def _timeline_views(self, job: VideoJob) -> Iterator[tuple[torch.Tensor, int]]:
-        source, timeline = job.source, self.timeline
+        """The test view of each window, in order, and the frames read since the last.
+
+        Each frame is decoded and transformed once, however many windows sample it (a
+        RULSTM window every 1/30 s samples frames of about 30 windows): the test transform
+        works frame by frame, so a window's view is its frames' crops stacked.
+        """
+        source, timeline, settings = job.source, self.timeline, self.settings
         assert source is not None and timeline is not None
         windows = timeline.windows(source.frame_count, source.fps)
-        frames = source.iterate(wanted_frames(windows, self.settings))
+        samples = [window.first + window_sample(window.frame_count, settings) for window in windows]
+        last_needed = [int(sample.max()) for sample in samples]
+        frames = source.iterate(set(np.concatenate(samples).tolist()))
+        crops: dict[int, torch.Tensor] = {}  # frame index -> [C, S, S] uint8 (C: 3 or u, v)
+        size, pending, read, reported = settings.input_size, 0, 0, 0
         try:
-            yield from window_views(
-                frames, windows, self.settings, name=str(source.path), collect=stack_frames
-            )
+            for index, item in frames:
+                crops[index] = centre_view(stack_frames([item]), settings).reshape(-1, size, size)
+                read = index + 1
+                while pending < len(windows) and last_needed[pending] <= index:
+                    view = torch.stack([crops[i] for i in samples[pending].tolist()])
+                    yield view.reshape(settings.frame_count, -1, size, size), read - reported
+                    reported, pending = read, pending + 1
+                    keep_from = windows[pending].first if pending < len(windows) else read
+                    for old in [n for n in crops if n < keep_from]:
+                        del crops[old]
+                if pending == len(windows):
+                    return
         finally:
             close = getattr(frames, "close", None)
             if close is not None:
                 close()
+        raise EpicArError(f"{source.path}: ended after {read} frames, before the end of window "
+                          f"{windows[pending].start:g}-{windows[pending].end:g} s")  # fmt: skip
 
     def _segment_views(self, job: VideoJob) -> Iterator[tuple[torch.Tensor, int]]:
         dataset = self.dataset

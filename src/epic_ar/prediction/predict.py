@@ -13,7 +13,7 @@ sample are kept, and each window's views are built as soon as its last frame is 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,6 @@ import torch
 
 from epic_ar.data.config import DataConfig
 from epic_ar.data.datamodule import EpicDataModule
-from epic_ar.data.decode import FrameData
 from epic_ar.data.sampling import default_snippet_length, sample_test_offsets, snippet_frame_indices
 from epic_ar.data.views import (
     ViewSettings,
@@ -188,17 +187,15 @@ def sampled_frames(num_frames: int, settings: ViewSettings) -> np.ndarray:
 
 
 def window_views(
-    frames: Iterator[tuple[int, Any]],
+    frames: Iterator[tuple[int, np.ndarray]],
     windows: list[Window],
     settings: ViewSettings,
     *,
     name: str = "the input",
-    collect: Callable[[list[Any]], FrameData] = np.stack,
 ) -> Iterator[tuple[torch.Tensor, int]]:
     """(the test views of each window, frames decoded since the last one), window by
-    window in order, from `frames`: (index, frame) of at least the frames that
-    `wanted_frames` names, in order. `collect` makes a list of frames the window's frame
-    data (default: pixels [H, W, 3] stacked into [F, H, W, 3]).
+    window in order, from `frames`: (index, pixels) of at least the frames that
+    `wanted_frames` names, in order.
 
     Keeps only the frames that the windows still to come sample.
 
@@ -207,7 +204,7 @@ def window_views(
     """
     last_needed = [window.first + int(sampled_frames(window.frame_count, settings)[-1])
                    for window in windows]  # fmt: skip
-    kept: dict[int, Any] = {}  # frame number -> frame, in decode order
+    kept: dict[int, np.ndarray] = {}  # frame number -> pixels, in decode order
     pending, decoded, last_report = 0, 0, 0
     for number, frame in frames:
         decoded = number + 1
@@ -215,8 +212,8 @@ def window_views(
         while pending < len(windows) and last_needed[pending] <= number:
             window = windows[pending]
 
-            def read(indices: np.ndarray, first: int = window.first) -> FrameData:
-                return collect([kept[first + int(i)] for i in indices])
+            def read(indices: np.ndarray, first: int = window.first) -> np.ndarray:
+                return np.stack([kept[first + int(i)] for i in indices])
 
             yield segment_views(read, window.frame_count, settings), decoded - last_report
             last_report = decoded
