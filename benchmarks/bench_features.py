@@ -2,7 +2,8 @@
 
 One run, the same checkpoint and footage for every row, the runs alternating within each
 repeat; rates are medians over the repeats, ratios medians of the per-repeat ratios (each
-against the model-alone run of the same repeat, which sits between the pipeline runs):
+against the model-alone run of the same repeat, which runs right after the first pipeline
+run):
 
 - `extract_features` (the library call behind `epic-ar features`, model load included) in
   each `--formats` format: rulstm-lmdb, the heaviest (30 features per second of video,
@@ -22,12 +23,16 @@ against the model-alone run of the same repeat, which sits between the pipeline 
 Checkpoint: the published TSM-RGB config (ResNet-50, 8 frames, 224 crops of frames
 rescaled to 256) with random weights, in the published file layout. Footage:
 `epic_ar.synthetic.dataset` videos at the released 456x256, 2018 ids (P01_01, ...; 60
-fps), written as official tar archives of JPEGs and as H.264 MP4s of the same frames.
+fps), written as official tar archives of JPEGs and as H.264 MP4s of the same frames. Its
+frames (a smooth background, one small moving object) decode faster than camera footage,
+so the reading rates are upper bounds. `--seconds` is approximate (the generator places
+segments of whole frames); the "footage" line above the table gives the lengths made.
 
     .venv/bin/python benchmarks/bench_features.py [--device cpu|cuda] [--seconds 0.5]
         [--videos 1] [--repeats 3] [--batch 8] [--workers N] [--formats rulstm-lmdb ...]
 
-The defaults fit a 2-core CPU in about 5 minutes. On a GPU:
+The defaults (0.53 s of video: 16 RULSTM features per call) fit a 2-core CPU in about 5
+minutes. On a GPU (not measured yet):
 
     .venv/bin/python benchmarks/bench_features.py --device cuda --seconds 20 --videos 8 \\
         --workers 8 --batch 32 --formats rulstm-lmdb actionformer
@@ -70,8 +75,6 @@ HYPER_PARAMETERS = ROOT / "tests" / "data" / "reference" / "official_hyper_param
 FORMATS: tuple[FeatureFormat, ...] = ("rulstm-lmdb", "actionformer")
 SOURCES = ("tar", "MP4")
 VIDEO_FPS = 60  # synthetic 2018 videos, as released
-FRAMES = 8  # TSM-RGB's frame count
-SIZE = 224  # its input size
 
 
 @dataclass(frozen=True)
@@ -203,14 +206,19 @@ def reading_run(plan: Plan, batch: int) -> Callable[[], Sample]:
 def pipeline_batch(
     plan: Plan, config: dict[str, Any], batch: int, device: torch.device
 ) -> torch.Tensor:
-    """The pipeline's first batch of `plan`, normalised on `device` as `compute_features`
-    does it: [B, 8, 3, 224, 224] float32, channels-last in memory like every batch it
-    makes (the views are cut from decoded [H, W, 3] frames), which the CPU's convolutions
-    run faster than a contiguous batch."""
-    views = next(iter(ViewBatches(plan.jobs, plan.settings, batch, timeline=plan.timeline)))
+    """The first `batch` views of `plan` (fewer if it has fewer), stacked and normalised on
+    `device` as the pipeline does it: [B, 8, 3, 224, 224] float32, with the pipeline's
+    memory layout (the views are cut from decoded [H, W, 3] frames, so channels come
+    last in memory; the CPU's convolutions run such a batch faster than a contiguous one,
+    and `torch.stack` keeps that layout where `torch.cat` would not)."""
+    views: list[torch.Tensor] = []
+    for item in ViewBatches(plan.jobs, plan.settings, batch, timeline=plan.timeline):
+        views.extend(item.views.unbind(0))
+        if len(views) >= batch:
+            break
     data = parse_data_config(dict(config.get("data", {})))
     module = EpicDataModule(data, modality=plan.modality, batch_size=batch)
-    return module.normalize(views.views.to(device))
+    return module.normalize(torch.stack(views[:batch]).to(device))
 
 
 def model_run(model: VideoModel, frames: torch.Tensor, amp: bool) -> Callable[[], Sample]:
@@ -281,15 +289,15 @@ def main() -> None:
         checkpoint = published_tsm_checkpoint(folder / "tsm_rgb.ckpt")
         footage = make_footage(folder, args.seconds, args.videos)
         print(f"checkpoint and footage written in {time.perf_counter() - start:.0f} s")
-        rows, baseline = measure(args, device, checkpoint, footage, folder)
+        rows, baseline, shape = measure(args, device, checkpoint, footage, folder)
     describe(args, device, footage, load_before)
-    print_table(args, device, rows, baseline)
+    print_table(args, device, rows, baseline, shape)
 
 
 def measure(
     args: argparse.Namespace, device: torch.device, checkpoint: Path, footage: Footage,
     folder: Path,
-) -> tuple[dict[str, list[Sample]], list[Sample]]:  # fmt: skip
+) -> tuple[dict[str, list[Sample]], list[Sample], list[int]]:  # fmt: skip
     """Samples of every run, the runs alternating; the model-alone run once per repeat,
     after the first pipeline run."""
     model, config = load_checkpoint(checkpoint)
@@ -324,7 +332,7 @@ def measure(
             if index == 2:  # after the first pipeline run
                 baseline.append(baseline_run())
                 show(repeat, "model alone", baseline[-1])
-    return samples, baseline
+    return samples, baseline, list(frames.shape)
 
 
 def show(repeat: int, name: str, sample: Sample) -> None:
@@ -354,13 +362,14 @@ def print_table(
     device: torch.device,
     samples: dict[str, list[Sample]],
     baseline: list[Sample],
+    shape: list[int],
 ) -> None:
     load = samples["model load"]
     base_rate = statistics.median(rate(s) for s in baseline)
     print(f"\n| TSM-ResNet50 RGB, {device.type}, batch {args.batch} | features | s per call "
           "| features/s | features/s without model load | / model alone |")  # fmt: skip
     print("|---|---|---|---|---|---|")
-    print(f"| model alone, a pipeline batch preloaded [{args.batch}, {FRAMES}, 3, {SIZE}, {SIZE}] "
+    print(f"| model alone, a pipeline batch preloaded {shape} "
           f"| {baseline[0].items} | {number(statistics.median(s.seconds for s in baseline))} "
           f"| {number(base_rate)} | | 1 |")  # fmt: skip
     for format in args.formats:

@@ -81,8 +81,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
 
 
 def options(fmt: str, **changes: Any) -> FeatureOptions:
-    return FeatureOptions(format=fmt, workers=0, device="cpu", progress=False,  # type: ignore[arg-type]
-                          batch_size=4, **changes)  # fmt: skip
+    settings: dict[str, Any] = {"workers": 0, "device": "cpu", "progress": False,
+                                "batch_size": 4, **changes}  # fmt: skip
+    return FeatureOptions(format=fmt, **settings)  # type: ignore[arg-type]
 
 
 def read_lmdb(path: Path) -> dict[str, np.ndarray]:
@@ -353,7 +354,7 @@ def test_two_processes_write_what_one_writes(inputs: Inputs, tmp_path: Path) -> 
     for name, devices in (("one", 1), ("two", 2)):
         extract_features(checkpoint, tmp_path / name, options(
             "actionformer", frames_dir=inputs.frames, labels=inputs.labels, devices=devices,
-            stride=4, clip=8))  # fmt: skip
+            stride=4, clip=8, workers=1))  # fmt: skip
     one = sorted((tmp_path / "one").glob("*.npz"))
     assert [p.name for p in one] == sorted(p.name for p in (tmp_path / "two").glob("*.npz"))
     assert len(one) == 4
@@ -391,8 +392,23 @@ def test_bad_requests_get_one_line(
     assert status == 1 and "TSM models run with the frame count they were built with (4)" in line
     status, line = run(capsys, "features", tsn, out, "--format", "segments", *frames,
                        "--videos", VIDEO)  # fmt: skip
-    assert status == 2 and "--videos is for the timeline formats" in line
+    assert status == 1 and line.endswith(
+        "--videos ID is for the timeline formats; segments come from --labels FILE"
+    )
+    status, line = run(capsys, "features", tsn, out, *rulstm, "--videos", VIDEO)
+    assert status == 1 and line.endswith(
+        "give one of --frames-dir DIR, --videos-dir DIR or (segments) --datadir DIR"
+    )
     assert not out.exists()
+    # a video shorter than one time step (1/30 s): committed with no features
+    short = tmp_path / "short" / "P01" / "P01_05"
+    short.mkdir(parents=True)
+    first = inputs.frames / "P01" / "rgb_frames" / VIDEO / "frame_0000000001.jpg"
+    shutil.copy(first, short / first.name)
+    assert main(["features", str(tsn), str(tmp_path / "short.lmdb"), *map(str, rulstm),
+                 "--frames-dir", str(tmp_path / "short"), "--videos", "P01_05"]) == 0  # fmt: skip
+    assert "0 keys" in capsys.readouterr().out
+    assert read_lmdb(tmp_path / "short.lmdb") == {}
     assert main(["features", str(tsn), str(out), *map(str, rulstm), *map(str, frames),
                  "--videos", VIDEO]) == 0  # fmt: skip
     capsys.readouterr()

@@ -17,13 +17,8 @@ import pytest
 from epic_ar.cli.main import error_message
 from epic_ar.data.video import read_frames_at
 from epic_ar.errors import EpicArError
-from epic_ar.features.sources import (
-    ReleasedFrames,
-    VideoFileFrames,
-    open_videos,
-    stack_frames,
-    video_ids_of_labels,
-)
+from epic_ar.features.sources import ReleasedFrames, VideoFileFrames, stack_frames
+from epic_ar.features.videos import open_videos, video_ids_of_labels
 from epic_ar.synthetic.dataset import SyntheticConfig, Video, generate_dataset
 from helpers.gulp_data import SyntheticData
 

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from epic_ar.cli.arguments import non_negative_int, positive_float, positive_int
-
-FORMATS = ("rulstm-lmdb", "actionformer", "segments")
+from epic_ar.features import FORMATS
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:
@@ -135,7 +134,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
     parser.add_argument(
         "--trust", action="store_true", help="load a checkpoint naming code outside the allow-list"
     )
-    parser.set_defaults(run=run, parser=parser)
+    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,19 +143,6 @@ def run(args: argparse.Namespace) -> int:
     from epic_ar.training.logging_setup import quiet_lightning
 
     quiet_lightning()
-    sources = [args.frames_dir, args.videos_dir, args.data_dir]
-    if sum(source is not None for source in sources) != 1:
-        args.parser.error("give one of --frames-dir, --videos-dir or --datadir")
-    if args.data_dir is not None and args.format != "segments":
-        args.parser.error("--datadir (a gulp directory of segments) is for --format segments")
-    if args.format == "segments" and args.videos:
-        args.parser.error("--videos is for the timeline formats; segments come from --labels")
-    if args.videos and args.labels is not None:
-        args.parser.error("give --videos or --labels, not both")
-    if args.format != "segments" and not args.videos and args.labels is None:
-        args.parser.error("name the videos: --videos ID... or --labels FILE")
-    if args.format == "segments" and args.data_dir is None and args.labels is None:
-        args.parser.error("--format segments from frames or videos needs --labels")
     options = FeatureOptions(
         format=args.format,
         frames_dir=args.frames_dir,

@@ -26,7 +26,7 @@ from epic_ar.data.dataset import SegmentDataset
 from epic_ar.data.views import ViewSettings, average_over_views
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.features.jobs import Timeline, TimelineKind, VideoJob, ViewBatch, ViewBatches
-from epic_ar.features.sources import open_videos, video_ids_of_labels
+from epic_ar.features.videos import open_videos, video_ids_of_labels
 from epic_ar.features.writers import FeatureFormat, FeatureWriter
 from epic_ar.modality import Modality, config_modality
 from epic_ar.models.video_model import VideoModel
@@ -127,8 +127,11 @@ def make_plan(
         "frame_count": frame_count,
         "snippet_length": settings.snippet_length,
     }
+    record["source"] = source_kind(options)
     if timeline is None:
         dataset, jobs, ids = segment_jobs(data, modality, frame_count, options)
+        # another label file makes another file: a rerun must not merge parts of both
+        record["segments_sha256"] = hashlib.sha256("\n".join(ids).encode()).hexdigest()
         return Plan(settings, modality, jobs, None, dataset, ids, record)
     video_ids = list(options.videos) or video_ids_of_labels(_required(options.labels))
     sources = open_videos(
@@ -141,6 +144,13 @@ def make_plan(
         record.update(feat_stride=timeline.stride, num_frames=timeline.clip,
                       default_fps=timeline.fps)  # fmt: skip
     return Plan(settings, modality, jobs, timeline, None, (), record)
+
+
+def source_kind(options: FeatureOptions) -> str:
+    """What frames are read: "videos" (MP4), "frames" (released JPEGs) or "gulp"."""
+    if options.videos_dir is not None:
+        return "videos"
+    return "gulp" if options.data_dir is not None else "frames"
 
 
 def _required(labels: Path | None) -> Path:
@@ -210,7 +220,8 @@ def compute_features(
         done = 0
         if batch.last:
             job = jobs[batch.job]
-            rows = np.concatenate(pending.pop(batch.job))
+            chunks = pending.pop(batch.job)
+            rows = np.concatenate(chunks) if chunks else np.zeros((0, model.feature_size))
             writer.commit(job.video_id, rows, list(job.names) if job.names else None)
             done = 1
         if report is not None:

@@ -73,6 +73,10 @@ class ViewBatch:
     frames: int
     last: bool
 
+    def pin_memory(self) -> ViewBatch:
+        """The batch with its views in page-locked memory (DataLoader's `pin_memory`)."""
+        return replace(self, views=self.views.pin_memory())
+
 
 def window_sample(frame_count: int, settings: ViewSettings) -> np.ndarray:
     """[T x L] int64: the frames (0-based within a window or segment of `frame_count`) of
@@ -127,8 +131,8 @@ class ViewBatches(IterableDataset[ViewBatch]):
             if held is not None:
                 yield held
             held = ViewBatch(index, torch.stack(batch), frames, False)
-        if held is None:
-            raise EpicArError(f"{job.video_id}: no windows or segments to compute features of")
+        if held is None:  # a video shorter than one time step: no features, committed so
+            held = ViewBatch(index, torch.zeros(0, dtype=torch.uint8), 0, False)
         yield replace(held, last=True)
 
     def _timeline_views(self, job: VideoJob) -> Iterator[tuple[torch.Tensor, int]]:
@@ -141,6 +145,8 @@ class ViewBatches(IterableDataset[ViewBatch]):
         source, timeline, settings = job.source, self.timeline, self.settings
         assert source is not None and timeline is not None
         windows = timeline.windows(source.frame_count, source.fps)
+        if not windows:
+            return
         samples = [window.first + window_sample(window.frame_count, settings) for window in windows]
         last_needed = [int(sample.max()) for sample in samples]
         frames = source.iterate(set(np.concatenate(samples).tolist()))

@@ -19,7 +19,12 @@ from epic_ar.models import load_checkpoint
 from epic_ar.prediction.predict import choose_device, resolve_checkpoint
 from epic_ar.progress import Progress
 
-SOURCES = "give one of frames_dir, videos_dir (or, for segments, data_dir)"
+FRAMES_DIR, VIDEOS_DIR = (
+    Parameter("frames_dir", metavar="DIR"),
+    Parameter("videos_dir", metavar="DIR"),
+)
+DATA_DIR, LABELS = Parameter("data_dir", metavar="DIR"), Parameter("labels", metavar="FILE")
+VIDEOS = Parameter("videos", "videos=[...]", metavar="ID")
 
 
 @dataclass(frozen=True)
@@ -38,22 +43,23 @@ def check_options(options: FeatureOptions) -> None:
     """Refuse requests that cannot run, before anything is loaded.
 
     Raises:
-        EpicArError: naming the parameter.
+        EpicArError: naming the parameters.
     """
     given = [d for d in (options.frames_dir, options.videos_dir, options.data_dir) if d is not None]
     if len(given) != 1:
-        raise EpicArError(SOURCES)
+        raise EpicArError("give one of ", FRAMES_DIR, ", ", VIDEOS_DIR, " or (segments) ", DATA_DIR)
     if options.data_dir is not None and options.format != "segments":
-        raise EpicArError(Parameter("data_dir"), " (gulp directories hold segments, not whole "
-                          "videos) is for format segments")  # fmt: skip
+        raise EpicArError(DATA_DIR, " (a gulp directory holds segments, not whole videos) is "
+                          "for format segments")  # fmt: skip
     if options.format == "segments":
         if options.videos:
-            raise EpicArError(Parameter("videos"), " is for the timeline formats; segments "
-                              "come from labels")  # fmt: skip
+            raise EpicArError(VIDEOS, " is for the timeline formats; segments come from ", LABELS)
         if options.data_dir is None and options.labels is None:
-            raise EpicArError("segments from frames or videos need the labels file")
-    elif bool(options.videos) == (options.labels is not None):
-        raise EpicArError("give the videos as video ids or as a labels file, one of the two")
+            raise EpicArError("segments from frames or videos need the labels: ", LABELS)
+    elif options.videos and options.labels is not None:
+        raise EpicArError("give ", VIDEOS, " or ", LABELS, ", not both")
+    elif not options.videos and options.labels is None:
+        raise EpicArError("name the videos: ", VIDEOS, " or ", LABELS)
     for name in ("batch_size", "devices", "stride", "clip"):
         if getattr(options, name) < 1:
             raise EpicArError(Parameter(name), f": {getattr(options, name)} is not >= 1")
@@ -85,12 +91,14 @@ def extract_features(model: str | Path, out: Path, options: FeatureOptions) -> F
             if progress is not None:
                 progress.update(videos, frames)
 
-        if options.devices > 1 and len(todo) > 1:
-            run_shards(checkpoint, out, options, [job.video_id for job in todo], report)
-        else:
-            compute_features(network, config, plan, todo, writer, options, report)
-        if progress is not None:
-            progress.close()
+        try:
+            if options.devices > 1 and len(todo) > 1:
+                run_shards(checkpoint, out, options, [job.video_id for job in todo], report)
+            else:
+                compute_features(network, config, plan, todo, writer, options, report)
+        finally:
+            if progress is not None:
+                progress.close()
         writer.finish(list(plan.narration_ids) if options.format == "segments" else None)
     except BaseException:
         writer.close()
@@ -157,7 +165,8 @@ def run_shards(
         if options.format == "segments":  # a segment job is a video of the labels' segments
             shard_options = replace(shard_options, videos=(), labels=options.labels)
         args = (checkpoint, out, shard_options, tuple(video_ids[shard::count]), threads, messages)
-        process = context.Process(target=_shard_main, args=args, daemon=True)
+        # not a daemon: a shard starts DataLoader workers of its own
+        process = context.Process(target=_shard_main, args=args)
         process.start()
         processes.append(process)
     running = count
@@ -192,6 +201,8 @@ def _shard_main(
 ) -> None:
     """One process's share (spawned): its videos, on its device."""
     torch.set_num_threads(threads)
+    if options.device is not None and options.device.startswith("cuda"):
+        torch.cuda.set_device(options.device)  # pinned memory and kernels on its own GPU
     writer: FeatureWriter | None = None
     try:
         network, config = load_checkpoint(checkpoint, trust=options.trust)

@@ -28,16 +28,13 @@ import numpy as np
 import pandas as pd
 
 from epic_ar.annotations.flow_frames import flow_stride
-from epic_ar.annotations.labels import read_annotations
 from epic_ar.annotations.video_frames import released_fps
 from epic_ar.data.decode import FrameData
-from epic_ar.data.tar_index import AXES, IndexedTar, cached_tar_index, tar_index
+from epic_ar.data.tar_index import AXES, IndexedTar, tar_index
 from epic_ar.data.video import RELEASED_FRAME_HEIGHT, frame_table, iterate_wanted_frames
-from epic_ar.data.video_sources import locate_video
 from epic_ar.errors import EpicArError, Parameter
-from epic_ar.gulp.sources import FolderSource, candidate_locations, frame_name
-from epic_ar.modality import MODALITIES, Modality
-from epic_ar.progress import Progress
+from epic_ar.gulp.sources import FolderSource, frame_name
+from epic_ar.modality import Modality
 
 # decoded pixels [H, W, 3] uint8 | an RGB JPEG | a flow frame's (u, v) JPEGs
 FrameItem = np.ndarray | bytes | tuple[bytes, bytes]
@@ -46,8 +43,8 @@ FRAMES_DIR = Parameter("frames_dir", metavar="DIR")
 VIDEOS_DIR = Parameter("videos_dir", metavar="DIR")
 _FRAME_FILE = re.compile(r"frame_(\d{10})\.jpg")
 _READ_CHUNK = 1024  # frames located in the archive index at a time
-_KIND = {"rgb": "RGB", "flow": "flow"}
-_OTHER: dict[Modality, Modality] = {"rgb": "flow", "flow": "rgb"}
+KIND = {"rgb": "RGB", "flow": "flow"}  # modalities as messages name them
+OTHER: dict[Modality, Modality] = {"rgb": "flow", "flow": "rgb"}
 
 
 class VideoFrames(Protocol):
@@ -239,7 +236,7 @@ def _archive_frame_count(path: Path, modality: Modality, cache_dir: Path | None)
     table = tar_index(path, cache_dir)
     axes = AXES[modality]
     if table.shape[0] != len(axes):
-        raise EpicArError(f"{path}: holds {_KIND[_OTHER[modality]]} frames, not {_KIND[modality]}")
+        raise EpicArError(f"{path}: holds {KIND[OTHER[modality]]} frames, not {KIND[modality]}")
     if table.shape[1] < 2:  # only a frame_0000000000.jpg
         raise EpicArError(f"missing frame {path}:{_member(axes[0], 1)}")
     for axis_index, axis in enumerate(axes):
@@ -268,11 +265,11 @@ def _folder_frame_count(path: Path, modality: Modality) -> int:
     axes = AXES[modality]
     numbers = [_frame_numbers(path / axis) for axis in axes]
     if not any(numbers):
-        if any(_frame_numbers(path / axis) for axis in AXES[_OTHER[modality]]):
-            other = _KIND[_OTHER[modality]]
-            raise EpicArError(f"{path}: holds {other} frames, not {_KIND[modality]}")
+        if any(_frame_numbers(path / axis) for axis in AXES[OTHER[modality]]):
+            other = KIND[OTHER[modality]]
+            raise EpicArError(f"{path}: holds {other} frames, not {KIND[modality]}")
         layout = "u/ and v/ folders of frame_*.jpg" if modality == "flow" else "frame_*.jpg"
-        raise EpicArError(f"{path}: no {_KIND[modality]} frames (no {layout})")
+        raise EpicArError(f"{path}: no {KIND[modality]} frames (no {layout})")
     last = max(max(n, default=0) for n in numbers)
     folder = FolderSource(path)
     for axis, found in zip(axes, numbers, strict=True):
@@ -301,131 +298,3 @@ def stack_frames(items: Sequence[FrameItem]) -> FrameData:
     if all(isinstance(item, tuple) and len(item) == 2 for item in items):
         return [jpeg for item in items if isinstance(item, tuple) for jpeg in item]
     raise ValueError("frames of different kinds (pixels, JPEGs, flow pairs) in one window")
-
-
-def video_ids_of_labels(labels: Path) -> list[str]:
-    """The videos of an annotation file (any format `annotations.labels.read_annotations`
-    reads), each once, in order of first appearance.
-
-    Raises:
-        EpicArError: the file cannot be read, has no `video_id` column, or no segments.
-    """
-    rows = read_annotations(labels, required_columns=("video_id",))
-    if len(rows) == 0:
-        raise EpicArError(f"{labels}: no segments, so no videos")
-    return list(dict.fromkeys(rows["video_id"].astype(str)))
-
-
-def participant_of(video_id: str) -> str:
-    """The participant of a video id: the part before its first `_` (`P01_101` -> `P01`).
-
-    Raises:
-        EpicArError: the id has no `_`, or could name a path elsewhere.
-    """
-    participant, underscore, rest = video_id.partition("_")
-    if not (participant and underscore and rest) or re.search(r"[/\\\x00]|^\.", video_id):
-        raise EpicArError(
-            f"video {video_id!r} is not named like an EPIC-KITCHENS video (P01_01: participant "
-            "P01), so where it lies is unknown"
-        )
-    return participant
-
-
-def open_videos(
-    video_ids: Sequence[str],
-    modality: Modality,
-    *,
-    frames_dir: Path | None = None,
-    videos_dir: Path | None = None,
-    index_cache_dir: Path | None = None,
-) -> list[VideoFrames]:
-    """The videos `video_ids` (each once, in order) as sources: released frames under
-    `frames_dir` (any layout gulp reads), or video files under `videos_dir`
-    (`DIR/P01/videos/P01_01.MP4`, RGB only). Each is located and checked now: its frames
-    counted (archives indexed, with progress when not cached) or its video's frame table
-    read. `index_cache_dir`: where archive indexes are cached (default: beside them).
-
-    Raises:
-        EpicArError: not exactly one of `frames_dir` / `videos_dir`, no videos, flow asked
-            of videos, or a video unknown, not named like an EPIC video, missing frames,
-            holding only the other modality, or unreadable (one line naming it).
-    """
-    if (frames_dir is None) == (videos_dir is None):
-        raise EpicArError(
-            "read the videos either from frames (", FRAMES_DIR, ") or from video files (",
-            VIDEOS_DIR, "): give exactly one",
-        )  # fmt: skip
-    if modality not in MODALITIES:
-        raise EpicArError(f"modality {modality!r} is not rgb or flow")
-    ids = list(dict.fromkeys(str(video) for video in video_ids))
-    if not ids:
-        raise EpicArError("no videos to read")
-    if videos_dir is not None:
-        return _open_video_files(ids, modality, Path(videos_dir))
-    assert frames_dir is not None
-    frames_dir = Path(frames_dir)
-    if not frames_dir.is_dir():
-        raise EpicArError(f"{frames_dir}: no such directory (frames)")
-    locations = []
-    for video in ids:
-        released_fps(video)  # a video named otherwise: its frames' rate is unknown
-        locations.append(_locate_frames(frames_dir, video, modality))
-    _index_archives(locations, index_cache_dir)
-    return [
-        ReleasedFrames.from_location(video, location, modality, index_cache_dir=index_cache_dir)
-        for video, location in zip(ids, locations, strict=True)
-    ]
-
-
-def _open_video_files(ids: list[str], modality: Modality, videos_dir: Path) -> list[VideoFrames]:
-    if modality != "rgb":
-        raise EpicArError(
-            f"{videos_dir}: videos have no optical flow; read flow frames from frame archives "
-            "or folders (",
-            FRAMES_DIR,
-            ")",
-        )
-    if not videos_dir.is_dir():
-        raise EpicArError(f"{videos_dir}: no such directory (videos)")
-    paths = [locate_video(videos_dir, participant_of(video), video) for video in ids]
-    return [VideoFileFrames.from_file(video, path) for video, path in zip(ids, paths, strict=True)]
-
-
-def _locate_frames(frames_dir: Path, video: str, modality: Modality) -> Path:
-    """The tar archive or folder of `video`'s frames, from the first layout that has it.
-
-    Raises:
-        EpicArError: none has it (names where it looked, and frames of the other modality
-            found instead).
-    """
-    participant = participant_of(video)
-    candidates = candidate_locations(frames_dir, participant, video, modality)
-    for location in candidates:
-        if (location.suffix == ".tar" and location.is_file()) or location.is_dir():
-            return location
-    looked = ", ".join(str(p.relative_to(frames_dir)) for p in candidates)
-    message = (
-        f"unknown video {video}: no {_KIND[modality]} frames under {frames_dir} (looked for "
-        f"{looked})"
-    )
-    other = _OTHER[modality]
-    for location in candidate_locations(frames_dir, participant, video, other):
-        if location.exists():
-            message += f"; only {_KIND[other]} frames ({location.relative_to(frames_dir)})"
-            break
-    raise EpicArError(message)
-
-
-def _index_archives(locations: list[Path], cache_dir: Path | None) -> None:
-    """Index the tar archives whose index is not cached yet, showing progress."""
-    archives = [p for p in locations if p.suffix == ".tar" and p.is_file()]
-    unindexed = [p for p in archives if cached_tar_index(p, cache_dir) is None]
-    if not unindexed:
-        return
-    progress = Progress("indexing tar archives", len(unindexed), unit="archives", extra_unit=None)
-    try:
-        for archive in unindexed:
-            tar_index(archive, cache_dir)
-            progress.update()
-    finally:
-        progress.close()

@@ -19,11 +19,13 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from epic_ar.errors import EpicArError, Parameter
+from epic_ar.features import FORMATS
 from epic_ar.features.lmdb_writer import RulstmLmdbWriter
 from epic_ar.features.npz_writers import ActionFormerWriter, SegmentsWriter
 from epic_ar.features.stored import plain_settings
 
-FORMATS = ("rulstm-lmdb", "actionformer", "segments")
+__all__ = ["FORMATS", "FeatureFormat", "FeatureWriter", "open_writer"]
+
 FeatureFormat = Literal["rulstm-lmdb", "actionformer", "segments"]
 FORMAT = Parameter("format", "format=NAME", metavar="NAME")
 
