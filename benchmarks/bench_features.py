@@ -11,12 +11,12 @@ run):
   32/30 s), reading the released frames from tar archives (`frames_dir`) and reading the
   MP4 (`videos_dir`). Features counted in the output it wrote;
 - the model alone: `VideoModel.pooled_features` of one of the pipeline's batches,
-  preloaded and normalised on the device ([B, 8, 3, 224, 224] float32, channels-last in
-  memory as the pipeline's batches are; float16 autocast on CUDA, as the pipeline): the
-  rate the pipeline could reach if reading cost nothing;
+  preloaded and normalised on the device ([B, 8, 3, 224, 224] float32, the pipeline's
+  pixels and memory layout; float16 autocast on CUDA, as the pipeline): the rate the
+  pipeline could reach if reading cost nothing;
 - reading alone: the pipeline's test views of the same windows (`ViewBatches`: decode,
-  resize to 256 high, centre crop 224, [B, 8, 3, 224, 224] uint8), in this process,
-  without the model;
+  resize to 256 high, centre crop 224, [B, 8, 3, 224, 224] uint8), in this process on
+  one torch thread (as a DataLoader worker reads), without the model;
 - the model load `extract_features` does first (`load_checkpoint` and the checkpoint's
   sha256, which the output records), to subtract from the pipeline's wall time.
 
@@ -188,7 +188,9 @@ def pipeline_run(
 
 
 def reading_run(plan: Plan, batch: int) -> Callable[[], Sample]:
-    """The pipeline's views of every window, read in this process without the model."""
+    """The pipeline's views of every window, read in this process without the model, on
+    one torch thread as in a DataLoader worker (on a busy machine two threads can wait
+    on each other for whole time slices in every small copy)."""
 
     def run() -> Sample:
         views = 0
@@ -198,7 +200,12 @@ def reading_run(plan: Plan, batch: int) -> Callable[[], Sample]:
             for item in ViewBatches(plan.jobs, plan.settings, batch, timeline=plan.timeline):
                 views += len(item.views)
 
-        return Sample(timed(torch.device("cpu"), read), views)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return Sample(timed(torch.device("cpu"), read), views)
+        finally:
+            torch.set_num_threads(threads)
 
     return run
 
@@ -207,10 +214,9 @@ def pipeline_batch(
     plan: Plan, config: dict[str, Any], batch: int, device: torch.device
 ) -> torch.Tensor:
     """The first `batch` views of `plan` (fewer if it has fewer), stacked and normalised on
-    `device` as the pipeline does it: [B, 8, 3, 224, 224] float32, with the pipeline's
-    memory layout (the views are cut from decoded [H, W, 3] frames, so channels come
-    last in memory; the CPU's convolutions run such a batch faster than a contiguous one,
-    and `torch.stack` keeps that layout where `torch.cat` would not)."""
+    `device` as the pipeline does it: [B, 8, 3, 224, 224] float32 in the pipeline's memory
+    layout (the CPU's convolutions run a channels-last batch at another speed than a
+    contiguous one; `torch.stack` keeps the views' layout where `torch.cat` would not)."""
     views: list[torch.Tensor] = []
     for item in ViewBatches(plan.jobs, plan.settings, batch, timeline=plan.timeline):
         views.extend(item.views.unbind(0))

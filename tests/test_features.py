@@ -277,16 +277,16 @@ def test_every_frame_rulstm_reads_for_the_synthetic_actions_is_in_the_database(
 
 KILLER = """
 import os, signal, sys
-import epic_ar.features.extract as extract
+from epic_ar.models.video_model import VideoModel
 calls = 0
-original = extract.average_over_views
-def killing(*args, **kwargs):
+original = VideoModel._pooled
+def killing(*args, **kwargs):  # a batch through the backbone
     global calls
     calls += 1
     if calls == {kill_at}:
         os.kill(os.getpid(), signal.SIGKILL)
     return original(*args, **kwargs)
-extract.average_over_views = killing
+VideoModel._pooled = killing
 from epic_ar.cli.main import main
 sys.exit(main({arguments!r}))
 """
@@ -392,13 +392,24 @@ def test_bad_requests_get_one_line(
     assert status == 1 and "TSM models run with the frame count they were built with (4)" in line
     status, line = run(capsys, "features", tsn, out, "--format", "segments", *frames,
                        "--videos", VIDEO)  # fmt: skip
-    assert status == 1 and line.endswith(
+    assert status == 2 and line.endswith(
         "--videos ID is for the timeline formats; segments come from --labels FILE"
     )
     status, line = run(capsys, "features", tsn, out, *rulstm, "--videos", VIDEO)
-    assert status == 1 and line.endswith(
+    assert status == 2 and line.endswith(
         "give one of --frames-dir DIR, --videos-dir DIR or (segments) --datadir DIR"
     )
+    status, line = run(capsys, "features", tsn, out, *rulstm, *frames, "--videos-dir",
+                       inputs.videos, "--videos", VIDEO)  # fmt: skip
+    assert status == 2 and line.endswith(
+        "give one source of frames, not --frames-dir DIR and --videos-dir DIR"
+    )
+    status, line = run(capsys, "features", tsn, out, "--format", "actionformer", *frames,
+                       "--videos", VIDEO, "--window-sec", "2")  # fmt: skip
+    assert status == 2 and line.endswith("--window-sec is for format rulstm-lmdb, not actionformer")
+    status, line = run(capsys, "features", tsn, tmp_path / "s.npz", "--format", "segments",
+                       "--datadir", inputs.root, "--workers", "0")  # fmt: skip
+    assert status == 1 and line.endswith(f"--datadir DIR: {inputs.root} is not a gulp directory")
     assert not out.exists()
     # a video shorter than one time step (1/30 s): committed with no features
     short = tmp_path / "short" / "P01" / "P01_05"

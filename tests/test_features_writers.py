@@ -130,7 +130,7 @@ def test_actionformer_loader_reads_feats_and_settings(tmp_path: Path) -> None:
     assert float(data["default_fps"]) == 30.0
     assert str(data["model"]) == "tsm"
     assert str(data["sizes"]) == "[224, 256]"  # not a plain value: JSON text
-    assert writer.summary().startswith(f"{out}: 1 .npz file, 5 features of 8 float32 values")
+    assert writer.summary().startswith(f"{out}: 5 features of 8 float32 values in 1 .npz file")
 
 
 def test_actionformer_leaves_other_files_alone(tmp_path: Path) -> None:
@@ -173,8 +173,30 @@ def test_segments_merged_in_the_given_order(tmp_path: Path) -> None:
     np.testing.assert_array_equal(data["features"], expected.astype(np.float32))
     assert int(data["frame_count"]) == 8
     assert writer.summary() == f"{out}: 5 segments, 16 float32 values each (narration_id, features)"
+    again = open_writer("segments", out, SEGMENTS)  # finished, the same settings: nothing to do
+    assert again.finished("P99_99") and again.summary() == writer.summary()
+    again.finish(order)
+    assert not (tmp_path / "seg.npz.parts").exists()
+    np.testing.assert_array_equal(read_npz(out)["features"], expected.astype(np.float32))
+    with pytest.raises(EpicArError, match="was written with frame_count=8, not frame_count=4"):
+        open_writer("segments", out, {**SEGMENTS, "frame_count": 4})
+    other = tmp_path / "other.npz"
+    np.savez(other, x=np.zeros(3))
     with pytest.raises(EpicArError, match="already exists; pass force=True to overwrite it"):
-        open_writer("segments", out, SEGMENTS)
+        open_writer("segments", other, SEGMENTS)
+
+
+def test_actionformer_force_leaves_segments_files_and_lmdb_folders_alone(tmp_path: Path) -> None:
+    out = tmp_path / "af"
+    segments = open_writer("segments", out / "val.npz", SEGMENTS)
+    segments.commit("P01_01", features(2, 1), ["a"])
+    segments.finish(["a"])
+    writer = open_writer("actionformer", out, ACTIONFORMER, force=True)
+    writer.commit("P01_01", features(3, 2))
+    assert sorted(p.name for p in out.iterdir()) == ["P01_01.npz", "val.npz"]
+    commit_one("rulstm-lmdb", tmp_path / "db", "P01_01", features(3, 2))
+    with pytest.raises(EpicArError, match="holds an LMDB database"):
+        open_writer("actionformer", tmp_path / "db", ACTIONFORMER)
 
 
 def test_segments_resume_over_a_finished_output_started_with_force(tmp_path: Path) -> None:
@@ -213,8 +235,9 @@ def test_resume_refuse_other_settings_and_force(fmt: FeatureFormat, tmp_path: Pa
     with pytest.raises(EpicArError) as refused:
         open_writer(fmt, out, other)
     model = settings["model"]
+    where = f"{out}.parts" if fmt == "segments" else out  # a segments run under way: its parts
     assert str(refused.value) == (
-        f"{out}: was written with model={model}, not model=other; "
+        f"{where}: was written with model={model}, not model=other; "
         "use another output or pass force=True to start again"
     )
     assert "pass --force to start" in refused.value.text.render(

@@ -74,28 +74,24 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         "--fps",
         dest="timeline_fps",  # the library's parameter
         type=positive_float,
-        default=30.0,
         metavar="FPS",
         help="timeline rate (default 30, as RULSTM and ActionFormer)",
     )
     timeline.add_argument(
         "--window-sec",
         type=positive_float,
-        default=1.0,
         metavar="SEC",
         help="rulstm-lmdb: the window before each time step (default 1.0)",
     )
     timeline.add_argument(
         "--stride",
         type=positive_int,
-        default=16,
         metavar="N",
         help="actionformer: timeline frames between features (default 16)",
     )
     timeline.add_argument(
         "--clip",
         type=positive_int,
-        default=32,
         metavar="N",
         help="actionformer: timeline frames per feature (default 32)",
     )
@@ -134,12 +130,14 @@ def add_parser(subparsers: Any, help_text: str) -> None:
     parser.add_argument(
         "--trust", action="store_true", help="load a checkpoint naming code outside the allow-list"
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from epic_ar.cli.main import command_flags, error_message
+    from epic_ar.errors import EpicArError
     from epic_ar.features.extract import FeatureOptions
-    from epic_ar.features.run import extract_features
+    from epic_ar.features.run import check_options, extract_features
     from epic_ar.training.logging_setup import quiet_lightning
 
     quiet_lightning()
@@ -164,6 +162,10 @@ def run(args: argparse.Namespace) -> int:
         trust=args.trust,
         url=args.url,
     )
+    try:  # a request that cannot run is a usage error (exit 2), named by its flags
+        check_options(options)
+    except EpicArError as exc:
+        args.parser.error(error_message(exc, command_flags("features")))
     start = time.monotonic()
     result = extract_features(args.model, args.out, options)
     seconds = time.monotonic() - start

@@ -22,10 +22,17 @@ import torch
 from torch.utils.data import DataLoader
 
 from epic_ar.data.datamodule import EpicDataModule
-from epic_ar.data.dataset import SegmentDataset
+from epic_ar.data.dataset import SegmentDataset, is_gulp_directory
 from epic_ar.data.views import ViewSettings, average_over_views
 from epic_ar.errors import EpicArError, Parameter
-from epic_ar.features.jobs import Timeline, TimelineKind, VideoJob, ViewBatch, ViewBatches
+from epic_ar.features.jobs import (
+    SnippetKey,
+    Timeline,
+    TimelineKind,
+    VideoJob,
+    ViewBatch,
+    ViewBatches,
+)
 from epic_ar.features.videos import open_videos, video_ids_of_labels
 from epic_ar.features.writers import FeatureFormat, FeatureWriter
 from epic_ar.modality import Modality, config_modality
@@ -35,6 +42,9 @@ from epic_ar.training.run_config import parse_data_config
 from epic_ar.training.scoring import ScoringOptions, test_dataset, with_frame_source
 
 FRAMES = Parameter("frame_count", "frame_count=T", metavar="T")
+# Models whose feature is the mean of per-snippet features: on a timeline, each snippet goes
+# through the backbone once, however many windows sample it.
+SNIPPET_MODELS = ("TSN", "MTRN")
 Report = Callable[[int, int], None]  # (videos finished, source frames read) since the last call
 
 
@@ -45,11 +55,12 @@ class FeatureOptions:
     Source: `frames_dir` (any layout `gulp` reads, tar archives included) or `videos_dir`
     (`DIR/P01/videos/P01_01.MP4`, RGB only) with `videos` (ids) or `labels` (every video
     of an annotation file; for "segments", its segments); "segments" also reads a gulp
-    directory `data_dir`. `timeline_fps`: RULSTM/ActionFormer timeline rate. `window_sec`:
-    RULSTM's window before each time step. `stride`, `clip`: ActionFormer's, in timeline
-    frames. `frame_count`: snippets per window or segment (TSN only; None: the
-    checkpoint's `data.frame_count`). `batch_size`: windows or segments per forward pass.
-    `workers`: DataLoader processes reading frames (videos are shared out whole).
+    directory `data_dir`. `timeline_fps`: RULSTM/ActionFormer timeline rate (None: 30).
+    `window_sec`: RULSTM's window before each time step (None: 1.0 s). `stride`, `clip`:
+    ActionFormer's, in timeline frames (None: 16, 32). `frame_count`: snippets per window or
+    segment (TSN only; None: the checkpoint's `data.frame_count`). `batch_size`: windows or
+    segments per forward pass. `workers`: DataLoader processes reading frames (videos are
+    shared out whole).
     `device`: "cpu", "cuda", "cuda:1" (None: cuda when available); `amp`: float16
     autocast on CUDA. `devices`: processes, each with its share of the videos (on CUDA one
     GPU each). `force`: start the output again. `cache_dir`, `url`, `trust`: as `predict`.
@@ -61,10 +72,10 @@ class FeatureOptions:
     data_dir: Path | None = None
     videos: tuple[str, ...] = ()
     labels: Path | None = None
-    timeline_fps: float = 30.0
-    window_sec: float = 1.0
-    stride: int = 16
-    clip: int = 32
+    timeline_fps: float | None = None  # None: the defaults of `Timeline`
+    window_sec: float | None = None
+    stride: int | None = None
+    clip: int | None = None
     frame_count: int | None = None
     batch_size: int = 8
     workers: int = 2
@@ -95,7 +106,18 @@ def timeline_of(options: FeatureOptions) -> Timeline | None:
     if options.format == "segments":
         return None
     kind: TimelineKind = "rulstm" if options.format == "rulstm-lmdb" else "actionformer"
-    return Timeline(kind, options.timeline_fps, options.window_sec, options.stride, options.clip)
+    default = Timeline(kind)
+
+    def chosen(value: Any, fallback: Any) -> Any:
+        return fallback if value is None else value
+
+    return Timeline(
+        kind,
+        fps=chosen(options.timeline_fps, default.fps),
+        window_sec=chosen(options.window_sec, default.window_sec),
+        stride=chosen(options.stride, default.stride),
+        clip=chosen(options.clip, default.clip),
+    )
 
 
 def file_digest(path: Path) -> str:
@@ -162,7 +184,17 @@ def _required(labels: Path | None) -> Path:
 def segment_jobs(
     data: Any, modality: Modality, frame_count: int, options: FeatureOptions
 ) -> tuple[SegmentDataset, list[VideoJob], tuple[str, ...]]:
-    """The test dataset of the segments, and one job per video of their indices."""
+    """The test dataset of the segments, and one job per video of their indices.
+
+    Raises:
+        EpicArError: `options.data_dir` is not a gulp directory (a folder of several, such
+            as the one holding `rgb_train` and `rgb_validation`, does not say which).
+    """
+    if options.data_dir is not None and not is_gulp_directory(options.data_dir):
+        held = sorted(p.name for p in options.data_dir.glob("*") if is_gulp_directory(p))
+        hint = f" (it holds {', '.join(held)}: give one of them)" if held else ""
+        raise EpicArError(Parameter("data_dir", metavar="DIR"),
+                          f": {options.data_dir} is not a gulp directory{hint}")  # fmt: skip
     scoring = ScoringOptions(
         split="val",
         frame_count=frame_count,
@@ -203,24 +235,43 @@ def compute_features(
         else contextlib.nullcontext()
     )
     batches = ViewBatches(
-        jobs, plan.settings, options.batch_size, timeline=plan.timeline, dataset=plan.dataset
+        jobs,
+        plan.settings,
+        options.batch_size,
+        timeline=plan.timeline,
+        dataset=plan.dataset,
+        snippets=plan.timeline is not None and model.config.type in SNIPPET_MODELS,
     )
     workers = min(options.workers, len(jobs))
     loader = DataLoader(batches, batch_size=None, num_workers=workers,
                         pin_memory=device.type == "cuda")  # fmt: skip
     pending: dict[int, list[np.ndarray]] = {}
+    snippets: dict[int, dict[SnippetKey, torch.Tensor]] = {}  # job -> features of its snippets
     for batch in loader:
         assert isinstance(batch, ViewBatch)
         features = pending.setdefault(batch.job, [])
-        if len(batch.views):
-            frames = module.normalize(batch.views.to(device, non_blocking=True))
-            with torch.inference_mode(), autocast:
-                pooled = average_over_views(model.pooled_features, frames)
-            features.append(pooled.float().cpu().numpy())
+        views = batch.views.to(device, non_blocking=True)
+        inputs = module.normalize(views) if len(views) else views.float()
+        with torch.inference_mode(), autocast:
+            if batch.windows:
+                cache = snippets.setdefault(batch.job, {})
+                if len(inputs):
+                    computed = model.snippet_features(inputs).float()
+                    cache.update(zip(batch.snippets, computed, strict=True))
+                means = [
+                    torch.stack([cache[key] for key in keys]).mean(0) for keys in batch.windows
+                ]
+                features.append(torch.stack(means).cpu().numpy())
+                for key in [key for key in cache if key[0] < batch.keep_from]:
+                    del cache[key]
+            elif len(inputs):
+                pooled = average_over_views(model.pooled_features, inputs)
+                features.append(pooled.float().cpu().numpy())
         done = 0
         if batch.last:
             job = jobs[batch.job]
             chunks = pending.pop(batch.job)
+            snippets.pop(batch.job, None)
             rows = np.concatenate(chunks) if chunks else np.zeros((0, model.feature_size))
             writer.commit(job.video_id, rows, list(job.names) if job.names else None)
             done = 1

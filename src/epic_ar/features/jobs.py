@@ -9,9 +9,10 @@ uninterrupted one would.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -62,20 +63,43 @@ class VideoJob:
     names: tuple[str, ...] = ()
 
 
+SnippetKey = tuple[int, ...]  # a snippet's frame indices in its video
+
+
 @dataclass(frozen=True)
 class ViewBatch:
-    """Up to a batch of one video's windows or segments: `views` [b, T, C, S, S] uint8 (or
-    [b, V, T, C, S, S] with V views each); `frames`: source frames newly read, for progress;
-    `last`: the video's final batch."""
+    """Up to a batch of one video's windows or segments; `frames`: source frames newly
+    read, for progress; `last`: the video's final batch.
+
+    Views: `views` [b, T, C, S, S] uint8, a view per window or segment. Snippets (`windows`
+    not empty): `views` [u, C, S, S] are the snippets `snippets` no earlier batch of the
+    video held, `windows` the T snippets of each of the b windows, and snippets of frames
+    before `keep_from` are needed by no later window.
+    """
 
     job: int
     views: torch.Tensor
     frames: int
     last: bool
+    snippets: tuple[SnippetKey, ...] = ()
+    windows: tuple[tuple[SnippetKey, ...], ...] = ()
+    keep_from: int = 0
 
     def pin_memory(self) -> ViewBatch:
         """The batch with its views in page-locked memory (DataLoader's `pin_memory`)."""
         return replace(self, views=self.views.pin_memory())
+
+
+@dataclass(frozen=True)
+class WindowCrops:
+    """One window's frames (`sample` [T x L] frame indices, snippet by snippet) and the
+    crops they index; `frames` read since the last window; `keep_from`: the first frame
+    any later window samples (or the frames read, after the last window)."""
+
+    sample: np.ndarray
+    crops: dict[int, torch.Tensor]
+    frames: int
+    keep_from: int
 
 
 def window_sample(frame_count: int, settings: ViewSettings) -> np.ndarray:
@@ -101,12 +125,15 @@ class ViewBatches(IterableDataset[ViewBatch]):
         *,
         timeline: Timeline | None = None,
         dataset: SegmentDataset | None = None,
+        snippets: bool = False,
     ):
+        """`snippets`: send each timeline snippet once per video, for models whose
+        features are averages of per-snippet ones (TSN, TRN; see `ViewBatch`)."""
         if settings.clips * settings.crops != 1:  # a feature is of the one test view
             check_view_counts(settings.clips, settings.crops)
             raise EpicArError("features are computed on one view (clips=1, crops=1)")
         self.jobs, self.settings, self.batch_size = jobs, settings, batch_size
-        self.timeline, self.dataset = timeline, dataset
+        self.timeline, self.dataset, self.snippets = timeline, dataset, snippets
 
     def __iter__(self) -> Iterator[ViewBatch]:
         worker = get_worker_info()
@@ -116,27 +143,58 @@ class ViewBatches(IterableDataset[ViewBatch]):
                 yield from self._batches(index, job)
 
     def _batches(self, index: int, job: VideoJob) -> Iterator[ViewBatch]:
-        views = self._timeline_views(job) if job.source is not None else self._segment_views(job)
+        if job.source is not None and self.snippets:
+            parts: Iterator[Any] = self._timeline_snippets(job)
+            batch_of: Callable[[list[Any]], ViewBatch] = functools.partial(_snippet_batch, index)
+        else:
+            parts = (
+                self._timeline_views(job) if job.source is not None else self._segment_views(job)
+            )
+            batch_of = functools.partial(_view_batch, index)
         held: ViewBatch | None = None  # yielded once it is known whether it is the last
-        batch: list[torch.Tensor] = []
-        frames = 0
-        for view, new_frames in views:
-            batch.append(view)
-            frames += new_frames
+        batch: list[Any] = []
+        for part in parts:
+            batch.append(part)
             if len(batch) == self.batch_size:
                 if held is not None:
                     yield held
-                held, batch, frames = ViewBatch(index, torch.stack(batch), frames, False), [], 0
+                held, batch = batch_of(batch), []
         if batch:
             if held is not None:
                 yield held
-            held = ViewBatch(index, torch.stack(batch), frames, False)
+            held = batch_of(batch)
         if held is None:  # a video shorter than one time step: no features, committed so
             held = ViewBatch(index, torch.zeros(0, dtype=torch.uint8), 0, False)
         yield replace(held, last=True)
 
     def _timeline_views(self, job: VideoJob) -> Iterator[tuple[torch.Tensor, int]]:
-        """The test view of each window, in order, and the frames read since the last.
+        """The test view of each window, in order, and the frames read since the last."""
+        count, size = self.settings.frame_count, self.settings.input_size
+        for window in self._window_crops(job):
+            view = torch.stack([window.crops[i] for i in window.sample.tolist()])
+            yield view.reshape(count, -1, size, size), window.frames
+
+    def _timeline_snippets(
+        self, job: VideoJob
+    ) -> Iterator[tuple[tuple[SnippetKey, ...], list[tuple[SnippetKey, torch.Tensor]], int, int]]:
+        """Per window: its T snippets, the ones not sent before with their [L x C, S, S]
+        crops, the frames read since the last window, and `keep_from`."""
+        length, size = self.settings.snippet_length, self.settings.input_size
+        sent: set[SnippetKey] = set()
+        for window in self._window_crops(job):
+            indices = window.sample.tolist()
+            keys = tuple(tuple(indices[t : t + length]) for t in range(0, len(indices), length))
+            new = [
+                (key, torch.stack([window.crops[i] for i in key]).reshape(-1, size, size))
+                for key in dict.fromkeys(keys)
+                if key not in sent
+            ]
+            sent.update(key for key, _ in new)
+            yield keys, new, window.frames, window.keep_from
+            sent = {key for key in sent if key[0] >= window.keep_from}
+
+    def _window_crops(self, job: VideoJob) -> Iterator[WindowCrops]:
+        """Each window's frames and their crops, in order.
 
         Each frame is decoded and transformed once, however many windows sample it (a
         RULSTM window every 1/30 s samples frames of about 30 windows): the test transform
@@ -157,10 +215,9 @@ class ViewBatches(IterableDataset[ViewBatch]):
                 crops[index] = centre_view(stack_frames([item]), settings).reshape(-1, size, size)
                 read = index + 1
                 while pending < len(windows) and last_needed[pending] <= index:
-                    view = torch.stack([crops[i] for i in samples[pending].tolist()])
-                    yield view.reshape(settings.frame_count, -1, size, size), read - reported
+                    keep_from = windows[pending + 1].first if pending + 1 < len(windows) else read
+                    yield WindowCrops(samples[pending], crops, read - reported, keep_from)
                     reported, pending = read, pending + 1
-                    keep_from = windows[pending].first if pending < len(windows) else read
                     for old in [n for n in crops if n < keep_from]:
                         del crops[old]
                 if pending == len(windows):
@@ -178,3 +235,21 @@ class ViewBatches(IterableDataset[ViewBatch]):
         for item in job.items:
             views, _ = dataset[item]
             yield views, int(dataset.table.num_frames[dataset.rows[item]])
+
+
+def _view_batch(job: int, parts: list[tuple[torch.Tensor, int]]) -> ViewBatch:
+    return ViewBatch(job, torch.stack([view for view, _ in parts]), sum(n for _, n in parts), False)
+
+
+def _snippet_batch(job: int, parts: list[Any]) -> ViewBatch:
+    new = [snippet for _, snippets, _, _ in parts for snippet in snippets]
+    views = torch.stack([crop for _, crop in new]) if new else torch.zeros(0, dtype=torch.uint8)
+    return ViewBatch(
+        job,
+        views,
+        sum(frames for _, _, frames, _ in parts),
+        False,
+        snippets=tuple(key for key, _ in new),
+        windows=tuple(keys for keys, _, _, _ in parts),
+        keep_from=parts[-1][3],
+    )

@@ -41,6 +41,9 @@ class ActionFormerWriter:
         self._arrays = settings_arrays(settings, self.RESERVED)
         if out.exists() and not out.is_dir():
             raise EpicArError(f"{out}: is a file; actionformer writes a folder of .npz files")
+        if (out / "data.mdb").exists():
+            raise EpicArError(f"{out}: holds an LMDB database; give ActionFormer's features a "
+                              "folder of their own")  # fmt: skip
         check_folder_writable(out, out)
         for path, stored in self._ours():
             if force:
@@ -52,10 +55,11 @@ class ActionFormerWriter:
             make_folders(out)
 
     def _ours(self) -> list[tuple[Path, dict[str, Any]]]:
-        """The npz files in `out` that epic-ar wrote, with their settings."""
+        """The npz files in `out` that epic-ar wrote for ActionFormer, with their settings
+        (others, e.g. segments files, are other files)."""
         paths = sorted(self.out.glob("*.npz")) if self.out.is_dir() else []
         found = [(path, npz_settings(path)) for path in paths]
-        return [(path, settings) for path, settings in found if settings is not None]
+        return [(path, s) for path, s in found if s is not None and _actionformer(s)]
 
     def _path(self, video_id: str) -> Path:
         check_video_id(video_id)
@@ -70,9 +74,10 @@ class ActionFormerWriter:
         """Write `{video_id}.npz` with `feats` = `features` [T, C] in time order."""
         path = self._path(video_id)
         array = as_float32(features, video_id)
-        if path.exists() and npz_settings(path) is None:
+        if path.exists() and not _actionformer(npz_settings(path)):
             raise EpicArError(
-                f"{path}: exists and was not written by epic-ar; use another output folder"
+                f"{path}: exists and was not written by epic-ar for ActionFormer; use another "
+                "output folder"
             )
         write_npz(path, {"feats": array, **self._arrays})
 
@@ -86,10 +91,10 @@ class ActionFormerWriter:
         paths = [path for path, settings in self._ours() if settings == self._settings]
         shapes = [npz_shape(path, "feats") for path in paths]
         channels = {shape[1] for shape in shapes if len(shape) == 2}
+        files = f"{len(paths):,} .npz file{'s' if len(paths) != 1 else ''}"
         return (
-            f"{self.out}: {len(paths):,} .npz file{'s' if len(paths) != 1 else ''}, "
-            f"{sum(s[0] for s in shapes):,} features "
-            f"of {channels_text(channels)} float32 values (feats [T, C] for ActionFormer)"
+            f"{self.out}: {sum(s[0] for s in shapes):,} features of {channels_text(channels)} "
+            f"float32 values in {files} (feats [T, C] for ActionFormer)"
         )
 
 
@@ -108,8 +113,15 @@ class SegmentsWriter:
         self._settings = settings
         self._arrays = settings_arrays(settings, self.RESERVED)
         self._summary: str | None = None
+        self._complete = False
         if self.parts.exists() and not self.parts.is_dir():
             raise EpicArError(f"{self.parts}: is a file, not the parts folder of a run; remove it")
+        written = npz_settings(out) if out.is_file() and not self.parts.exists() else None
+        if written is not None and not force:  # a finished run: the same again does nothing
+            check_same(out, written, settings)
+            self._complete = True
+            self._summary = segments_summary(out, npz_shape(out, "features"))
+            return
         # an existing `out` is refused unless a parts folder says a run is under way
         check_can_write(out, force=force or self.parts.is_dir())
         if force and self.parts.is_dir():
@@ -118,7 +130,7 @@ class SegmentsWriter:
         with named_write_errors(self.parts):
             make_folders(self.parts)
             stored = self._adopt_settings()
-        check_same(out, stored, settings)
+        check_same(self.parts, stored, settings)
 
     def _adopt_settings(self) -> dict[str, Any]:
         """Store the settings in the parts folder unless some process did already (link:
@@ -153,7 +165,7 @@ class SegmentsWriter:
         return self.parts / f"{video_id}.npz"
 
     def finished(self, video_id: str) -> bool:
-        return self._part(video_id).is_file()
+        return self._complete or self._part(video_id).is_file()
 
     def commit(
         self, video_id: str, features: np.ndarray, names: Sequence[str] | None = None
@@ -171,6 +183,8 @@ class SegmentsWriter:
         atomically, then remove the parts folder."""
         if narration_ids is None:
             raise ValueError("segments: finish needs the narration ids in the output's order")
+        if self._complete:
+            return
         where: dict[str, tuple[Path, int]] = {}
         for part in sorted(self.parts.glob("*.npz")):
             with np.load(part, allow_pickle=False) as data:
@@ -215,10 +229,7 @@ class SegmentsWriter:
         write_npz(self.out, {"narration_id": ids_array, "features": features, **self._arrays})
         with named_write_errors(self.parts):
             shutil.rmtree(self.parts)
-        self._summary = (
-            f"{self.out}: {len(features):,} segments, {features.shape[1]} float32 values each "
-            "(narration_id, features)"
-        )
+        self._summary = segments_summary(self.out, features.shape)
 
     def close(self) -> None:
         pass
@@ -228,3 +239,12 @@ class SegmentsWriter:
             return self._summary
         done = len(list(self.parts.glob("*.npz"))) if self.parts.is_dir() else 0
         return f"{self.parts}: {done:,} videos' segments, not yet merged into {self.out}"
+
+
+def _actionformer(settings: dict[str, Any] | None) -> bool:
+    return settings is not None and settings.get("format", "actionformer") == "actionformer"
+
+
+def segments_summary(out: Path, shape: tuple[int, ...]) -> str:
+    """One line on a finished segments file of features [N, C]."""
+    return f"{out}: {shape[0]:,} segments, {shape[1]} float32 values each (narration_id, features)"

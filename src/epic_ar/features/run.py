@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import signal
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,25 @@ def check_options(options: FeatureOptions) -> None:
     Raises:
         EpicArError: naming the parameters.
     """
-    given = [d for d in (options.frames_dir, options.videos_dir, options.data_dir) if d is not None]
-    if len(given) != 1:
+    sources = {FRAMES_DIR: options.frames_dir, VIDEOS_DIR: options.videos_dir,
+               DATA_DIR: options.data_dir}  # fmt: skip
+    given = [parameter for parameter, value in sources.items() if value is not None]
+    if not given:
         raise EpicArError("give one of ", FRAMES_DIR, ", ", VIDEOS_DIR, " or (segments) ", DATA_DIR)
+    if len(given) > 1:
+        raise EpicArError("give one source of frames, not ", given[0], " and ", given[1])
+    if options.data_dir is not None and options.labels is not None:
+        raise EpicArError(DATA_DIR, " gives every segment of a gulp directory; ", LABELS,
+                          " is for frames or videos")  # fmt: skip
     if options.data_dir is not None and options.format != "segments":
         raise EpicArError(DATA_DIR, " (a gulp directory holds segments, not whole videos) is "
                           "for format segments")  # fmt: skip
+    _check_videos(options)
+    _check_numbers(options)
+    choose_device(options.device)
+
+
+def _check_videos(options: FeatureOptions) -> None:
     if options.format == "segments":
         if options.videos:
             raise EpicArError(VIDEOS, " is for the timeline formats; segments come from ", LABELS)
@@ -60,12 +74,21 @@ def check_options(options: FeatureOptions) -> None:
         raise EpicArError("give ", VIDEOS, " or ", LABELS, ", not both")
     elif not options.videos and options.labels is None:
         raise EpicArError("name the videos: ", VIDEOS, " or ", LABELS)
+
+
+def _check_numbers(options: FeatureOptions) -> None:
+    for name, formats in (("window_sec", ("rulstm-lmdb",)), ("stride", ("actionformer",)),
+                          ("clip", ("actionformer",)),
+                          ("timeline_fps", ("rulstm-lmdb", "actionformer"))):  # fmt: skip
+        if getattr(options, name) is not None and options.format not in formats:
+            raise EpicArError(Parameter(name), f" is for format {' and '.join(formats)}, "
+                              f"not {options.format}")  # fmt: skip
     for name in ("batch_size", "devices", "stride", "clip"):
-        if getattr(options, name) < 1:
-            raise EpicArError(Parameter(name), f": {getattr(options, name)} is not >= 1")
+        value = getattr(options, name)
+        if value is not None and value < 1:
+            raise EpicArError(Parameter(name), f": {value} is not >= 1")
     if options.frame_count is not None and options.frame_count < 1:
         raise EpicArError(Parameter("frame_count"), f": {options.frame_count} is not >= 1")
-    choose_device(options.device)
 
 
 def extract_features(model: str | Path, out: Path, options: FeatureOptions) -> FeatureRun:
@@ -76,6 +99,7 @@ def extract_features(model: str | Path, out: Path, options: FeatureOptions) -> F
         EpicArError: a bad model, source, video or option, or output that does not match.
     """
     check_options(options)
+    out = Path(out).absolute()  # summaries and ActionFormer's config name it in full
     checkpoint = resolve_checkpoint(
         model, url=options.url, cache_dir=options.cache_dir, allow_flow=True
     )
@@ -117,7 +141,7 @@ def actionformer_config(out: Path, plan: Plan) -> tuple[str, ...]:
     record = plan.record
     return (
         "dataset:",
-        f"  feat_folder: {out.resolve()}",
+        f"  feat_folder: {out}",
         "  file_prefix: ~",
         "  file_ext: .npz",
         f"  input_dim: {record['feature_size']}",
@@ -155,20 +179,14 @@ def run_shards(
     count = min(options.devices, len(video_ids))
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
-    threads = max(1, (os.cpu_count() or 1) // count)
-    processes = []
-    for shard in range(count):
-        shard_options = replace(
-            options, videos=tuple(video_ids[shard::count]), labels=None, progress=False,
-            device=shard_device(options, shard), force=False,
-        )  # fmt: skip
-        if options.format == "segments":  # a segment job is a video of the labels' segments
-            shard_options = replace(shard_options, videos=(), labels=options.labels)
-        args = (checkpoint, out, shard_options, tuple(video_ids[shard::count]), threads, messages)
-        # not a daemon: a shard starts DataLoader workers of its own
-        process = context.Process(target=_shard_main, args=args)
-        process.start()
-        processes.append(process)
+    processes: list[Any] = []
+    # Ctrl-C is the parent's to handle (it stops the shards): spawned shards inherit the
+    # ignored SIGINT, so none of them prints a KeyboardInterrupt traceback of its own.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _start_shards(context, processes, count, checkpoint, out, options, video_ids, messages)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     running = count
     try:
         while running:
@@ -221,3 +239,28 @@ def _shard_main(
     finally:
         if writer is not None:
             writer.close()
+
+
+def _start_shards(
+    context: Any,
+    processes: list[Any],
+    count: int,
+    checkpoint: Path,
+    out: Path,
+    options: FeatureOptions,
+    video_ids: list[str],
+    messages: Any,
+) -> None:
+    threads = max(1, (os.cpu_count() or 1) // count)
+    for shard in range(count):
+        shard_options = replace(
+            options, videos=tuple(video_ids[shard::count]), labels=None, progress=False,
+            device=shard_device(options, shard), force=False,
+        )  # fmt: skip
+        if options.format == "segments":  # a segment job is a video of the labels' segments
+            shard_options = replace(shard_options, videos=(), labels=options.labels)
+        args = (checkpoint, out, shard_options, tuple(video_ids[shard::count]), threads, messages)
+        # not a daemon: a shard starts DataLoader workers of its own
+        process = context.Process(target=_shard_main, args=args)
+        process.start()
+        processes.append(process)

@@ -89,6 +89,9 @@ def open_videos(
     assert frames_dir is not None
     frames_dir = Path(frames_dir)
     if not frames_dir.is_dir():
+        if frames_dir.is_file():
+            raise EpicArError(f"{frames_dir}: a file; give the folder holding the participants' "
+                              "folders (FRAMES for FRAMES/P01/rgb_frames/P01_01.tar)")  # fmt: skip
         raise EpicArError(f"{frames_dir}: no such directory (frames)")
     locations = []
     for video in ids:
@@ -137,6 +140,9 @@ def _locate_frames(frames_dir: Path, video: str, modality: Modality) -> Path:
         if location.exists():
             message += f"; only {KIND[other]} frames ({location.relative_to(frames_dir)})"
             break
+    else:
+        if frames_dir.name in (participant, "rgb_frames", "flow_frames"):
+            message += f"; give the folder holding {participant}/, above {frames_dir.name}"
     raise EpicArError(message)
 
 

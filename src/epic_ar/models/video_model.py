@@ -156,12 +156,27 @@ class VideoModel(nn.Module):
                 f"expected [B, {self.spec.frame_count}, {self.spec.channels}, H, W] input, "
                 f"got {list(frames.shape)}"
             )
+        pooled = self._pooled(frames.reshape(batch * count, channels, height, width))
+        return pooled.view(batch, self.output_frames, -1).mean(dim=1)  # [B*T', F] -> [B, F]
+
+    def snippet_features(self, snippets: torch.Tensor) -> torch.Tensor:
+        """[N, C, H, W] float snippets -> [N, F]: the backbone's pooled output of each on
+        its own. For TSN and TRN, `pooled_features` is the mean of these over a segment's
+        snippets; TSM shifts channels between a segment's snippets and has none.
+
+        Raises:
+            EpicArError: a TSM model.
+        """
+        if self.config.type == "TSM":
+            raise EpicArError("TSM mixes a segment's snippets: it has no per-snippet features")
+        return self._pooled(snippets)
+
+    def _pooled(self, images: torch.Tensor) -> torch.Tensor:
+        """[N, C, H, W] -> [N', F] (N' = N / 2 with TSM's temporal pooling)."""
         net = self.base_model
-        x = frames.reshape(batch * count, channels, height, width)
-        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        x = net.maxpool(net.relu(net.bn1(net.conv1(images))))
         x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
-        pooled = torch.flatten(net.avgpool(x), 1)  # [B*T', F]
-        return pooled.view(batch, self.output_frames, -1).mean(dim=1)
+        return torch.flatten(net.avgpool(x), 1)
 
     def train(self, mode: bool = True) -> VideoModel:
         """Partial BN: in training, every BatchNorm but the first stays in eval mode with
