@@ -148,8 +148,8 @@ def make_plan(
         "feature_size": model.feature_size,
         "frame_count": frame_count,
         "snippet_length": settings.snippet_length,
+        "source": source_kind(options),
     }
-    record["source"] = source_kind(options)
     if timeline is None:
         dataset, jobs, ids = segment_jobs(data, modality, frame_count, options)
         # another label file makes another file: a rerun must not merge parts of both
