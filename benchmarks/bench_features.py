@@ -1,4 +1,5 @@
-"""Features/s of `epic-ar features` for TSM-ResNet50 RGB, against the model alone.
+"""Features/s of `epic-ar features` for TSM-ResNet50 RGB, against the model alone; and for
+TSN-ResNet50 RGB with its snippet cache on and off.
 
 One run, the same checkpoint and footage for every row, the runs alternating within each
 repeat; rates are medians over the repeats, ratios medians of the per-repeat ratios (each
@@ -18,10 +19,17 @@ run):
   resize to 256 high, centre crop 224, [B, 8, 3, 224, 224] uint8), in this process on
   one torch thread (as a DataLoader worker reads), without the model;
 - the model load `extract_features` does first (`load_checkpoint` and the checkpoint's
-  sha256, which the output records), to subtract from the pipeline's wall time.
+  sha256, which the output records), to subtract from the pipeline's wall time;
+- TSN (on by default; `--no-tsn` leaves it out): `extract_features` in rulstm-lmdb from
+  tar as shipped, where each snippet of a video goes through the backbone once however
+  many windows sample it (a window's feature is the mean of its snippets'), and the same
+  with that cache off (`epic_ar.features.extract.SNIPPET_MODELS` patched to `()` for that
+  run only): every window's 8 frames through the backbone, the per-window computation TSM
+  needs. The two outputs must hold the same keys and values within 1e-4 (the maximum
+  difference is printed); the ratio is the median of the per-repeat ratios.
 
-Checkpoint: the published TSM-RGB config (ResNet-50, 8 frames, 224 crops of frames
-rescaled to 256) with random weights, in the published file layout. Footage:
+Checkpoints: the published TSM-RGB and TSN-RGB configs (ResNet-50, 8 frames, 224 crops of
+frames rescaled to 256) with random weights, in the published file layout. Footage:
 `epic_ar.synthetic.dataset` videos at the released 456x256, 2018 ids (P01_01, ...; 60
 fps), written as official tar archives of JPEGs and as H.264 MP4s of the same frames. Its
 frames (a smooth background, one small moving object) decode faster than camera footage,
@@ -30,9 +38,10 @@ segments of whole frames); the "footage" line above the table gives the lengths 
 
     .venv/bin/python benchmarks/bench_features.py [--device cpu|cuda] [--seconds 0.5]
         [--videos 1] [--repeats 3] [--batch 8] [--workers N] [--formats rulstm-lmdb ...]
+        [--no-tsn]
 
-The defaults (0.53 s of video: 16 RULSTM features per call) fit a 2-core CPU in about 5
-minutes. On a GPU (not measured yet):
+The defaults (0.53 s of video: 16 RULSTM features per call) fit a 2-core CPU in about 3
+minutes (longer when it is busy). On a GPU (not measured yet):
 
     .venv/bin/python benchmarks/bench_features.py --device cuda --seconds 20 --videos 8 \\
         --workers 8 --batch 32 --formats rulstm-lmdb actionformer
@@ -41,223 +50,38 @@ minutes. On a GPU (not measured yet):
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
-import shutil
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import lmdb
 import numpy as np
 import torch
 
-from epic_ar.compat.lightning_config import current_config
-from epic_ar.data.datamodule import EpicDataModule
-from epic_ar.errors import EpicArError
-from epic_ar.features.extract import FeatureOptions, Plan, file_digest, make_plan
-from epic_ar.features.jobs import ViewBatches
-from epic_ar.features.run import extract_features
-from epic_ar.features.writers import FeatureFormat
-from epic_ar.models.checkpoint import input_spec, load_checkpoint
-from epic_ar.models.config import model_config_from_dict
-from epic_ar.models.video_model import VideoModel, build_model
-from epic_ar.synthetic.dataset import SyntheticConfig, check_splits, plan_videos, write_dataset
-from epic_ar.training.run_config import parse_data_config
-
-ROOT = Path(__file__).resolve().parents[1]
-HYPER_PARAMETERS = ROOT / "tests" / "data" / "reference" / "official_hyper_parameters.json"
-FORMATS: tuple[FeatureFormat, ...] = ("rulstm-lmdb", "actionformer")
-SOURCES = ("tar", "MP4")
-VIDEO_FPS = 60  # synthetic 2018 videos, as released
-
-
-@dataclass(frozen=True)
-class Sample:
-    seconds: float
-    items: int  # features, or views read
-
-
-@dataclass(frozen=True)
-class Footage:
-    frames_dir: Path  # official tar archives
-    videos_dir: Path  # P01/videos/P01_01.MP4
-    video_ids: tuple[str, ...]
-    frame_counts: tuple[int, ...]
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(device: torch.device, work: Callable[[], object]) -> float:
-    """Seconds of `work()`, the device's queue drained before and after."""
-    synchronize(device)
-    start = time.perf_counter()
-    work()
-    synchronize(device)
-    return time.perf_counter() - start
-
-
-# --- inputs -----------------------------------------------------------------------------------
-
-
-def published_tsm_checkpoint(path: Path, seed: int = 0) -> Path:
-    """The published TSM-RGB checkpoint's layout and config (ResNet-50, 8 frames, input
-    224, rescale 256) with random weights: no pretrained download."""
-    config = json.loads(HYPER_PARAMETERS.read_text())["tsm_rgb"]
-    config["model"]["pretrained"] = None
-    resolved = current_config(config)
-    torch.manual_seed(seed)
-    model = build_model(model_config_from_dict(dict(resolved["model"])), input_spec(resolved))
-    state = {f"model.{key}": value for key, value in model.state_dict().items()}
-    torch.save({"hyper_parameters": config, "state_dict": state}, path)
-    return path
-
-
-def synthetic_config(seconds: float, videos: int) -> SyntheticConfig:
-    """`videos` 2018-style videos (P01_01, P02_01, ...) of about `seconds` each: short
-    segments back to back (one moving object each). The generator needs an unseen
-    participant, so there are at least two; the seed is the first whose random split
-    gives every split a segment (the generator refuses others)."""
-    segments = max(3, round(seconds * 4))
-    # a video: 1-5 frames, then each segment with the 0-5 frames after it (`length + 2.5`
-    # on average), then 2 more
-    length = max(3, round((seconds * VIDEO_FPS - 5) / segments - 2.5))
-    for seed in range(100):
-        config = SyntheticConfig(
-            participants=max(2, videos), videos_per_participant=1, segments_per_video=segments,
-            min_frames=length, max_frames=length, layouts=("tar", "videos"), seed=seed,
-        )  # fmt: skip
-        try:
-            check_splits(plan_videos(config, np.random.default_rng(seed)))
-        except EpicArError:
-            continue
-        return config
-    raise SystemExit(f"no seed below 100 splits {segments} segments a video: ask for more")
-
-
-def make_footage(folder: Path, seconds: float, videos: int) -> Footage:
-    data = folder / "data"
-    written = write_dataset(data, synthetic_config(seconds, videos))
-    chosen = written[:videos]
-    return Footage(
-        data / "frames_tar",
-        data / "videos",
-        tuple(video.video_id for video in chosen),
-        tuple(video.num_frames for video in chosen),
-    )
-
-
-def written_features(out: Path, format: FeatureFormat, video_ids: tuple[str, ...]) -> int:
-    """Features in an output, counted in what was written."""
-    if format == "actionformer":
-        return sum(int(np.load(out / f"{video}.npz")["feats"].shape[0]) for video in video_ids)
-    env = lmdb.open(str(out), readonly=True, lock=False)
-    try:
-        with env.begin() as txn:
-            return sum(1 for key in txn.cursor().iternext(values=False) if key.endswith(b".jpg"))
-    finally:
-        env.close()
-
-
-# --- runs -------------------------------------------------------------------------------------
-
-
-def pipeline_run(
-    checkpoint: Path, options: FeatureOptions, footage: Footage, scratch: Path
-) -> Callable[[], Sample]:
-    """`extract_features` into a new output each time (removed after counting)."""
-    calls = iter(range(1_000_000))
-
-    def run() -> Sample:
-        out = scratch / f"out-{next(calls)}"
-        device = torch.device(options.device or "cpu")
-        seconds = timed(device, lambda: extract_features(checkpoint, out, options))
-        features = written_features(out, options.format, footage.video_ids)
-        shutil.rmtree(out)
-        return Sample(seconds, features)
-
-    return run
-
-
-def reading_run(plan: Plan, batch: int) -> Callable[[], Sample]:
-    """The pipeline's views of every window, read in this process without the model, on
-    one torch thread as in a DataLoader worker (on a busy machine two threads can wait
-    on each other for whole time slices in every small copy)."""
-
-    def run() -> Sample:
-        views = 0
-
-        def read() -> None:
-            nonlocal views
-            for item in ViewBatches(plan.jobs, plan.settings, batch, timeline=plan.timeline):
-                views += len(item.views)
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return Sample(timed(torch.device("cpu"), read), views)
-        finally:
-            torch.set_num_threads(threads)
-
-    return run
-
-
-def pipeline_batch(
-    plan: Plan, config: dict[str, Any], batch: int, device: torch.device
-) -> torch.Tensor:
-    """The first `batch` views of `plan` (fewer if it has fewer), stacked and normalised on
-    `device` as the pipeline does it: [B, 8, 3, 224, 224] float32 in the pipeline's memory
-    layout (the CPU's convolutions run a channels-last batch at another speed than a
-    contiguous one; `torch.stack` keeps the views' layout where `torch.cat` would not)."""
-    views: list[torch.Tensor] = []
-    for item in ViewBatches(plan.jobs, plan.settings, batch, timeline=plan.timeline):
-        views.extend(item.views.unbind(0))
-        if len(views) >= batch:
-            break
-    data = parse_data_config(dict(config.get("data", {})))
-    module = EpicDataModule(data, modality=plan.modality, batch_size=batch)
-    return module.normalize(torch.stack(views[:batch]).to(device))
-
-
-def model_run(model: VideoModel, frames: torch.Tensor, amp: bool) -> Callable[[], Sample]:
-    """`pooled_features` of one preloaded, normalised batch."""
-    device = frames.device
-    autocast = (
-        torch.autocast("cuda", dtype=torch.float16)
-        if device.type == "cuda" and amp
-        else contextlib.nullcontext()
-    )
-
-    def forward() -> None:
-        with torch.inference_mode(), autocast:
-            model.pooled_features(frames).float().cpu()
-
-    def run() -> Sample:
-        return Sample(timed(device, forward), len(frames))
-
-    return run
-
-
-def load_run(checkpoint: Path) -> Callable[[], Sample]:
-    """What `extract_features` does before reading: load the model, hash the file."""
-
-    def load() -> None:
-        load_checkpoint(checkpoint)
-        file_digest(checkpoint)
-
-    def run() -> Sample:
-        return Sample(timed(torch.device("cpu"), load), 0)
-
-    return run
-
+from bench_features_runs import (
+    FORMATS,
+    SAME_WITHIN,
+    SOURCES,
+    TSN_RUNS,
+    VIDEO_FPS,
+    Footage,
+    Sample,
+    TsnCheck,
+    backbone_inputs,
+    largest_difference,
+    load_run,
+    make_footage,
+    model_run,
+    pipeline_batch,
+    pipeline_run,
+    published_checkpoint,
+    reading_run,
+    tsn_runs,
+)
+from epic_ar.features.extract import FeatureOptions, make_plan
+from epic_ar.models.checkpoint import load_checkpoint
 
 # --- report -----------------------------------------------------------------------------------
 
@@ -286,26 +110,32 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="DataLoader processes (one per video at most)")  # fmt: skip
     parser.add_argument("--formats", nargs="+", choices=FORMATS, default=["rulstm-lmdb"])
+    parser.add_argument("--no-tsn", dest="tsn", action="store_false",
+                        help="leave out TSN with its snippet cache on and off")  # fmt: skip
     args = parser.parse_args()
     device = torch.device(args.device)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench_features_") as temp:
         folder = Path(temp)
         start = time.perf_counter()
-        checkpoint = published_tsm_checkpoint(folder / "tsm_rgb.ckpt")
+        checkpoint = published_checkpoint(folder / "tsm_rgb.ckpt", "tsm_rgb")
+        if args.tsn:
+            published_checkpoint(folder / "tsn_rgb.ckpt", "tsn_rgb")
         footage = make_footage(folder, args.seconds, args.videos)
-        print(f"checkpoint and footage written in {time.perf_counter() - start:.0f} s")
-        rows, baseline, shape = measure(args, device, checkpoint, footage, folder)
+        print(f"checkpoints and footage written in {time.perf_counter() - start:.0f} s")
+        rows, baseline, shape, tsn = measure(args, device, checkpoint, footage, folder)
     describe(args, device, footage, load_before)
     print_table(args, device, rows, baseline, shape)
+    if tsn is not None:
+        print_tsn_table(args, device, rows, tsn)
 
 
 def measure(
     args: argparse.Namespace, device: torch.device, checkpoint: Path, footage: Footage,
     folder: Path,
-) -> tuple[dict[str, list[Sample]], list[Sample], list[int]]:  # fmt: skip
+) -> tuple[dict[str, list[Sample]], list[Sample], list[int], TsnCheck | None]:  # fmt: skip
     """Samples of every run, the runs alternating; the model-alone run once per repeat,
-    after the first pipeline run."""
+    after the first pipeline run; the TSN runs (`folder / "tsn_rgb.ckpt"`) last."""
     model, config = load_checkpoint(checkpoint)
     model = model.eval().to(device)
     runs: dict[str, Callable[[], Sample]] = {"model load": load_run(checkpoint)}
@@ -322,6 +152,18 @@ def measure(
             plans.append(plan)
             runs[f"reading alone, {format}, {source}"] = reading_run(plan, args.batch)
             runs[f"{format}, {source}"] = pipeline_run(checkpoint, options, footage, folder)
+    outputs: tuple[list[dict[bytes, np.ndarray]], list[dict[bytes, np.ndarray]]] = ([], [])
+    snippets = (0, 0)
+    if args.tsn:  # rulstm-lmdb from tar
+        tsn_options = FeatureOptions(
+            format="rulstm-lmdb", videos=footage.video_ids, batch_size=args.batch,
+            workers=args.workers, device=args.device, amp=args.amp, progress=False,
+            frames_dir=footage.frames_dir,
+        )  # fmt: skip
+        tsn_checkpoint = folder / "tsn_rgb.ckpt"
+        runs.update(tsn_runs(tsn_checkpoint, tsn_options, footage, folder, outputs))
+        # also the TSN reads' warm-up
+        snippets = backbone_inputs(tsn_checkpoint, tsn_options, args.batch)
     # warm-up: the reads (tar indexes, page cache) and one forward pass
     for name, run in runs.items():
         if name.startswith("reading"):
@@ -338,11 +180,36 @@ def measure(
             if index == 2:  # after the first pipeline run
                 baseline.append(baseline_run())
                 show(repeat, "model alone", baseline[-1])
-    return samples, baseline, list(frames.shape)
+    tsn = TsnCheck(largest_difference(outputs), snippets) if args.tsn else None
+    return samples, baseline, list(frames.shape), tsn
 
 
 def show(repeat: int, name: str, sample: Sample) -> None:
     print(f"  repeat {repeat + 1}: {name}: {sample.items} in {sample.seconds:.2f} s", flush=True)
+
+
+def print_tsn_table(
+    args: argparse.Namespace, device: torch.device, samples: dict[str, list[Sample]], tsn: TsnCheck
+) -> None:
+    load, on, off = (samples[name] for name in TSN_RUNS)
+    print(f"\n| TSN-ResNet50 RGB, {device.type}, batch {args.batch}, `rulstm-lmdb` from tar "
+          "| features | snippets through the backbone | s per call | features/s "
+          "| features/s without model load | / cache off |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    names = ("snippet cache on (as shipped)", "snippet cache off (every window's 8 frames)")
+    for name, runs, snippets in zip(names, (on, off), tsn.snippets, strict=True):
+        net = [s.items / (s.seconds - lo.seconds) for s, lo in zip(runs, load, strict=True)]
+        ratios = [rate(s) / rate(o) for s, o in zip(runs, off, strict=True)]
+        print(f"| {name} | {runs[0].items} | {snippets} "
+              f"| {number(statistics.median(s.seconds for s in runs))} "
+              f"| {number(statistics.median(rate(s) for s in runs))} "
+              f"| {number(statistics.median(net))} "
+              f"| {statistics.median(ratios):.2f} |")  # fmt: skip
+    print(f"| model load (`load_checkpoint` + sha256 of the file), in every call | | "
+          f"| {number(statistics.median(s.seconds for s in load))} | | | |")  # fmt: skip
+    print(f"\nTSN outputs, snippet cache on against off: the same keys; largest difference "
+          f"{tsn.difference:.3g} over every value of every repeat "
+          f"(allowed: {SAME_WITHIN:g})")  # fmt: skip
 
 
 def describe(
