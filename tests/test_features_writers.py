@@ -1,17 +1,13 @@
-"""Feature writers: what RULSTM's and ActionFormer's loaders read back, resuming, settings
-that do not match, SIGKILL in the middle of a commit, and two processes writing at once.
+"""Feature writers: what RULSTM's and ActionFormer's loaders read back, resuming, and
+settings that do not match (SIGKILL and two processes: test_features_writers_kill.py).
 
-The readers here are written as the downstream projects read (RULSTM's `dataset.py`:
+The readers are written as the downstream projects read (RULSTM's `dataset.py`:
 `lmdb.open(readonly=True, lock=False)`, `get`, `np.frombuffer(v, "float32")`;
 ActionFormer: `np.load(f)["feats"]`), with keys spelled out, not built by the writers."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import lmdb
 import numpy as np
@@ -19,50 +15,18 @@ import pytest
 
 from epic_ar.errors import EpicArError
 from epic_ar.features.writers import FeatureFormat, open_writer
-
-RULSTM = {"format": "rulstm-lmdb", "model": "tsn", "timeline_fps": 30.0, "window_sec": 1.0}
-ACTIONFORMER = {
-    "format": "actionformer",
-    "model": "tsm",
-    "feat_stride": 16,
-    "num_frames": 32,
-    "default_fps": 30.0,
-    "sizes": [224, 256],
-}
-SEGMENTS = {"format": "segments", "model": "trn", "frame_count": 8}
-SETTINGS: dict[FeatureFormat, dict[str, Any]] = {
-    "rulstm-lmdb": RULSTM,
-    "actionformer": ACTIONFORMER,
-    "segments": SEGMENTS,
-}
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-
-def features(seed: int, rows: int, channels: int = 16) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((rows, channels))
-
-
-def read_rulstm(out: Path) -> dict[bytes, bytes]:
-    """Every key and value of the environment, read as RULSTM opens it."""
-    env = lmdb.open(str(out), readonly=True, lock=False)
-    try:
-        with env.begin() as txn:
-            return {bytes(key): bytes(value) for key, value in txn.cursor()}
-    finally:
-        env.close()
-
-
-def rulstm_frame(out: Path, video: str, n: int) -> np.ndarray | None:
-    env = lmdb.open(str(out), readonly=True, lock=False)
-    try:
-        value = env.begin().get(f"{video}_frame_{n:010d}.jpg".encode())
-        return None if value is None else np.frombuffer(value, "float32")
-    finally:
-        env.close()
-
-
-def frame_keys(contents: dict[bytes, bytes], video: str) -> list[bytes]:
-    return sorted(key for key in contents if key.startswith(f"{video}_frame_".encode()))
+from helpers.feature_writers import (
+    ACTIONFORMER,
+    RULSTM,
+    SEGMENTS,
+    SETTINGS,
+    commit_one,
+    features,
+    frame_keys,
+    output_of,
+    read_npz,
+    read_rulstm,
+)
 
 
 def test_rulstm_reader_finds_every_key_with_its_values(tmp_path: Path) -> None:
@@ -107,11 +71,6 @@ def test_rulstm_map_grows_from_one_mebibyte(tmp_path: Path) -> None:
         assert len(keys) == 3000
         stored = np.stack([np.frombuffer(contents[key], "float32") for key in keys])
         np.testing.assert_array_equal(stored, rows + k)
-
-
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {name: data[name] for name in data.files}
 
 
 def test_actionformer_loader_reads_feats_and_settings(tmp_path: Path) -> None:
@@ -213,16 +172,6 @@ def test_segments_resume_over_a_finished_output_started_with_force(tmp_path: Pat
     np.testing.assert_array_equal(read_npz(out)["features"], features(6, 1).astype(np.float32))
 
 
-def commit_one(fmt: FeatureFormat, out: Path, video: str, rows: np.ndarray, **kwargs: Any) -> None:
-    writer = open_writer(fmt, out, SETTINGS[fmt], **kwargs)
-    writer.commit(video, rows, [f"{video}_{i}" for i in range(len(rows))])
-    writer.close()
-
-
-def output_of(fmt: FeatureFormat, tmp_path: Path) -> Path:
-    return tmp_path / {"rulstm-lmdb": "db", "actionformer": "af", "segments": "s.npz"}[fmt]
-
-
 @pytest.mark.parametrize("fmt", ["rulstm-lmdb", "actionformer", "segments"])
 def test_resume_refuse_other_settings_and_force(fmt: FeatureFormat, tmp_path: Path) -> None:
     out = output_of(fmt, tmp_path)
@@ -288,164 +237,3 @@ def test_wrong_kinds_of_output_are_refused(tmp_path: Path) -> None:
 
 # Run in a child process: commit P01_01, then start committing P01_02 and die by SIGKILL in
 # the middle (LMDB: after 100 puts of its transaction; npz: at the rename).
-KILLED_COMMIT = """
-import os, signal, sys
-import lmdb, numpy as np
-from pathlib import Path
-sys.path.insert(0, {src!r})
-from epic_ar.features.writers import open_writer
-
-fmt, out, data = {fmt!r}, Path({out!r}), np.load({data!r})
-armed = False
-
-def die():
-    os.kill(os.getpid(), signal.SIGKILL)
-
-class Txn:
-    def __init__(self, txn):
-        self.txn, self.puts = txn, 0
-    def __getattr__(self, name):
-        return getattr(self.txn, name)
-    def __enter__(self):
-        self.txn.__enter__()
-        return self
-    def __exit__(self, *exc):
-        return self.txn.__exit__(*exc)
-    def put(self, *args, **kwargs):
-        self.puts += 1
-        if armed and self.puts > 100:
-            die()
-        return self.txn.put(*args, **kwargs)
-
-class Env:
-    def __init__(self, env):
-        self.env = env
-    def __getattr__(self, name):
-        return getattr(self.env, name)
-    def begin(self, *args, **kwargs):
-        return Txn(self.env.begin(*args, **kwargs))
-
-real_open, real_replace = lmdb.open, os.replace
-lmdb.open = lambda *args, **kwargs: Env(real_open(*args, **kwargs))
-
-def replace(*args, **kwargs):
-    if armed:
-        die()
-    return real_replace(*args, **kwargs)
-
-os.replace = replace
-writer = open_writer(fmt, out, {settings!r})
-for video in ("P01_01", "P01_02"):
-    armed = video == "P01_02"
-    rows = data[video]
-    writer.commit(video, rows, [video + "_" + str(i) for i in range(len(rows))])
-print("not killed")
-"""
-
-
-def contents_of(fmt: FeatureFormat, out: Path) -> dict[Any, Any]:
-    if fmt == "rulstm-lmdb":
-        return read_rulstm(out)
-    if fmt == "actionformer":
-        return {p.name: read_npz(p) for p in sorted(out.glob("*.npz"))}
-    return read_npz(out)
-
-
-def assert_same_contents(got: dict[Any, Any], expected: dict[Any, Any]) -> None:
-    assert got.keys() == expected.keys()
-    for key, value in expected.items():
-        if isinstance(value, dict):
-            assert_same_contents(got[key], value)
-        elif isinstance(value, np.ndarray):
-            assert got[key].dtype == value.dtype
-            np.testing.assert_array_equal(got[key], value)
-        else:
-            assert got[key] == value
-
-
-@pytest.mark.parametrize("fmt", ["rulstm-lmdb", "actionformer", "segments"])
-def test_sigkill_in_a_commit_then_resume_equals_a_clean_run(
-    fmt: FeatureFormat, tmp_path: Path
-) -> None:
-    videos = {"P01_01": features(8, 150), "P01_02": features(9, 150)}
-    np.savez(tmp_path / "data.npz", P01_01=videos["P01_01"], P01_02=videos["P01_02"])
-    out = output_of(fmt, tmp_path / "killed")
-    code = KILLED_COMMIT.format(
-        src=SRC, fmt=fmt, out=str(out), data=str(tmp_path / "data.npz"), settings=SETTINGS[fmt]
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert run.returncode == -signal.SIGKILL, run.stdout + run.stderr
-
-    writer = open_writer(fmt, out, SETTINGS[fmt])
-    assert writer.finished("P01_01")
-    assert not writer.finished("P01_02")
-    if fmt == "rulstm-lmdb":
-        writer.close()
-        assert frame_keys(read_rulstm(out), "P01_02") == []
-        assert rulstm_frame(out, "P01_01", 150) is not None
-        writer = open_writer(fmt, out, SETTINGS[fmt])
-    if fmt == "actionformer":
-        assert not (out / "P01_02.npz").exists()
-    names = {video: [f"{video}_{i}" for i in range(150)] for video in videos}
-    writer.commit("P01_02", videos["P01_02"], names["P01_02"])
-    order = [*names["P01_01"], *names["P01_02"]]
-    writer.finish(order)
-
-    clean = output_of(fmt, tmp_path / "clean")
-    writer = open_writer(fmt, clean, SETTINGS[fmt])
-    for video, rows in videos.items():
-        writer.commit(video, rows, names[video])
-    writer.finish(order)
-    assert_same_contents(contents_of(fmt, out), contents_of(fmt, clean))
-    if fmt == "actionformer":  # the killed rename left its temporary file: no reader looks
-        left = sorted(p.name for p in out.iterdir() if p.name not in ("P01_01.npz", "P01_02.npz"))
-        assert len(left) == 1 and left[0].startswith(".P01_02.npz.") and left[0].endswith(".tmp")
-
-
-# Run in two child processes at once: each commits its own videos to one environment whose
-# map starts at 1 MiB, so that both grow it.
-CONCURRENT = """
-import sys
-import numpy as np
-from pathlib import Path
-sys.path.insert(0, {src!r})
-from epic_ar.features.writers import open_writer
-
-writer = open_writer("rulstm-lmdb", Path({out!r}), {settings!r}, initial_map_size=1 << 20)
-for k in range(4):
-    writer.commit("P0{who}_0" + str(k), np.full((400, 1024), {who} * 10 + k, np.float32))
-writer.close()
-"""
-
-
-def test_two_processes_commit_to_one_environment(tmp_path: Path) -> None:
-    out = tmp_path / "shared"
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                CONCURRENT.format(src=SRC, out=str(out), settings=RULSTM, who=who),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for who in (1, 2)
-    ]
-    for process in processes:
-        output, _ = process.communicate(timeout=120)
-        assert process.returncode == 0, output
-    contents = read_rulstm(out)
-    writer = open_writer("rulstm-lmdb", out, RULSTM)
-    for who in (1, 2):
-        for k in range(4):
-            video = f"P0{who}_0{k}"
-            assert writer.finished(video)
-            keys = frame_keys(contents, video)
-            assert len(keys) == 400
-            values = np.stack([np.frombuffer(contents[key], "float32") for key in keys])
-            assert (values == who * 10 + k).all()
-    writer.close()
