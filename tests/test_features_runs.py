@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from epic_ar.cli.main import main
@@ -138,7 +139,9 @@ def test_bad_requests_get_one_line(
     )
     status, line = run(capsys, "features", tsn, out, "--format", "actionformer", *frames,
                        "--videos", VIDEO, "--window-sec", "2")  # fmt: skip
-    assert status == 2 and line.endswith("--window-sec is for format rulstm-lmdb, not actionformer")
+    assert status == 2 and line.endswith(
+        "--window-sec SEC is for format rulstm-lmdb, not actionformer"
+    )
     status, line = run(capsys, "features", tsn, tmp_path / "s.npz", "--format", "segments",
                        "--datadir", inputs.root, "--workers", "0")  # fmt: skip
     assert status == 1 and line.endswith(f"--datadir DIR: {inputs.root} is not a gulp directory")
@@ -158,3 +161,24 @@ def test_bad_requests_get_one_line(
     status, line = run(capsys, "features", tsn, out, *rulstm, *frames, "--videos", VIDEO,
                        "--window-sec", "2")  # fmt: skip
     assert status == 1 and "window_sec" in line and "--force" in line
+
+
+def test_a_finished_segments_file_is_kept_for_the_same_segments_only(
+    inputs: Inputs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = tmp_path / "labels.csv"
+    rows = pd.read_csv(inputs.labels)
+    rows[rows["video_id"] == VIDEO].to_csv(labels, index=False)
+    out = tmp_path / "segments.npz"
+    arguments = ["features", str(inputs.checkpoint("tsn_rgb")), str(out), "--format", "segments",
+                 "--frames-dir", str(inputs.frames), "--labels", str(labels), "--workers", "0",
+                 "--device", "cpu"]  # fmt: skip
+    assert main(arguments) == 0
+    written = out.read_bytes()
+    assert main(arguments) == 0  # the same again: nothing to do
+    assert "finished before, skipped" in capsys.readouterr().out and out.read_bytes() == written
+    moved = rows[rows["video_id"] == VIDEO].assign(stop_frame=lambda r: r["stop_frame"] - 1)
+    moved.to_csv(labels, index=False)  # the same segment ids, other frames
+    status, line = run(capsys, *arguments)
+    assert status == 1 and "was written with segments_sha256=" in line and "--force" in line
+    assert out.read_bytes() == written

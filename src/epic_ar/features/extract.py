@@ -152,8 +152,8 @@ def make_plan(
     }
     if timeline is None:
         dataset, jobs, ids = segment_jobs(data, modality, frame_count, options)
-        # another label file makes another file: a rerun must not merge parts of both
-        record["segments_sha256"] = hashlib.sha256("\n".join(ids).encode()).hexdigest()
+        # other segments (labels, frames) make another file: never merge parts of both
+        record["segments_sha256"] = segments_digest(dataset, options)
         return Plan(settings, modality, jobs, None, dataset, ids, record)
     video_ids = list(options.videos) or video_ids_of_labels(_required(options.labels))
     sources = open_videos(
@@ -166,6 +166,21 @@ def make_plan(
         record.update(feat_stride=timeline.stride, num_frames=timeline.clip,
                       default_fps=timeline.fps)  # fmt: skip
     return Plan(settings, modality, jobs, timeline, None, (), record)
+
+
+def segments_digest(dataset: SegmentDataset, options: FeatureOptions) -> str:
+    """sha256 of what a segments file holds features of: each segment's id, video and
+    frame count, the label file's bytes and where the frames are read from."""
+    digest = hashlib.sha256()
+    table, rows = dataset.table, dataset.rows
+    for name, video, count in zip(table.narration_id[rows], table.video_id[rows],
+                                  table.num_frames[rows], strict=True):  # fmt: skip
+        digest.update(f"{name}\t{video}\t{count}\n".encode())
+    source = options.data_dir or options.frames_dir or options.videos_dir
+    digest.update(str(Path(source).resolve() if source is not None else "").encode())
+    if options.labels is not None:
+        digest.update(file_digest(options.labels).encode())
+    return digest.hexdigest()
 
 
 def source_kind(options: FeatureOptions) -> str:
@@ -223,8 +238,11 @@ def compute_features(
     writer: FeatureWriter,
     options: FeatureOptions,
     report: Report | None = None,
-) -> None:
-    """Compute and commit the features of `jobs`, one whole video at a time."""
+    stop: Callable[[], bool] | None = None,
+) -> bool:
+    """Compute and commit the features of `jobs`, one whole video at a time; `stop`,
+    asked before each batch, ends the run early (the reading workers shut down). Returns
+    whether every job was done."""
     data = parse_data_config(dict(config.get("data", {})))
     module = EpicDataModule(data, modality=plan.modality, batch_size=options.batch_size)
     device = choose_device(options.device)
@@ -249,6 +267,8 @@ def compute_features(
     snippets: dict[int, dict[SnippetKey, torch.Tensor]] = {}  # job -> features of its snippets
     for batch in loader:
         assert isinstance(batch, ViewBatch)
+        if stop is not None and stop():
+            return False
         features = pending.setdefault(batch.job, [])
         views = batch.views.to(device, non_blocking=True)
         inputs = module.normalize(views) if len(views) else views.float()
@@ -277,3 +297,4 @@ def compute_features(
             done = 1
         if report is not None:
             report(done, batch.frames)
+    return True

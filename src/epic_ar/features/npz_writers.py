@@ -247,4 +247,5 @@ def _actionformer(settings: dict[str, Any] | None) -> bool:
 
 def segments_summary(out: Path, shape: tuple[int, ...]) -> str:
     """One line on a finished segments file of features [N, C]."""
-    return f"{out}: {shape[0]:,} segments, {shape[1]} float32 values each (narration_id, features)"
+    segments = f"{shape[0]:,} segment{'s' if shape[0] != 1 else ''}"
+    return f"{out}: {segments}, {shape[1]} float32 values each (narration_id, features)"

@@ -3,10 +3,13 @@ compute the others in this process or in several (one per device), finish the ou
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
 import signal
+import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,9 @@ FRAMES_DIR, VIDEOS_DIR = (
 )
 DATA_DIR, LABELS = Parameter("data_dir", metavar="DIR"), Parameter("labels", metavar="FILE")
 VIDEOS = Parameter("videos", "videos=[...]", metavar="ID")
+METAVARS = {"window_sec": "SEC", "timeline_fps": "FPS", "stride": "N", "clip": "N",
+            "batch_size": "N", "devices": "N", "frame_count": "T"}  # fmt: skip
+STOP_WAIT = 10.0  # seconds a stopped shard has to shut down before it is killed
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,6 @@ def check_options(options: FeatureOptions) -> None:
                           "for format segments")  # fmt: skip
     _check_videos(options)
     _check_numbers(options)
-    choose_device(options.device)
 
 
 def _check_videos(options: FeatureOptions) -> None:
@@ -81,12 +86,13 @@ def _check_numbers(options: FeatureOptions) -> None:
                           ("clip", ("actionformer",)),
                           ("timeline_fps", ("rulstm-lmdb", "actionformer"))):  # fmt: skip
         if getattr(options, name) is not None and options.format not in formats:
-            raise EpicArError(Parameter(name), f" is for format {' and '.join(formats)}, "
+            raise EpicArError(Parameter(name, metavar=METAVARS[name]),
+                              f" is for format {' and '.join(formats)}, "
                               f"not {options.format}")  # fmt: skip
     for name in ("batch_size", "devices", "stride", "clip"):
         value = getattr(options, name)
         if value is not None and value < 1:
-            raise EpicArError(Parameter(name), f": {value} is not >= 1")
+            raise EpicArError(Parameter(name, metavar=METAVARS[name]), f": {value} is not >= 1")
     if options.frame_count is not None and options.frame_count < 1:
         raise EpicArError(Parameter("frame_count"), f": {options.frame_count} is not >= 1")
 
@@ -99,6 +105,7 @@ def extract_features(model: str | Path, out: Path, options: FeatureOptions) -> F
         EpicArError: a bad model, source, video or option, or output that does not match.
     """
     check_options(options)
+    choose_device(options.device)  # a machine without the device: not a usage error
     out = Path(out).absolute()  # summaries and ActionFormer's config name it in full
     checkpoint = resolve_checkpoint(
         model, url=options.url, cache_dir=options.cache_dir, allow_flow=True
@@ -179,16 +186,20 @@ def run_shards(
     count = min(options.devices, len(video_ids))
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
+    stop = context.Event()
     processes: list[Any] = []
     # Ctrl-C is the parent's to handle (it stops the shards): spawned shards inherit the
     # ignored SIGINT, so none of them prints a KeyboardInterrupt traceback of its own.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        _start_shards(context, processes, count, checkpoint, out, options, video_ids, messages)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
     running = count
     try:
+        try:
+            _start_shards(context, processes, count, checkpoint, out, options, video_ids,
+                          (messages, stop))  # fmt: skip
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
         while running:
             try:
                 kind, *values = messages.get(timeout=1.0)
@@ -203,10 +214,22 @@ def run_shards(
             else:
                 running -= 1
     finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-            process.join()
+        stop.set()
+        _stop(processes, messages)
+
+
+def _stop(processes: list[Any], messages: Any) -> None:
+    """Wait for the shards, told to stop, to end after their current batch (shutting
+    their reading workers down), reading what they still send so that none blocks on a
+    full queue; kill any still there after `STOP_WAIT` seconds."""
+    deadline = time.monotonic() + STOP_WAIT
+    while any(p.is_alive() for p in processes) and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            messages.get(timeout=0.2)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+        process.join()
 
 
 def _shard_main(
@@ -215,9 +238,11 @@ def _shard_main(
     options: FeatureOptions,
     video_ids: tuple[str, ...],
     threads: int,
-    messages: Any,
+    channels: tuple[Any, Any],
 ) -> None:
-    """One process's share (spawned): its videos, on its device."""
+    """One process's share (spawned): its videos, on its device. `channels`: the queue
+    its progress and end go to, and the event that tells it to stop."""
+    messages, stop = channels
     torch.set_num_threads(threads)
     if options.device is not None and options.device.startswith("cuda"):
         torch.cuda.set_device(options.device)  # pinned memory and kernels on its own GPU
@@ -229,7 +254,7 @@ def _shard_main(
         writer = open_writer(options.format, out, plan.record)
         compute_features(
             network, config, plan, jobs, writer, options,
-            lambda videos, frames: messages.put(("progress", videos, frames)),
+            lambda videos, frames: messages.put(("progress", videos, frames)), stop.is_set,
         )  # fmt: skip
         messages.put(("done",))
     except EpicArError as exc:
@@ -249,7 +274,7 @@ def _start_shards(
     out: Path,
     options: FeatureOptions,
     video_ids: list[str],
-    messages: Any,
+    channels: tuple[Any, Any],
 ) -> None:
     threads = max(1, (os.cpu_count() or 1) // count)
     for shard in range(count):
@@ -259,7 +284,7 @@ def _start_shards(
         )  # fmt: skip
         if options.format == "segments":  # a segment job is a video of the labels' segments
             shard_options = replace(shard_options, videos=(), labels=options.labels)
-        args = (checkpoint, out, shard_options, tuple(video_ids[shard::count]), threads, messages)
+        args = (checkpoint, out, shard_options, tuple(video_ids[shard::count]), threads, channels)
         # not a daemon: a shard starts DataLoader workers of its own
         process = context.Process(target=_shard_main, args=args)
         process.start()
