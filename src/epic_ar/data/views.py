@@ -69,6 +69,14 @@ def clip_positions(clips: int) -> list[float]:
     return [(clip + 0.5) / clips for clip in range(clips)]
 
 
+def clip_frame_indices(num_frames: int, position: float, settings: ViewSettings) -> np.ndarray:
+    """[T x L] int64: the frames (0-based within a segment of `num_frames`) of the clip
+    sampling each of its T parts at `position` (0-1), snippet by snippet."""
+    length = settings.snippet_length
+    offsets = sample_test_offsets(num_frames, settings.frame_count, length, position)
+    return snippet_frame_indices(offsets, length, num_frames)
+
+
 def segment_views(
     read_frames: ReadFrames,
     num_frames: int,
@@ -97,9 +105,7 @@ def clip_views(
 ) -> list[torch.Tensor]:
     """The crops ([F, C, S, S] each, F = T x L frames) of the clip sampling each part at
     `position` (0-1)."""
-    length = settings.snippet_length
-    offsets = sample_test_offsets(num_frames, settings.frame_count, length, position)
-    frames = read_frames(snippet_frame_indices(offsets, length, num_frames))
+    frames = read_frames(clip_frame_indices(num_frames, position, settings))
     if settings.crops == 1:
         return [centre_view(frames, settings, scratch)]
     return three_crop_views(frames, settings, scratch)

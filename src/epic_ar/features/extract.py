@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from epic_ar.data.config import DataConfig
 from epic_ar.data.datamodule import EpicDataModule
 from epic_ar.data.dataset import SegmentDataset, is_gulp_directory
-from epic_ar.data.views import ViewSettings, average_over_views
+from epic_ar.data.views import ViewSettings
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.features.jobs import (
     SnippetKey,
@@ -41,7 +42,6 @@ from epic_ar.prediction.predict import choose_device, view_settings
 from epic_ar.training.run_config import parse_data_config
 from epic_ar.training.scoring import ScoringOptions, test_dataset, with_frame_source
 
-FRAMES = Parameter("frame_count", "frame_count=T", metavar="T")
 # Models whose feature is the mean of per-snippet features: on a timeline, each snippet goes
 # through the backbone once, however many windows sample it.
 SNIPPET_MODELS = ("TSN", "MTRN")
@@ -93,6 +93,7 @@ class FeatureOptions:
 class Plan:
     """Everything a process needs to compute its share: the model's views, the jobs."""
 
+    data: DataConfig  # the checkpoint's, without its participant or segment limits
     settings: ViewSettings
     modality: Modality
     jobs: list[VideoJob]
@@ -154,7 +155,7 @@ def make_plan(
         dataset, jobs, ids = segment_jobs(data, modality, frame_count, options)
         # other segments (labels, frames) make another file: never merge parts of both
         record["segments_sha256"] = segments_digest(dataset, options)
-        return Plan(settings, modality, jobs, None, dataset, ids, record)
+        return Plan(data, settings, modality, jobs, None, dataset, ids, record)
     video_ids = list(options.videos) or video_ids_of_labels(_required(options.labels))
     sources = open_videos(
         video_ids, modality, frames_dir=options.frames_dir, videos_dir=options.videos_dir
@@ -165,7 +166,7 @@ def make_plan(
     else:  # the names ActionFormer's config uses
         record.update(feat_stride=timeline.stride, num_frames=timeline.clip,
                       default_fps=timeline.fps)  # fmt: skip
-    return Plan(settings, modality, jobs, timeline, None, (), record)
+    return Plan(data, settings, modality, jobs, timeline, None, (), record)
 
 
 def segments_digest(dataset: SegmentDataset, options: FeatureOptions) -> str:
@@ -232,19 +233,16 @@ def segment_jobs(
 
 def compute_features(
     model: VideoModel,
-    config: dict[str, Any],
     plan: Plan,
     jobs: list[VideoJob],
     writer: FeatureWriter,
     options: FeatureOptions,
     report: Report | None = None,
     stop: Callable[[], bool] | None = None,
-) -> bool:
+) -> None:
     """Compute and commit the features of `jobs`, one whole video at a time; `stop`,
-    asked before each batch, ends the run early (the reading workers shut down). Returns
-    whether every job was done."""
-    data = parse_data_config(dict(config.get("data", {})))
-    module = EpicDataModule(data, modality=plan.modality, batch_size=options.batch_size)
+    asked before each batch, ends the run early (the reading workers shut down)."""
+    module = EpicDataModule(plan.data, modality=plan.modality, batch_size=options.batch_size)
     device = choose_device(options.device)
     model = model.eval().to(device)
     autocast = (
@@ -268,7 +266,7 @@ def compute_features(
     for batch in loader:
         assert isinstance(batch, ViewBatch)
         if stop is not None and stop():
-            return False
+            return
         features = pending.setdefault(batch.job, [])
         views = batch.views.to(device, non_blocking=True)
         inputs = module.normalize(views) if len(views) else views.float()
@@ -284,9 +282,8 @@ def compute_features(
                 features.append(torch.stack(means).cpu().numpy())
                 for key in [key for key in cache if key[0] < batch.keep_from]:
                     del cache[key]
-            elif len(inputs):
-                pooled = average_over_views(model.pooled_features, inputs)
-                features.append(pooled.float().cpu().numpy())
+            elif len(inputs):  # one view per window or segment (see ViewBatches)
+                features.append(model.pooled_features(inputs).float().cpu().numpy())
         done = 0
         if batch.last:
             job = jobs[batch.job]
@@ -297,4 +294,3 @@ def compute_features(
             done = 1
         if report is not None:
             report(done, batch.frames)
-    return True

@@ -19,8 +19,13 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from epic_ar.data.dataset import SegmentDataset
-from epic_ar.data.sampling import sample_test_offsets, snippet_frame_indices
-from epic_ar.data.views import ViewSettings, centre_view, check_view_counts
+from epic_ar.data.views import (
+    ViewSettings,
+    centre_view,
+    check_view_counts,
+    clip_frame_indices,
+    clip_positions,
+)
 from epic_ar.errors import EpicArError
 from epic_ar.features.sources import VideoFrames, stack_frames
 from epic_ar.features.timeline import TIMELINE_FPS, actionformer_windows, rulstm_windows
@@ -100,14 +105,6 @@ class WindowCrops:
     crops: dict[int, torch.Tensor]
     frames: int
     keep_from: int
-
-
-def window_sample(frame_count: int, settings: ViewSettings) -> np.ndarray:
-    """[T x L] int64: the frames (0-based within a window or segment of `frame_count`) of
-    its test view, snippet by snippet: the test-mode sampler's centre clip."""
-    length = settings.snippet_length
-    offsets = sample_test_offsets(frame_count, settings.frame_count, length, 0.5)
-    return np.asarray(snippet_frame_indices(offsets, length, frame_count), dtype=np.int64)
 
 
 class ViewBatches(IterableDataset[ViewBatch]):
@@ -205,7 +202,11 @@ class ViewBatches(IterableDataset[ViewBatch]):
         windows = timeline.windows(source.frame_count, source.fps)
         if not windows:
             return
-        samples = [window.first + window_sample(window.frame_count, settings) for window in windows]
+        (position,) = clip_positions(1)  # the one test view's clip
+        samples = [
+            window.first + clip_frame_indices(window.frame_count, position, settings)
+            for window in windows
+        ]
         last_needed = [int(sample.max()) for sample in samples]
         frames = source.iterate(set(np.concatenate(samples).tolist()))
         crops: dict[int, torch.Tensor] = {}  # frame index -> [C, S, S] uint8 (C: 3 or u, v)

@@ -18,6 +18,7 @@ import torch
 
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.features.extract import FeatureOptions, Plan, compute_features, make_plan
+from epic_ar.features.timeline import check_timeline_settings
 from epic_ar.features.writers import FeatureWriter, open_writer
 from epic_ar.models import load_checkpoint
 from epic_ar.prediction.predict import choose_device, resolve_checkpoint
@@ -89,12 +90,12 @@ def _check_numbers(options: FeatureOptions) -> None:
             raise EpicArError(Parameter(name, metavar=METAVARS[name]),
                               f" is for format {' and '.join(formats)}, "
                               f"not {options.format}")  # fmt: skip
-    for name in ("batch_size", "devices", "stride", "clip"):
+    check_timeline_settings(timeline_fps=options.timeline_fps, window_sec=options.window_sec,
+                            stride=options.stride, clip=options.clip)  # fmt: skip
+    for name in ("batch_size", "devices", "frame_count"):
         value = getattr(options, name)
         if value is not None and value < 1:
             raise EpicArError(Parameter(name, metavar=METAVARS[name]), f": {value} is not >= 1")
-    if options.frame_count is not None and options.frame_count < 1:
-        raise EpicArError(Parameter("frame_count"), f": {options.frame_count} is not >= 1")
 
 
 def extract_features(model: str | Path, out: Path, options: FeatureOptions) -> FeatureRun:
@@ -126,7 +127,7 @@ def extract_features(model: str | Path, out: Path, options: FeatureOptions) -> F
             if options.devices > 1 and len(todo) > 1:
                 run_shards(checkpoint, out, options, [job.video_id for job in todo], report)
             else:
-                compute_features(network, config, plan, todo, writer, options, report)
+                compute_features(network, plan, todo, writer, options, report)
         finally:
             if progress is not None:
                 progress.close()
@@ -250,10 +251,11 @@ def _shard_main(
     try:
         network, config = load_checkpoint(checkpoint, trust=options.trust)
         plan = make_plan(checkpoint, network, config, options)
-        jobs = [job for job in plan.jobs if job.video_id in set(video_ids)]
+        mine = set(video_ids)
+        jobs = [job for job in plan.jobs if job.video_id in mine]
         writer = open_writer(options.format, out, plan.record)
         compute_features(
-            network, config, plan, jobs, writer, options,
+            network, plan, jobs, writer, options,
             lambda videos, frames: messages.put(("progress", videos, frames)), stop.is_set,
         )  # fmt: skip
         messages.put(("done",))

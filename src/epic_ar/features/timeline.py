@@ -51,14 +51,36 @@ def _check_count(parameter: Parameter, value: int, what: str) -> None:
         raise EpicArError(parameter, f": {value!r} is not {what} >= 1")
 
 
+def check_timeline_settings(
+    *,
+    timeline_fps: float | None = None,
+    window_sec: float | None = None,
+    stride: int | None = None,
+    clip: int | None = None,
+) -> None:
+    """Refuse timeline settings no source can have windows for (None: not checked).
+
+    Raises:
+        EpicArError: a rate or `window_sec` not finite and > 0, `stride` or `clip` < 1
+            (names it).
+    """
+    if timeline_fps is not None and not _positive(timeline_fps):
+        raise EpicArError(TIMELINE, f": {timeline_fps!r} is not a frame rate > 0")
+    if window_sec is not None and not _positive(window_sec):
+        raise EpicArError(WINDOW_SEC, f": {window_sec!r} is not a number of seconds > 0")
+    if stride is not None:
+        _check_count(STRIDE, stride, "a number of frames")
+    if clip is not None:
+        _check_count(CLIP, clip, "a number of frames")
+
+
 def _check_source(frame_count: int, fps: float, timeline_fps: float) -> None:
     # The source's count and rate come from its files, not from the caller: no parameter.
     if isinstance(frame_count, bool) or not isinstance(frame_count, int | np.integer):
         raise EpicArError(f"no timeline over a source of {frame_count!r} frames")
     if frame_count < 1 or not _positive(fps):
         raise EpicArError(f"no timeline over a source of {frame_count} frames at {fps!r} fps")
-    if not _positive(timeline_fps):
-        raise EpicArError(TIMELINE, f": {timeline_fps!r} is not a frame rate > 0")
+    check_timeline_settings(timeline_fps=timeline_fps)
 
 
 def timeline_frame_count(frame_count: int, fps: float, timeline_fps: float = TIMELINE_FPS) -> int:
@@ -90,8 +112,7 @@ def rulstm_windows(
             `window_sec` shorter than the time between two source frames (names it).
     """
     _check_source(frame_count, fps, timeline_fps)
-    if not _positive(window_sec):
-        raise EpicArError(WINDOW_SEC, f": {window_sec!r} is not a number of seconds > 0")
+    check_timeline_settings(window_sec=window_sec)
     if (window_sec + TOLERANCE) * fps < 1:
         raise _too_short(WINDOW_SEC, f"{window_sec} s", fps)
     count = timeline_frame_count(frame_count, fps, timeline_fps)
@@ -132,8 +153,7 @@ def actionformer_windows(
             `clip` timeline frames shorter than the time between two source frames.
     """
     _check_source(frame_count, fps, timeline_fps)
-    _check_count(STRIDE, stride, "a number of frames")
-    _check_count(CLIP, clip, "a number of frames")
+    check_timeline_settings(stride=stride, clip=clip)
     count = timeline_frame_count(frame_count, fps, timeline_fps)
     if count < clip:
         return [Window(0.0, round(frame_count / fps, DECIMALS), 0, frame_count)]

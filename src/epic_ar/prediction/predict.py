@@ -23,11 +23,12 @@ import torch
 
 from epic_ar.data.config import DataConfig
 from epic_ar.data.datamodule import EpicDataModule
-from epic_ar.data.sampling import default_snippet_length, sample_test_offsets, snippet_frame_indices
+from epic_ar.data.sampling import default_snippet_length
 from epic_ar.data.views import (
     ViewSettings,
     average_over_views,
     check_view_counts,
+    clip_frame_indices,
     clip_positions,
     segment_views,
 )
@@ -174,13 +175,8 @@ def sampled_frames(num_frames: int, settings: ViewSettings) -> np.ndarray:
     """The frames (0-based within a segment of `num_frames`) that the test views of
     `settings` read: sorted, unique. (Which frames to keep while decoding; the views
     themselves are built by `segment_views`.)"""
-    length = settings.snippet_length
     indices = [
-        snippet_frame_indices(
-            sample_test_offsets(num_frames, settings.frame_count, length, position),
-            length,
-            num_frames,
-        )
+        clip_frame_indices(num_frames, position, settings)
         for position in clip_positions(settings.clips)
     ]
     return np.unique(np.concatenate(indices))
