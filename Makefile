@@ -19,7 +19,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt setup.py src/ep
 # gulpio2 (the original project's storage library, used to test compatibility) declares
 # Pillow-SIMD, which would replace Pillow: install it without its declared dependencies.
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) --editable '.[test,docs]'
+	$(PIP) --editable '.[test,docs,export]'
 	$(PIP) --no-deps gulpio2==0.0.4
 	touch $@
 

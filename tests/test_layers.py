@@ -11,7 +11,8 @@ PACKAGE = REPO_ROOT / "src" / "epic_ar"
 # Bottom to top: the data's path through the system, with the shared basics first.
 LAYERS = [
     "errors", "progress", "fileio", "modality", "compat", "annotations", "gulp", "data",
-    "models", "training", "prediction", "features", "evaluation", "synthetic", "visualize",
+    "models", "training", "prediction", "features", "export", "evaluation", "synthetic",
+    "visualize",
     "configs", "cli",
 ]  # fmt: skip
 

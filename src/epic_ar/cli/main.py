@@ -61,6 +61,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "epic_ar.cli.features",
         "write features for anticipation / detection models (RULSTM LMDB, ActionFormer npz)",
     ),
+    "export": (
+        "epic_ar.cli.export",
+        "write a model as ONNX, checked against PyTorch with ONNX Runtime",
+    ),
     "download": ("epic_ar.cli.download", "download a published TSN/TRN/TSM checkpoint"),
     "demo": (
         "epic_ar.cli.demo",

@@ -1,0 +1,1 @@
+"""Models outside PyTorch: ONNX files checked against PyTorch with ONNX Runtime."""

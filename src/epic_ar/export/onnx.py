@@ -1,0 +1,218 @@
+"""`export`: a recogniser as an ONNX file, checked against PyTorch with ONNX Runtime.
+
+The graph takes `frames` [B, T, C, S, S] float32, normalised as the checkpoint's data
+config normalises (or, with preprocessing, uint8 frames that the graph normalises), and
+gives `verb` [B, 97] and `noun` [B, 300]: the model's logits, before any softmax. It is
+written by torch's dynamo exporter, which follows TSM's shift (an autograd Function) as
+Slice/Concat operations; TRN is exported with its deterministic `expected` evaluation.
+After writing, ONNX Runtime (CPU) runs the file at two batch sizes on random inputs; a
+file whose outputs differ from PyTorch's by more than `tolerance` times the outputs' scale
+is removed and refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from epic_ar.annotations.classes import N_VERBS
+from epic_ar.data.transforms import normalize
+from epic_ar.errors import EpicArError, Parameter
+from epic_ar.fileio.atomic import atomic_write_path, check_can_write
+from epic_ar.modality import Modality, config_modality
+from epic_ar.models import load_checkpoint
+from epic_ar.models.video_model import VideoModel
+from epic_ar.prediction.predict import resolve_checkpoint
+from epic_ar.training.run_config import parse_data_config
+
+EXTRA = ("onnx", "onnxscript", "onnxruntime")
+INSTALL = "pip install 'epic-ar[export]'"
+CHECK_BATCHES = (1, 3)  # batch sizes the parity check runs a dynamic-batch file at
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How `export_onnx` writes a model.
+
+    `frame_count`: T (None: the checkpoint's test frame count, `data.test_frame_count`
+    or else `data.frame_count`; TSM and TRN only take the count they were built with).
+    `batch_size`: the batch of the example input (the fixed batch without
+    `dynamic_batch`). `opset`: the ONNX opset (None: the exporter's default).
+    `with_preprocessing`: uint8 input, normalised inside the graph. `tolerance`: the
+    largest difference from PyTorch accepted, relative to the outputs' scale. `trust`,
+    `url`, `cache_dir`: as `predict`. `force`: overwrite OUT.
+    """
+
+    frame_count: int | None = None
+    batch_size: int = 1
+    dynamic_batch: bool = True
+    opset: int | None = None
+    with_preprocessing: bool = False
+    tolerance: float = 1e-4
+    trust: bool = False
+    url: str | None = None
+    cache_dir: Path | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What was written: `out`, its input (`input_shape`, -1 for the dynamic batch;
+    `input_dtype`), and the parity check: the largest difference from PyTorch over
+    `batches`, and the outputs' scale (their largest magnitude)."""
+
+    out: Path
+    input_shape: tuple[int, ...]
+    input_dtype: str
+    batches: tuple[int, ...]
+    max_difference: float
+    scale: float
+
+
+class Logits(nn.Module):
+    """[B, T, C, S, S] float frames -> (verb [B, 97], noun [B, 300]) logits; with
+    `preprocessing` (mean, std, rescale, bgr), uint8 frames normalised first."""
+
+    def __init__(self, model: VideoModel, preprocessing: dict[str, Any] | None = None):
+        super().__init__()
+        self.model, self.preprocessing = model, preprocessing
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.preprocessing is not None:
+            frames = normalize(frames, **self.preprocessing)
+        scores = self.model(frames)
+        return scores[:, :N_VERBS], scores[:, N_VERBS:]
+
+
+def require_extra() -> None:
+    """Refuse in one line when the `export` extra is not installed.
+
+    Raises:
+        EpicArError: naming the missing module and how to install them.
+    """
+    for name in EXTRA:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise EpicArError(f"exporting needs {name} (the export extra): {INSTALL}") from None
+
+
+def logits_module(
+    model: VideoModel, config: dict[str, Any], options: ExportOptions
+) -> tuple[Logits, tuple[int, ...], torch.dtype]:
+    """The module to export, its input shape [B, T, C, S, S] and dtype."""
+    modality: Modality = config_modality(config.get("modality", "RGB"), "config: modality")
+    data = parse_data_config(dict(config.get("data", {})))
+    frame_count = options.frame_count or data.test_frame_count or data.frame_count
+    model.set_frame_count(frame_count)
+    if model.config.type == "MTRN":
+        model.set_trn_eval("expected")
+    pre = data.preprocessing
+    preprocessing = (
+        {"mean": pre.mean, "std": pre.std, "rescale": pre.rescale,
+         "bgr": pre.bgr and modality == "rgb"}
+        if options.with_preprocessing else None
+    )  # fmt: skip
+    size = pre.input_size
+    shape = (options.batch_size, frame_count, model.spec.channels, size, size)
+    dtype = torch.uint8 if options.with_preprocessing else torch.float32
+    return Logits(model.eval(), preprocessing).eval(), shape, dtype
+
+
+def example_input(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    if dtype == torch.uint8:
+        return torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator)
+    return torch.randn(shape, generator=generator)
+
+
+def write_onnx(module: Logits, example: torch.Tensor, path: Path, options: ExportOptions) -> None:
+    """Export `module` traced on `example` to `path` (the exporter's chatter silenced)."""
+    dynamic = {"frames": {0: torch.export.Dim("batch", min=1, max=4096)}}
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            module,
+            (example,),
+            input_names=["frames"],
+            output_names=["verb", "noun"],
+            dynamo=True,
+            dynamic_shapes=dynamic if options.dynamic_batch else None,
+            opset_version=options.opset,
+        )
+        if program is None:
+            raise EpicArError("the ONNX exporter returned no program")
+        program.save(str(path))
+
+
+def parity(module: Logits, path: Path, shape: tuple[int, ...], dtype: torch.dtype,
+           batches: tuple[int, ...]) -> tuple[float, float]:  # fmt: skip
+    """(largest |ONNX Runtime - PyTorch| over both outputs and `batches`, the outputs'
+    largest magnitude), on random inputs."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    difference, scale = 0.0, 0.0
+    for seed, batch in enumerate(batches):
+        frames = example_input((batch, *shape[1:]), dtype, seed + 1)
+        with torch.inference_mode():
+            expected = [output.numpy() for output in module(frames)]
+        got = session.run(["verb", "noun"], {"frames": frames.numpy()})
+        for mine, theirs in zip(got, expected, strict=True):
+            difference = max(difference, float(np.abs(mine - theirs).max()))
+            scale = max(scale, float(np.abs(theirs).max()))
+    return difference, scale
+
+
+def export_onnx(
+    model: str | Path, out: Path, options: ExportOptions = ExportOptions()
+) -> ExportReport:
+    """Write `model` (a checkpoint file or a published name) as the ONNX file `out`, and
+    check it with ONNX Runtime against PyTorch (see the module docstring).
+
+    Raises:
+        EpicArError: the export extra is missing; a bad model, frame count or OUT; the
+            exporter failed; or the file's outputs differ from PyTorch's (nothing is left).
+    """
+    require_extra()
+    if options.batch_size < 1:
+        raise EpicArError(
+            Parameter("batch_size", metavar="B"), f": {options.batch_size} is not >= 1"
+        )
+    check_can_write(out, force=options.force)
+    checkpoint = resolve_checkpoint(
+        model, url=options.url, cache_dir=options.cache_dir, allow_flow=True
+    )
+    network, config = load_checkpoint(checkpoint, trust=options.trust)
+    module, shape, dtype = logits_module(network, config, options)
+    batches = CHECK_BATCHES if options.dynamic_batch else (options.batch_size,)
+    with atomic_write_path(out, force=options.force) as tmp:
+        try:
+            # torch.export takes a size-1 dimension for a constant: trace a dynamic batch at 2
+            traced = (max(2, shape[0]), *shape[1:]) if options.dynamic_batch else shape
+            write_onnx(module, example_input(traced, dtype, 0), tmp, options)
+        except EpicArError:
+            raise
+        except Exception as exc:  # the exporter's own errors: one line, no file
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise EpicArError(
+                f"{checkpoint}: the ONNX export failed ({type(exc).__name__}: {first})"
+            ) from exc
+        difference, scale = parity(module, tmp, shape, dtype, batches)
+        if difference > options.tolerance * max(scale, 1e-12):
+            raise EpicArError(
+                f"{out}: ONNX Runtime's outputs differ from PyTorch's by {difference:.3g} "
+                f"(outputs up to {scale:.3g}); not written"
+            )
+    input_shape = (-1, *shape[1:]) if options.dynamic_batch else shape
+    return ExportReport(out, input_shape, str(dtype).removeprefix("torch."), batches,
+                        difference, scale)  # fmt: skip

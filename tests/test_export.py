@@ -1,0 +1,115 @@
+"""`epic-ar export`: ONNX files that ONNX Runtime runs with PyTorch's outputs, for TSN, TRN
+and TSM, RGB and flow, at two batch sizes from one file; preprocessing in the graph; a
+published-layout checkpoint; one-line refusals that leave no file."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+from epic_ar.cli.main import main
+from epic_ar.data.datamodule import EpicDataModule
+from epic_ar.errors import EpicArError
+from epic_ar.export.onnx import ExportOptions, export_onnx
+from epic_ar.models import load_checkpoint
+from epic_ar.training.run_config import parse_data_config
+from helpers.checkpoints import filled_skeleton, tiny_checkpoint
+
+MODELS = ["tsn_rgb", "tsn_flow", "trn_rgb", "trn_flow", "tsm_rgb", "tsm_flow"]
+
+
+def run_onnx(path: Path, frames: torch.Tensor) -> np.ndarray:
+    """[B, 397] scores (verb, then noun) of the ONNX file on `frames`."""
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["frames"]
+    verb, noun = session.run(["verb", "noun"], {"frames": frames.numpy()})
+    assert verb.shape == (len(frames), 97) and noun.shape == (len(frames), 300)
+    scores: np.ndarray = np.concatenate([verb, noun], axis=1)
+    return scores
+
+
+def eager_scores(checkpoint: Path, frames: torch.Tensor) -> np.ndarray:
+    """The checkpoint's own forward (TRN: its expected evaluation) on normalised frames."""
+    model, _ = load_checkpoint(checkpoint)
+    model.set_frame_count(frames.shape[1])
+    model.set_trn_eval("expected")
+    with torch.no_grad():
+        scores: np.ndarray = model.eval()(frames).numpy()
+    return scores
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_onnx_runtime_gives_pytorch_outputs_at_two_batch_sizes(name: str, tmp_path: Path) -> None:
+    checkpoint = tiny_checkpoint(tmp_path / f"{name}.ckpt", name, frame_count=4)
+    out = tmp_path / f"{name}.onnx"
+    extra = ["--frames", "3"] if name.startswith("tsn") else []
+    assert main(["export", str(checkpoint), str(out), *extra]) == 0
+    channels = 3 if name.endswith("rgb") else 10
+    frames_per_input = 3 if name.startswith("tsn") else 4
+    for batch in (1, 3):
+        frames = torch.randn(batch, frames_per_input, channels, 32, 32)
+        expected = eager_scores(checkpoint, frames)
+        got = run_onnx(out, frames)
+        scale = float(np.abs(expected).max())
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * scale)
+    assert list(tmp_path.glob(".*.tmp")) == []
+
+
+@pytest.mark.slow
+def test_preprocessing_in_the_graph_equals_normalising_first(tmp_path: Path) -> None:
+    checkpoint = tiny_checkpoint(tmp_path / "tsm.ckpt", "tsm_rgb", frame_count=4)
+    plain, inside = tmp_path / "plain.onnx", tmp_path / "inside.onnx"
+    export_onnx(checkpoint, plain)
+    report = export_onnx(checkpoint, inside, ExportOptions(with_preprocessing=True))
+    assert report.input_dtype == "uint8" and report.input_shape == (-1, 4, 3, 32, 32)
+    frames = torch.randint(0, 256, (2, 4, 3, 32, 32), dtype=torch.uint8)
+    _, config = load_checkpoint(checkpoint)
+    data = parse_data_config(dict(config["data"]))
+    normalised = EpicDataModule(data, modality="rgb", batch_size=1).normalize(frames)
+    np.testing.assert_allclose(run_onnx(inside, frames), run_onnx(plain, normalised),
+                               rtol=0, atol=1e-5)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_published_layout_checkpoint_exports(tmp_path: Path) -> None:
+    checkpoint = filled_skeleton("tsn_rgb", tmp_path / "tsn_rgb.ckpt")
+    report = export_onnx(checkpoint, tmp_path / "tsn.onnx", ExportOptions(frame_count=2))
+    assert report.input_shape == (-1, 2, 3, 224, 224)
+    assert report.max_difference <= 1e-4 * report.scale
+
+
+def test_bad_requests_get_one_line_and_leave_no_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tsm = tiny_checkpoint(tmp_path / "tsm.ckpt", "tsm_rgb", frame_count=4)
+    out = tmp_path / "out.onnx"
+    assert main(["export", str(tsm), str(out), "--frames", "6"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "epic-ar export: error: TSM models run with the frame count they were built with (4), not 6"
+    ]
+    assert main(["export", str(tmp_path / "missing.ckpt"), str(out)]) == 1
+    assert "missing.ckpt: no such checkpoint file" in capsys.readouterr().err
+    (tmp_path / "a_file").write_text("")
+    assert main(["export", str(tsm), str(tmp_path / "a_file" / "out.onnx")]) == 1
+    assert capsys.readouterr().err.count("error:") == 1
+    assert list(tmp_path.glob("*.onnx")) == [] and list(tmp_path.glob(".*.tmp")) == []
+
+    real_import = importlib.import_module
+
+    def no_onnxscript(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "onnxscript":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr("epic_ar.export.onnx.importlib.import_module", no_onnxscript)
+    with pytest.raises(EpicArError, match=r"needs onnxscript .*pip install 'epic-ar\[export\]'"):
+        export_onnx(tsm, out)
+    assert not out.exists()
