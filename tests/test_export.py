@@ -5,6 +5,7 @@ published-layout checkpoint; one-line refusals that leave no file."""
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +65,11 @@ def test_onnx_runtime_gives_pytorch_outputs_at_two_batch_sizes(name: str, tmp_pa
 
 @pytest.mark.slow
 def test_preprocessing_in_the_graph_equals_normalising_first(tmp_path: Path) -> None:
-    checkpoint = tiny_checkpoint(tmp_path / "tsm.ckpt", "tsm_rgb", frame_count=4)
+    checkpoint = tiny_checkpoint(tmp_path / "tsn.ckpt", "tsn_rgb", frame_count=4)
     plain, inside = tmp_path / "plain.onnx", tmp_path / "inside.onnx"
-    export_onnx(checkpoint, plain)
-    report = export_onnx(checkpoint, inside, ExportOptions(with_preprocessing=True))
+    options = ExportOptions(frame_count=4)
+    export_onnx(checkpoint, plain, options)
+    report = export_onnx(checkpoint, inside, replace(options, with_preprocessing=True))
     assert report.input_dtype == "uint8" and report.input_shape == (-1, 4, 3, 32, 32)
     frames = torch.randint(0, 256, (2, 4, 3, 32, 32), dtype=torch.uint8)
     _, config = load_checkpoint(checkpoint)

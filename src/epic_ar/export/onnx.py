@@ -28,6 +28,7 @@ from epic_ar.annotations.classes import N_VERBS
 from epic_ar.data.transforms import normalize
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.atomic import atomic_write_path, check_can_write
+from epic_ar.fileio.paths import check_folder_writable
 from epic_ar.modality import Modality, config_modality
 from epic_ar.models import load_checkpoint
 from epic_ar.models.video_model import VideoModel
@@ -189,6 +190,7 @@ def export_onnx(
             Parameter("batch_size", metavar="B"), f": {options.batch_size} is not >= 1"
         )
     check_can_write(out, force=options.force)
+    check_folder_writable(out, out.parent)  # before minutes of exporting
     checkpoint = resolve_checkpoint(
         model, url=options.url, cache_dir=options.cache_dir, allow_flow=True
     )
