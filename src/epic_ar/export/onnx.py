@@ -4,7 +4,7 @@ The graph takes `frames` [B, T, C, S, S] float32, normalised as the checkpoint's
 config normalises (or, with preprocessing, uint8 frames that the graph normalises), and
 gives `verb` [B, 97] and `noun` [B, 300]: the model's logits, before any softmax. It is
 written by torch's dynamo exporter, which follows TSM's shift (an autograd Function) as
-Slice/Concat operations; TRN is exported with its deterministic `expected` evaluation.
+Slice and ScatterND operations; TRN is exported with its deterministic `expected` evaluation.
 After writing, ONNX Runtime (CPU) runs the file at two batch sizes on random inputs; a
 file whose outputs differ from PyTorch's by more than `tolerance` times the outputs' scale
 is removed and refused.
