@@ -34,8 +34,12 @@ demo: install
 # hides warnings from strict mode, which then passes them.
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist): most tests wait on subprocesses,
+# files or single-threaded Python, so two processes keep both cores of a laptop busy.
+TEST_WORKERS ?= 2
+
 test: install-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 	$(MKDOCS)
 
 docs: install-test

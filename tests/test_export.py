@@ -5,11 +5,13 @@ published-layout checkpoint; one-line refusals that leave no file."""
 from __future__ import annotations
 
 import importlib
-from dataclasses import replace
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime
 import pytest
 import torch
@@ -45,13 +47,35 @@ def eager_scores(checkpoint: Path, frames: torch.Tensor) -> np.ndarray:
     return scores
 
 
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, bool], tuple[Path, Path]]:
+    """(checkpoint, ONNX file) of a tiny `name` model taking 4 frames of 32x32 (TSN: 3, by
+    --frames), exported once for the module; `preprocessing`: --with-preprocessing."""
+    folder = tmp_path_factory.mktemp("export")
+    files: dict[tuple[str, bool], tuple[Path, Path]] = {}
+
+    def export(name: str, preprocessing: bool = False) -> tuple[Path, Path]:
+        if (name, preprocessing) not in files:
+            checkpoint = folder / f"{name}.ckpt"
+            if not checkpoint.exists():
+                tiny_checkpoint(checkpoint, name, frame_count=4)
+            out = folder / f"{name}{'_pre' if preprocessing else ''}.onnx"
+            extra = ["--frames", "3"] if name.startswith("tsn") else []
+            extra += ["--with-preprocessing"] if preprocessing else []
+            assert main(["export", str(checkpoint), str(out), *extra]) == 0
+            assert list(folder.glob(".*.tmp")) == []
+            files[name, preprocessing] = checkpoint, out
+        return files[name, preprocessing]
+
+    return export
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
-def test_onnx_runtime_gives_pytorch_outputs_at_two_batch_sizes(name: str, tmp_path: Path) -> None:
-    checkpoint = tiny_checkpoint(tmp_path / f"{name}.ckpt", name, frame_count=4)
-    out = tmp_path / f"{name}.onnx"
-    extra = ["--frames", "3"] if name.startswith("tsn") else []
-    assert main(["export", str(checkpoint), str(out), *extra]) == 0
+def test_onnx_runtime_gives_pytorch_outputs_at_two_batch_sizes(
+    name: str, exported: Callable[..., tuple[Path, Path]]
+) -> None:
+    checkpoint, out = exported(name)
     channels = 3 if name.endswith("rgb") else 10
     frames_per_input = 3 if name.startswith("tsn") else 4
     for batch in (1, 3):
@@ -60,18 +84,24 @@ def test_onnx_runtime_gives_pytorch_outputs_at_two_batch_sizes(name: str, tmp_pa
         got = run_onnx(out, frames)
         scale = float(np.abs(expected).max())
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * scale)
-    assert list(tmp_path.glob(".*.tmp")) == []
 
 
 @pytest.mark.slow
-def test_preprocessing_in_the_graph_equals_normalising_first(tmp_path: Path) -> None:
-    checkpoint = tiny_checkpoint(tmp_path / "tsn.ckpt", "tsn_rgb", frame_count=4)
-    plain, inside = tmp_path / "plain.onnx", tmp_path / "inside.onnx"
-    options = ExportOptions(frame_count=4)
-    export_onnx(checkpoint, plain, options)
-    report = export_onnx(checkpoint, inside, replace(options, with_preprocessing=True))
-    assert report.input_dtype == "uint8" and report.input_shape == (-1, 4, 3, 32, 32)
-    frames = torch.randint(0, 256, (2, 4, 3, 32, 32), dtype=torch.uint8)
+def test_tsm_graphs_shift_with_slices_and_concatenations(
+    exported: Callable[..., tuple[Path, Path]],
+) -> None:
+    _, out = exported("tsm_rgb")
+    operators = Counter(node.op_type for node in onnx.load(str(out)).graph.node)
+    assert operators["ScatterND"] == 0 and operators["Concat"] >= 3 * 8  # 8 shifted blocks
+
+
+@pytest.mark.slow
+def test_preprocessing_in_the_graph_equals_normalising_first(
+    exported: Callable[..., tuple[Path, Path]],
+) -> None:
+    checkpoint, plain = exported("tsn_rgb")
+    _, inside = exported("tsn_rgb", True)
+    frames = torch.randint(0, 256, (2, 3, 3, 32, 32), dtype=torch.uint8)
     _, config = load_checkpoint(checkpoint)
     data = parse_data_config(dict(config["data"]))
     normalised = EpicDataModule(data, modality="rgb", batch_size=1).normalize(frames)
@@ -82,9 +112,23 @@ def test_preprocessing_in_the_graph_equals_normalising_first(tmp_path: Path) -> 
 @pytest.mark.slow
 def test_a_published_layout_checkpoint_exports(tmp_path: Path) -> None:
     checkpoint = filled_skeleton("tsn_rgb", tmp_path / "tsn_rgb.ckpt")
-    report = export_onnx(checkpoint, tmp_path / "tsn.onnx", ExportOptions(frame_count=2))
-    assert report.input_shape == (-1, 2, 3, 224, 224)
+    options = ExportOptions(frame_count=2, dynamic_batch=False)
+    report = export_onnx(checkpoint, tmp_path / "tsn.onnx", options)
+    assert report.input_shape == (1, 2, 3, 224, 224) and report.batches == (1,)
+    assert report.input_dtype == "float32"
     assert report.max_difference <= 1e-4 * report.scale
+
+
+def test_outputs_that_differ_from_pytorch_leave_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint = tiny_checkpoint(tmp_path / "tsn.ckpt", "tsn_rgb", frame_count=1)
+    out = tmp_path / "tsn.onnx"
+    monkeypatch.setattr("epic_ar.export.onnx.parity", lambda *args: (0.5, 10.0))
+    with pytest.raises(EpicArError, match=r"tsn.onnx: ONNX Runtime's outputs differ from "
+                       r"PyTorch's by 0.5 \(outputs up to 10\); not written"):  # fmt: skip
+        export_onnx(checkpoint, out, ExportOptions(dynamic_batch=False))
+    assert list(tmp_path.iterdir()) == [tmp_path / "tsn.ckpt"]
 
 
 def test_bad_requests_get_one_line_and_leave_no_file(

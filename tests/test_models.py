@@ -18,7 +18,11 @@ from epic_ar.modality import Modality
 from epic_ar.models import InputSpec, ModelConfig, build_model, load_checkpoint, parameter_groups
 from epic_ar.models.backbones import flow_conv
 from epic_ar.models.config import model_config_from_dict
-from epic_ar.models.temporal_shift import reference_temporal_shift, temporal_shift
+from epic_ar.models.temporal_shift import (
+    reference_temporal_shift,
+    shift_by_concatenation,
+    temporal_shift,
+)
 from epic_ar.models.trn import MultiScaleRelations, relation_subsets
 from helpers.checkpoints import PUBLISHED, filled_skeleton, manifest_state_dict
 
@@ -42,6 +46,16 @@ def test_shift_equals_the_naive_reference_forward_and_backward(
     naive.backward(upstream)  # type: ignore[no-untyped-call]
     assert ours_in.grad is not None and naive_in.grad is not None
     assert torch.equal(ours_in.grad, naive_in.grad)
+
+
+@pytest.mark.parametrize(("segments", "channels", "shift_div"), [(8, 16, 8), (3, 10, 4), (1, 8, 8)])
+def test_the_exported_shift_equals_the_naive_reference(
+    segments: int, channels: int, shift_div: int
+) -> None:
+    x = torch.randn(2 * segments, channels, 3, 5)
+    clips = x.view(2, segments, channels, 3, 5)
+    exported = shift_by_concatenation(clips, channels // shift_div).reshape(x.shape)
+    assert torch.equal(exported, reference_temporal_shift(x, segments, shift_div))
 
 
 def test_shift_moves_the_right_channels() -> None:

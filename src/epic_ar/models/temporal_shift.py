@@ -28,6 +28,21 @@ def _shift(x: torch.Tensor, fold: int, backward: bool) -> torch.Tensor:
     return out
 
 
+def shift_by_concatenation(x: torch.Tensor, fold: int) -> torch.Tensor:
+    """The forward shift of x [N, T, C, H, W] built from slices and concatenations: what
+    exported graphs use, since Slice and Concat run on every ONNX and TensorRT version where
+    the in-place writes of `_shift` would become ScatterND."""
+    ahead, behind = x[:, 1:, :fold], x[:, :-1, fold : 2 * fold]
+    return torch.cat(
+        [
+            torch.cat([ahead, torch.zeros_like(x[:, :1, :fold])], dim=1),
+            torch.cat([torch.zeros_like(x[:, :1, fold : 2 * fold]), behind], dim=1),
+            x[:, :, 2 * fold :],
+        ],
+        dim=2,
+    )
+
+
 class _TemporalShift(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, fold: int) -> torch.Tensor:
@@ -48,6 +63,8 @@ def temporal_shift(x: torch.Tensor, clip_frames: int, shift_div: int = 8) -> tor
     if frames % clip_frames:
         raise ValueError(f"{frames} frames is not a multiple of {clip_frames} frames per clip")
     clips = x.reshape(frames // clip_frames, clip_frames, *x.shape[1:])
+    if torch.compiler.is_exporting():
+        return shift_by_concatenation(clips, channels // shift_div).reshape(x.shape)
     shifted: torch.Tensor = _TemporalShift.apply(clips, channels // shift_div)
     return shifted.reshape(x.shape)
 
