@@ -72,8 +72,9 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     report = export_onnx(args.model, args.out, options)
     shape = "x".join("B" if size < 0 else str(size) for size in report.input_shape)
+    batch = "B" if report.input_shape[0] < 0 else str(report.input_shape[0])
     print(f"wrote {report.out} in {time.monotonic() - start:.1f} s: frames {report.input_dtype} "
-          f"[{shape}] -> verb [B, 97], noun [B, 300]")  # fmt: skip
+          f"[{shape}] -> verb [{batch}, 97], noun [{batch}, 300]")  # fmt: skip
     print(f"ONNX Runtime against PyTorch at batch {', '.join(map(str, report.batches))}: largest "
           f"difference {report.max_difference:.2g} (outputs up to {report.scale:.3g})")  # fmt: skip
     return 0

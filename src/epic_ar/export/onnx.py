@@ -15,7 +15,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import logging
+import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,6 @@ from epic_ar.annotations.classes import N_VERBS
 from epic_ar.data.transforms import normalize
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.atomic import atomic_write_path, check_can_write
-from epic_ar.fileio.paths import check_folder_writable
 from epic_ar.modality import Modality, config_modality
 from epic_ar.models import load_checkpoint
 from epic_ar.models.video_model import VideoModel
@@ -38,6 +40,7 @@ from epic_ar.training.run_config import parse_data_config
 EXTRA = ("onnx", "onnxscript", "onnxruntime")
 INSTALL = "pip install 'epic-ar[export]'"
 CHECK_BATCHES = (1, 3)  # batch sizes the parity check runs a dynamic-batch file at
+EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,12 @@ class Logits(nn.Module):
         return scores[:, :N_VERBS], scores[:, N_VERBS:]
 
 
+def first_line(error: Exception) -> str:
+    """`Type: first line of the message`, for one-line reports of a library's errors."""
+    text = str(error).splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
 def require_extra() -> None:
     """Refuse in one line when the `export` extra is not installed.
 
@@ -136,11 +145,41 @@ def example_input(shape: tuple[int, ...], dtype: torch.dtype, seed: int) -> torc
     return torch.randn(shape, generator=generator)
 
 
-def write_onnx(module: Logits, example: torch.Tensor, path: Path, options: ExportOptions) -> None:
-    """Export `module` traced on `example` to `path` (the exporter's chatter silenced)."""
-    dynamic = {"frames": {0: torch.export.Dim("batch", min=1, max=4096)}}
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """The exporter's warnings, prints and INFO logs (hundreds of lines for TSM) hidden."""
+    loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
+    levels = [logger.level for logger in loggers]
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
+        try:
+            for logger in loggers:
+                logger.setLevel(logging.ERROR)
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
+def written_opset(path: Path) -> int:
+    """The opset of the default ONNX domain that the file at `path` imports."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    versions = [entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")]
+    return int(versions[0])
+
+
+def write_onnx(module: Logits, example: torch.Tensor, path: Path, options: ExportOptions) -> None:
+    """Export `module` traced on `example` to `path` (one file: models over 2 GB, which ONNX
+    stores with external data, are not supported).
+
+    Raises:
+        EpicArError: the file's opset is not the `options.opset` asked for (the exporter
+            falls back to its own when it cannot convert).
+    """
+    dynamic = {"frames": {0: torch.export.Dim("batch", min=1, max=4096)}}
+    with quiet_exporter():
         program = torch.onnx.export(
             module,
             (example,),
@@ -153,12 +192,19 @@ def write_onnx(module: Logits, example: torch.Tensor, path: Path, options: Expor
         if program is None:
             raise EpicArError("the ONNX exporter returned no program")
         program.save(str(path))
+    if options.opset is not None and written_opset(path) != options.opset:
+        raise EpicArError(
+            Parameter("opset", metavar="N"),
+            f": the exporter cannot write opset {options.opset} (it wrote "
+            f"{written_opset(path)} instead); leave it out for the exporter's default",
+        )
 
 
 def parity(module: Logits, path: Path, shape: tuple[int, ...], dtype: torch.dtype,
            batches: tuple[int, ...]) -> tuple[float, float]:  # fmt: skip
     """(largest |ONNX Runtime - PyTorch| over both outputs and `batches`, the outputs'
-    largest magnitude), on random inputs."""
+    largest magnitude), on random inputs; the difference is infinite where ONNX Runtime
+    gives another shape or a value that is not finite."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -169,8 +215,10 @@ def parity(module: Logits, path: Path, shape: tuple[int, ...], dtype: torch.dtyp
             expected = [output.numpy() for output in module(frames)]
         got = session.run(["verb", "noun"], {"frames": frames.numpy()})
         for mine, theirs in zip(got, expected, strict=True):
-            difference = max(difference, float(np.abs(mine - theirs).max()))
             scale = max(scale, float(np.abs(theirs).max()))
+            if mine.shape != theirs.shape or not np.isfinite(mine).all():
+                return math.inf, scale
+            difference = max(difference, float(np.abs(mine - theirs).max()))
     return difference, scale
 
 
@@ -189,8 +237,7 @@ def export_onnx(
         raise EpicArError(
             Parameter("batch_size", metavar="B"), f": {options.batch_size} is not >= 1"
         )
-    check_can_write(out, force=options.force)
-    check_folder_writable(out, out.parent)  # before minutes of exporting
+    check_can_write(out, force=options.force)  # before minutes of exporting
     checkpoint = resolve_checkpoint(
         model, url=options.url, cache_dir=options.cache_dir, allow_flow=True
     )
@@ -205,12 +252,14 @@ def export_onnx(
         except EpicArError:
             raise
         except Exception as exc:  # the exporter's own errors: one line, no file
-            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise EpicArError(f"{checkpoint}: the ONNX export failed ({first_line(exc)})") from exc
+        try:
+            difference, scale = parity(module, tmp, shape, dtype, batches)
+        except Exception as exc:
             raise EpicArError(
-                f"{checkpoint}: the ONNX export failed ({type(exc).__name__}: {first})"
+                f"{out}: ONNX Runtime could not run the file ({first_line(exc)})"
             ) from exc
-        difference, scale = parity(module, tmp, shape, dtype, batches)
-        if difference > options.tolerance * max(scale, 1e-12):
+        if not difference <= options.tolerance * max(scale, 1e-12):
             raise EpicArError(
                 f"{out}: ONNX Runtime's outputs differ from PyTorch's by {difference:.3g} "
                 f"(outputs up to {scale:.3g}); not written"

@@ -30,8 +30,8 @@ def _shift(x: torch.Tensor, fold: int, backward: bool) -> torch.Tensor:
 
 def shift_by_concatenation(x: torch.Tensor, fold: int) -> torch.Tensor:
     """The forward shift of x [N, T, C, H, W] built from slices and concatenations: what
-    exported graphs use, since Slice and Concat run on every ONNX and TensorRT version where
-    the in-place writes of `_shift` would become ScatterND."""
+    exported graphs use, where the in-place writes of `_shift` would become ScatterND,
+    which some runtimes (TensorRT versions) do not support."""
     ahead, behind = x[:, 1:, :fold], x[:, :-1, fold : 2 * fold]
     return torch.cat(
         [
