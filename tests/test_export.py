@@ -19,6 +19,7 @@ import torch
 from epic_ar.cli.main import main
 from epic_ar.data.datamodule import EpicDataModule
 from epic_ar.export.onnx import ExportOptions, export_onnx
+from epic_ar.modality import Modality
 from epic_ar.models import load_checkpoint
 from epic_ar.training.run_config import parse_data_config
 from helpers.bad_input import make_read_only
@@ -106,7 +107,7 @@ def test_preprocessing_in_the_graph_equals_normalising_first(
     frames = torch.randint(0, 256, (2, 3, channels, 32, 32), dtype=torch.uint8)
     _, config = load_checkpoint(checkpoint)
     data = parse_data_config(dict(config["data"]))
-    modality = "rgb" if name.endswith("rgb") else "flow"
+    modality: Modality = "rgb" if name.endswith("rgb") else "flow"
     normalised = EpicDataModule(data, modality=modality, batch_size=1).normalize(frames)
     expected = run_onnx(plain, normalised)
     scale = float(np.abs(expected).max())
