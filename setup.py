@@ -4,14 +4,20 @@ It needs libjpeg-turbo's headers (Debian/Ubuntu: libjpeg-dev, Fedora: libjpeg-tu
 conda: libjpeg-turbo). Without them the build skips it and epic-ar decodes whole frames.
 """
 
+import sys
+
 from setuptools import Extension, setup
+
+# libdl for dlopen (epic-ar can switch the extension to the faster libjpeg-turbo that Pillow
+# bundles); glibc 2.34 and later have it in libc, where -ldl links an empty stub.
+LIBRARIES = ["jpeg", "dl"] if sys.platform.startswith("linux") else ["jpeg"]
 
 setup(
     ext_modules=[
         Extension(
             "epic_ar.data._crop_decode",
             ["src/epic_ar/data/_crop_decode.c"],
-            libraries=["jpeg"],
+            libraries=LIBRARIES,
             optional=True,
         )
     ]

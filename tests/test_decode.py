@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+import simplejpeg
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -137,3 +141,69 @@ def test_grey_quads_of_every_row_width_at_both_edges(mirror: bool) -> None:
             quads = decode_grey_quads(jpegs, region=box, mirror=mirror, scratch=dirty_scratch())
             expected = numpy_quads(decode_frames(jpegs, region=box, mirror=mirror))
             assert np.array_equal(quads, expected), (width, x)
+
+
+needs_extension = pytest.mark.skipif(
+    not decode.PARTIAL_DECODING, reason="the partial-decoding extension is not built"
+)
+
+
+@needs_extension
+def test_the_bundled_libjpeg_is_libjpeg_turbo_3_and_in_use() -> None:
+    path = decode.bundled_libjpeg()
+    if path is None:
+        pytest.skip("this Pillow uses the system's libjpeg")
+    assert b"libjpeg-turbo version 3." in path.read_bytes()
+    assert path == decode.LIBJPEG_PATH and str(path) == decode.LIBJPEG
+
+
+@needs_extension
+@pytest.mark.parametrize("fast", [False, True])
+def test_both_libjpegs_decode_crops_to_the_same_pixels(fast: bool) -> None:
+    """The linked (system) library and the bundled one give the same crops, RGB and grey,
+    mirrored or not; and the accurate crops equal simplejpeg's full decodes."""
+    rgb = [jpeg(textured(96, 120, 3, seed=i)) for i in range(3)]
+    grey = grey_jpegs(5, 96, 120)
+    region = CropBox(x=17, y=9, width=70, height=61)
+
+    def crops() -> list[np.ndarray]:
+        return [
+            decode_frames(frames, fast=fast, region=region, mirror=mirror).copy()
+            for frames in (rgb, grey)
+            for mirror in (False, True)
+        ]
+
+    bundled = crops()
+    try:
+        decode.use_libjpeg(None)
+        linked = crops()
+    finally:
+        decode.use_libjpeg(decode.LIBJPEG_PATH)
+    for a, b in zip(bundled, linked, strict=True):
+        assert np.array_equal(a, b)
+    if not fast:
+        whole = np.stack([simplejpeg.decode_jpeg(f, colorspace="RGB") for f in rgb])
+        assert np.array_equal(bundled[0], whole[:, 9:70, 17:87])
+        assert np.array_equal(bundled[1], whole[:, 9:70, 17:87][:, :, ::-1])
+
+
+@needs_extension
+@pytest.mark.parametrize(
+    ("setting", "expected", "warns"),
+    [("linked", "None", False), ("/no/such/libjpeg.so", "None", True), ("", "bundled", False)],
+)
+def test_epic_ar_libjpeg_chooses_the_library(setting: str, expected: str, warns: bool) -> None:
+    code = (
+        "import warnings; warnings.simplefilter('error')\n"
+        "try:\n    from epic_ar.data import decode\n"
+        "except UserWarning as w:\n    print('warned', w)\n"
+        "else:\n    print(decode.LIBJPEG_PATH, decode.bundled_libjpeg())"
+    )
+    env = {**os.environ, "EPIC_AR_LIBJPEG": setting}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()  # fmt: skip
+    if warns:
+        assert out.startswith("warned EPIC_AR_LIBJPEG: cannot load '/no/such/libjpeg.so'")
+        return
+    chosen, bundled = out.split(" ")
+    assert chosen == (bundled if expected == "bundled" else "None")

@@ -10,6 +10,11 @@
  * decoding a window widened by MARGIN pixels on each side (and starting MARGIN rows above
  * the crop) keeps those edges away from the pixels returned, so the result equals the same
  * rectangle of a full decode (tested against full decodes).
+ *
+ * The libjpeg calls go through a table (`jpeg`): by default the library linked at build
+ * time (the system's), or another libjpeg-turbo loaded by `use_library`, which epic-ar
+ * points at the 3.x build that Pillow's wheels bundle: its decoder is faster than the 2.1
+ * series some systems ship, and its pixels are the same.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -21,12 +26,38 @@
 
 #include <jpeglib.h>
 
+#ifndef _WIN32
+#include <dlfcn.h>
+#define HAVE_DLOPEN 1
+#endif
+
 #ifndef LIBJPEG_TURBO_VERSION
 #error "partial decoding needs libjpeg-turbo (jpeg_crop_scanline)"
 #endif
 
 #define MARGIN 8
 #define ROWS_PER_READ 16
+
+typedef struct {
+    struct jpeg_error_mgr *(*std_error)(struct jpeg_error_mgr *);
+    void (*create_decompress)(j_decompress_ptr, int, size_t);
+    void (*mem_src)(j_decompress_ptr, const unsigned char *, unsigned long);
+    int (*read_header)(j_decompress_ptr, boolean);
+    boolean (*start_decompress)(j_decompress_ptr);
+    void (*crop_scanline)(j_decompress_ptr, JDIMENSION *, JDIMENSION *);
+    JDIMENSION (*skip_scanlines)(j_decompress_ptr, JDIMENSION);
+    JDIMENSION (*read_scanlines)(j_decompress_ptr, JSAMPARRAY, JDIMENSION);
+    void (*abort_decompress)(j_decompress_ptr);
+    void (*destroy_decompress)(j_decompress_ptr);
+} JpegLibrary;
+
+static const JpegLibrary linked = {
+    jpeg_std_error,      jpeg_CreateDecompress, jpeg_mem_src,       jpeg_read_header,
+    jpeg_start_decompress, jpeg_crop_scanline,  jpeg_skip_scanlines, jpeg_read_scanlines,
+    jpeg_abort_decompress, jpeg_destroy_decompress,
+};
+static JpegLibrary jpeg;          /* the library in use; set at import, then by use_library */
+static PyObject *library_path;    /* its file (None: the linked one) */
 
 typedef struct {
     struct jpeg_error_mgr pub;
@@ -167,21 +198,21 @@ static const char *decode_region(const unsigned char *data, size_t size, unsigne
     const char *problem = NULL;
     int channels = gray ? 1 : 3;
 
-    cinfo.err = jpeg_std_error(&errors->pub);
+    cinfo.err = jpeg.std_error(&errors->pub);
     errors->pub.error_exit = raise_error;
     errors->pub.emit_message = fail_on_warning;
     if (setjmp(errors->jump)) {
         free(row);
-        jpeg_destroy_decompress(&cinfo);
+        jpeg.destroy_decompress(&cinfo);
         return errors->message;
     }
-    jpeg_create_decompress(&cinfo);
-    jpeg_mem_src(&cinfo, data, (unsigned long)size);
-    jpeg_read_header(&cinfo, TRUE);
+    jpeg.create_decompress(&cinfo, JPEG_LIB_VERSION, sizeof(cinfo));
+    jpeg.mem_src(&cinfo, data, (unsigned long)size);
+    jpeg.read_header(&cinfo, TRUE);
     cinfo.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
     cinfo.dct_method = fast ? JDCT_IFAST : JDCT_ISLOW;
     cinfo.do_fancy_upsampling = fast ? FALSE : TRUE;
-    jpeg_start_decompress(&cinfo);
+    jpeg.start_decompress(&cinfo);
     *image_width = cinfo.output_width;
     *image_height = cinfo.output_height;
     if (x + width > cinfo.output_width || y + height > cinfo.output_height) {
@@ -193,7 +224,7 @@ static const char *decode_region(const unsigned char *data, size_t size, unsigne
                                                               : cinfo.output_width;
     JDIMENSION window = right - left;
     if (left > 0 || window < cinfo.output_width)
-        jpeg_crop_scanline(&cinfo, &left, &window); /* widened to iMCU boundaries */
+        jpeg.crop_scanline(&cinfo, &left, &window); /* widened to iMCU boundaries */
     size_t stride = (size_t)cinfo.output_width * channels;
     row = malloc(stride * ROWS_PER_READ);
     if (row == NULL) {
@@ -202,14 +233,14 @@ static const char *decode_region(const unsigned char *data, size_t size, unsigne
     }
     JDIMENSION first = y > MARGIN ? y - MARGIN : 0;
     if (first > 0)
-        jpeg_skip_scanlines(&cinfo, first);
+        jpeg.skip_scanlines(&cinfo, first);
     JSAMPROW rows[ROWS_PER_READ];
     for (int i = 0; i < ROWS_PER_READ; i++)
         rows[i] = row + stride * i;
     JDIMENSION line = cinfo.output_scanline;
     while (line < y + height) {
         JDIMENSION wanted = y + height - line;
-        JDIMENSION got = jpeg_read_scanlines(&cinfo, rows,
+        JDIMENSION got = jpeg.read_scanlines(&cinfo, rows,
                                              wanted < ROWS_PER_READ ? wanted : ROWS_PER_READ);
         for (JDIMENSION i = 0; i < got; i++, line++)
             if (line >= y)
@@ -223,8 +254,8 @@ static const char *decode_region(const unsigned char *data, size_t size, unsigne
     }
 done:
     free(row);
-    jpeg_abort_decompress(&cinfo);
-    jpeg_destroy_decompress(&cinfo);
+    jpeg.abort_decompress(&cinfo);
+    jpeg.destroy_decompress(&cinfo);
     return problem;
 }
 
@@ -310,7 +341,63 @@ static PyObject *split_quads(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* use_library(path): decode with the libjpeg-turbo at `path` from now on (dlopen'ed,
+ * RTLD_LOCAL, never closed); use_library(None): the linked library again. On failure the
+ * library in use is unchanged and OSError says why. */
+static PyObject *use_library(PyObject *self, PyObject *path) {
+    (void)self;
+    if (path == Py_None) {
+        jpeg = linked;
+        Py_XSETREF(library_path, Py_NewRef(Py_None));
+        Py_RETURN_NONE;
+    }
+#ifdef HAVE_DLOPEN
+    PyObject *encoded = NULL;
+    if (!PyUnicode_FSConverter(path, &encoded))
+        return NULL;
+    void *handle = dlopen(PyBytes_AS_STRING(encoded), RTLD_NOW | RTLD_LOCAL);
+    Py_DECREF(encoded);
+    if (handle == NULL) {
+        PyErr_Format(PyExc_OSError, "cannot load %R: %s", path, dlerror());
+        return NULL;
+    }
+    static const char *const names[] = {
+        "jpeg_std_error",      "jpeg_CreateDecompress", "jpeg_mem_src",
+        "jpeg_read_header",    "jpeg_start_decompress", "jpeg_crop_scanline",
+        "jpeg_skip_scanlines", "jpeg_read_scanlines",   "jpeg_abort_decompress",
+        "jpeg_destroy_decompress",
+    };
+    void *symbols[sizeof(names) / sizeof(names[0])];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        symbols[i] = dlsym(handle, names[i]);
+        if (symbols[i] == NULL) {
+            PyErr_Format(PyExc_OSError, "%R has no %s", path, names[i]);
+            dlclose(handle);
+            return NULL;
+        }
+    }
+    JpegLibrary loaded;
+    memcpy(&loaded, symbols, sizeof(loaded));
+    jpeg = loaded;
+    Py_XSETREF(library_path, Py_NewRef(path));
+    Py_RETURN_NONE;
+#else
+    PyErr_SetString(PyExc_OSError, "loading another libjpeg is not supported here");
+    return NULL;
+#endif
+}
+
+static PyObject *library(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return Py_NewRef(library_path);
+}
+
 static PyMethodDef methods[] = {
+    {"use_library", use_library, METH_O,
+     "use_library(path or None): decode with the libjpeg-turbo at path (None: the linked one)."},
+    {"library", library, METH_NOARGS,
+     "library() -> the path given to use_library, or None for the linked libjpeg."},
     {"split_quads", split_quads, METH_VARARGS,
      "split_quads(src, dst, count): [G, P, 4] RGBA-packed grey images -> [count, P]."},
     {"decode_crop", decode_crop, METH_VARARGS,
@@ -329,5 +416,7 @@ PyMODINIT_FUNC PyInit__crop_decode(void) {
 #ifdef HAVE_SSSE3_MIRROR
     cpu_has_ssse3 = __builtin_cpu_supports("ssse3");
 #endif
+    jpeg = linked;
+    library_path = Py_NewRef(Py_None);
     return PyModule_Create(&module);
 }

@@ -8,13 +8,22 @@ decodes only a crop region of each frame, mirrors it as it copies rows out, and 
 grey frames straight into the 4-channel packing that the resize uses. Its pixels equal
 those of a full decode (tested); without it, whole frames are decoded with simplejpeg and
 the same results are produced with array operations.
+
+The extension decodes with the libjpeg-turbo that Pillow's wheels bundle (3.x) when there is
+one: it decodes faster than the 2.1 series that some systems (Debian 12) ship, which the
+extension is built against. `EPIC_AR_LIBJPEG=linked` keeps the build's library;
+`EPIC_AR_LIBJPEG=/path/libjpeg.so.62` names another. `LIBJPEG` says which is in use.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +45,59 @@ except ImportError:  # pragma: no cover - depends on the build machine
     _decode_crop, _split_quads = None, None
 
 PARTIAL_DECODING = _decode_crop is not None
+
+
+def bundled_libjpeg() -> Path | None:
+    """Pillow's own libjpeg-turbo (wheels bundle it as pillow.libs/libjpeg-*.so.62* on Linux,
+    PIL/.dylibs/libjpeg.62*.dylib on macOS), or None for a Pillow built on the system's."""
+    spec = importlib.util.find_spec("PIL")
+    if spec is None or spec.origin is None:
+        return None
+    package = Path(spec.origin).parent
+    found = sorted(package.parent.glob("pillow.libs/libjpeg-*.so.62*"))
+    found += sorted(package.glob(".dylibs/libjpeg.62*.dylib"))
+    return found[0] if found else None
+
+
+def _choose_libjpeg() -> Path | None:
+    """Point the extension at the libjpeg `EPIC_AR_LIBJPEG` names (default: Pillow's bundled
+    one); returns its path, None when the extension keeps the library it was built with."""
+    if not PARTIAL_DECODING:
+        return None
+    wanted = os.environ.get("EPIC_AR_LIBJPEG", "")
+    path = bundled_libjpeg() if wanted == "" else None if wanted == "linked" else Path(wanted)
+    if path is None:
+        return None
+    try:
+        _crop_decode.use_library(str(path))
+    except OSError as exc:
+        if wanted:  # asked for by name: say why it is not used
+            warnings.warn(
+                f"EPIC_AR_LIBJPEG: {exc}; decoding with the build's libjpeg", stacklevel=1
+            )
+        return None
+    return path
+
+
+LIBJPEG_PATH = _choose_libjpeg()
+
+
+def use_libjpeg(path: Path | None) -> None:
+    """Decode crops with the libjpeg-turbo at `path` from now on (None: the one the
+    extension was built against), in this process. For comparisons; see `LIBJPEG_PATH`.
+
+    Raises:
+        OSError: `path` is not a libjpeg with the functions the extension calls.
+    """
+    if _decode_crop is not None:
+        _crop_decode.use_library(None if path is None else str(path))
+
+
+LIBJPEG = (
+    str(LIBJPEG_PATH) if LIBJPEG_PATH is not None
+    else "the one linked at build time" if PARTIAL_DECODING
+    else "none (the extension is not built)"
+)  # fmt: skip
 _ALIGN = 64  # bytes
 
 
