@@ -1,11 +1,11 @@
 """Training options that change how a step runs, not what it learns or stores: bf16 mixed
-precision, channels-last memory and torch.compile, each one training step on the CPU against
-a plain step from the same start."""
+precision, channels-last memory, torch.compile and the batch ring, each one training step on
+the CPU against a plain step from the same start."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,8 @@ import torch
 from hydra import compose, initialize_config_module
 from torch import nn
 
+from epic_ar.data.config import DataConfig
+from epic_ar.data.datamodule import EpicDataModule
 from epic_ar.gulp.ingest import GulpJob, run_gulp
 from epic_ar.models.checkpoint_file import read_checkpoint
 from epic_ar.synthetic.dataset import SyntheticConfig
@@ -156,3 +158,39 @@ def test_option_trains_a_step_like_the_plain_one(
         assert step.loss == pytest.approx(plain.loss, rel=1e-5)
         for key, value in plain.state.items():
             assert torch.allclose(step.state[key].double(), value.double(), atol=1e-5), key
+
+
+def test_the_batch_ring_loads_the_standard_batches(gulp_root: Path) -> None:
+    """Through EpicDataModule's hooks, as the trainer calls them: the same normalised
+    frames and labels, batch by batch, over two epochs."""
+    data = DataConfig(train_gulp_dir=str(gulp_root / "rgb_train"), worker_count=0, frame_count=2)
+    data = replace(data, preprocessing=replace(data.preprocessing, input_size=32))
+    epochs: dict[bool, list[tuple[torch.Tensor, Any]]] = {}
+    for ring in (False, True):
+        module = EpicDataModule(replace(data, batch_ring=ring), modality="rgb", batch_size=2)
+        loader = module.train_dataloader()
+        epochs[ring] = []
+        for epoch in range(2):
+            loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+            for batch in loader:
+                batch = module.on_before_batch_transfer(batch, 0)
+                frames, metadata = module.on_after_batch_transfer(batch, 0)
+                epochs[ring].append((frames, metadata))
+    assert len(epochs[True]) == len(epochs[False]) >= 4
+    for (ours, our_metadata), (theirs, their_metadata) in zip(
+        epochs[True], epochs[False], strict=True
+    ):
+        assert torch.equal(ours, theirs)
+        assert torch.equal(our_metadata["verb_class"], their_metadata["verb_class"])
+        assert our_metadata["narration_id"] == their_metadata["narration_id"]
+
+
+def test_the_batch_ring_trains_the_plain_step(gulp_root: Path, tmp_path: Path, plain: Step) -> None:
+    step = one_step(gulp_root, tmp_path / "run", "data.batch_ring=true")
+    assert step.loss == plain.loss
+    assert list(step.state) == list(plain.state)
+    # The same batch values; without workers the standard loader stacks the items in their
+    # channels-last memory order, the ring stores them contiguously (as the standard loader
+    # does with workers), so the convolutions add in another order: 1-ulp differences.
+    for key, value in plain.state.items():
+        assert torch.allclose(step.state[key], value, rtol=1e-6, atol=1e-7), key

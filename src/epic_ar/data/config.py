@@ -69,6 +69,7 @@ class DataConfig:
     worker_count: int = 8
     pin_memory: bool = True
     persistent_workers: bool = True
+    batch_ring: bool = False  # training batches written into preallocated shared slots
     train_on_val: bool = False  # train on train + val (for a final test-set submission)
     fast_decode: bool = False
     participants: list[str] | None = None  # keep only these participants' segments

@@ -15,6 +15,7 @@ import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from epic_ar.data.batch_ring import BatchRing, RingBatch, RingBatchSampler, RingWriter
 from epic_ar.data.config import DataConfig, Split, split_labels
 from epic_ar.data.dataset import (
     Item,
@@ -28,6 +29,7 @@ from epic_ar.data.transforms import normalize
 from epic_ar.errors import EpicArError
 from epic_ar.modality import Modality, parse_modality
 
+PREFETCH_FACTOR = 2  # batches each worker has in hand (torch's default)
 # The folder of each split in a gulp root, as the packaged configs name them.
 SPLIT_FOLDERS: dict[Split, str] = {"train": "train", "val": "validation", "test": "test"}
 
@@ -84,6 +86,8 @@ class EpicDataModule(LightningDataModule):
         self.data, self.batch_size, self.seed = data, batch_size, seed
         self.modality: Modality = parse_modality(modality, "unknown modality:")
         self._datasets: dict[tuple[Split, bool], SegmentDataset] = {}
+        self._ring: BatchRing | None = None
+        self._ring_slot: int | None = None  # the ring slot of the batch being transferred
 
     def source(self, split: Split) -> tuple[Path, Path | None]:
         """(source, labels) of a split: its gulp directory, or the archives (or the videos)
@@ -171,6 +175,33 @@ class EpicDataModule(LightningDataModule):
             num_workers=workers,
             pin_memory=self.data.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.data.persistent_workers and workers > 0,
+            prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
+        )
+
+    def uses_batch_ring(self) -> bool:
+        """Whether training batches go through a `BatchRing`: `data.batch_ring`, with
+        persistent workers or none (new workers each epoch could still be writing)."""
+        data = self.data
+        return data.batch_ring and (data.persistent_workers or data.worker_count == 0)
+
+    def _ring_loader(
+        self, dataset: SegmentDataset | JoinedDataset, sampler: Any
+    ) -> DataLoader[Any]:
+        """The training loader through a batch ring: enough slots for every batch the
+        workers hold (`PREFETCH_FACTOR` each) and the three the trainer can hold (the one in
+        its step, the one it fetched ahead, one being copied)."""
+        workers, batch_size = self.data.worker_count, self.process_batch_size()
+        item_shape = dataset.item_shape
+        self._ring = BatchRing(workers * PREFETCH_FACTOR + 3, batch_size, item_shape)
+        if self.data.pin_memory:
+            self._ring.pin()
+        return DataLoader(
+            RingWriter(dataset, self._ring.frames),
+            batch_size=None,
+            sampler=RingBatchSampler(sampler, batch_size, self._ring),
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader[Item]:
@@ -182,6 +213,8 @@ class EpicDataModule(LightningDataModule):
         sampler = SeededShuffleSampler(
             len(dataset), seed=self.seed, num_replicas=replicas, rank=rank
         )
+        if self.uses_batch_ring():
+            return self._ring_loader(dataset, sampler)
         return self._loader(dataset, sampler)
 
     def _evaluation_loader(self, dataset: SegmentDataset) -> DataLoader[Item]:
@@ -197,9 +230,23 @@ class EpicDataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader[Item]:
         return self._evaluation_loader(self.dataset("test", train=False))
 
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, RingBatch) and self._ring is not None:
+            self._ring_slot = batch.slot
+            return self._ring.hand_out(batch)
+        return batch
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         frames, metadata = batch
-        return self.normalize(frames), metadata
+        normalised = self.normalize(frames)  # a new tensor: the ring slot is no longer read
+        if self._ring is not None and self._ring_slot is not None:
+            copied = None
+            if frames.is_cuda:  # the copy from the slot may still be running
+                copied = torch.cuda.Event()  # type: ignore[no-untyped-call]
+                copied.record()
+            self._ring.release(self._ring_slot, copied)
+            self._ring_slot = None
+        return normalised, metadata
 
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
         """[B, T, C, S, S] uint8 → float32 model input, on the frames' device."""

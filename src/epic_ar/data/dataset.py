@@ -102,6 +102,12 @@ class SegmentDataset(Dataset[Item]):
         self.rows = np.flatnonzero(mask).astype(np.int64)
 
     @property
+    def item_shape(self) -> tuple[int, int, int, int]:
+        """[T, C, S, S] of a training item (C: 3 for RGB, 2 L for flow snippets of L)."""
+        channels = 3 if self.modality == "rgb" else 2 * self.segment_length
+        return self.frame_count, channels, self.input_size, self.input_size
+
+    @property
     def view_settings(self) -> ViewSettings:
         """How test mode views each segment (see `epic_ar.data.views`)."""
         return ViewSettings(
@@ -178,6 +184,18 @@ class JoinedDataset(Dataset[Item]):
 
     def __len__(self) -> int:
         return int(self.ends[-1]) if len(self.ends) else 0
+
+    @property
+    def item_shape(self) -> tuple[int, int, int, int]:
+        """The parts' training item shape (see `SegmentDataset.item_shape`).
+
+        Raises:
+            EpicArError: the parts' items differ in shape.
+        """
+        shapes = {part.item_shape for part in self.parts}
+        if len(shapes) != 1:
+            raise EpicArError(f"the joined datasets' items differ in shape: {sorted(shapes)}")
+        return shapes.pop()
 
     def __getitem__(self, key: ItemKey) -> Item:
         index, seed = key if isinstance(key, tuple) else (key, None)
