@@ -126,3 +126,40 @@ def test_items_of_another_shape_are_refused_by_key() -> None:
         writer[0, [(1, 5)]]
     with pytest.raises(EpicArError, match="at least 2 slots"):
         BatchRing(1, 2, ITEM)
+
+
+class FakeCopy:
+    """Stands in for the CUDA event recorded after a batch's copy to the GPU."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.waited = False
+
+    def query(self) -> bool:
+        return self.done
+
+    def synchronize(self) -> None:
+        self.waited, self.done = True, True
+
+
+def test_a_slot_being_copied_is_reused_only_once_its_copy_is_done() -> None:
+    """Copies on one CUDA stream complete in order: the ring frees slots in release order,
+    without waiting while another slot is free, waiting for the oldest copy when none is."""
+    ring = BatchRing(3, 1, ITEM)
+    slots = [ring.take() for _ in range(3)]
+    copies = [FakeCopy() for _ in range(2)]
+    for slot, copy in zip(slots[:2], copies, strict=True):
+        ring.hand_out(RingBatch(slot, 1, {}))
+        ring.release(slot, copy)  # type: ignore[arg-type]
+    ring.hand_out(RingBatch(slots[2], 1, {}))
+    ring.release(slots[2])  # copied at once (CPU)
+    assert ring.take() == slots[2] and not any(copy.waited for copy in copies)
+    copies[0].done = True
+    assert ring.take() == slots[0] and not copies[0].waited  # completed: no wait
+    assert ring.take() == slots[1] and copies[1].waited  # none free: waits for it
+
+
+def test_a_sampler_of_plain_keys_gets_one_line() -> None:
+    writer = RingWriter(KeyedItems(4), BatchRing(2, 2, ITEM).frames)
+    with pytest.raises(EpicArError, match=r"indexed by \(slot, keys\), not 3: .*overfit_batches"):
+        writer[3]  # type: ignore[index]

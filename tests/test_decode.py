@@ -6,6 +6,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from epic_ar.data import decode
+from epic_ar.data import _crop_decode, decode
 from epic_ar.data.decode import (
     CropBox,
     ScratchBuffer,
@@ -148,20 +149,24 @@ needs_extension = pytest.mark.skipif(
 )
 
 
-@needs_extension
-def test_the_bundled_libjpeg_is_libjpeg_turbo_3_and_in_use() -> None:
+def bundled_or_skip() -> Path:
     path = decode.bundled_libjpeg()
     if path is None:
         pytest.skip("this Pillow uses the system's libjpeg")
-    assert b"libjpeg-turbo version 3." in path.read_bytes()
-    assert path == decode.LIBJPEG_PATH and str(path) == decode.LIBJPEG
+    return path
+
+
+@needs_extension
+def test_pillow_bundles_libjpeg_turbo_3() -> None:
+    assert b"libjpeg-turbo version 3." in bundled_or_skip().read_bytes()
 
 
 @needs_extension
 @pytest.mark.parametrize("fast", [False, True])
 def test_both_libjpegs_decode_crops_to_the_same_pixels(fast: bool) -> None:
-    """The linked (system) library and the bundled one give the same crops, RGB and grey,
-    mirrored or not; and the accurate crops equal simplejpeg's full decodes."""
+    """The linked (system) library and Pillow's give the same crops, RGB and grey, mirrored
+    or not; and the accurate crops equal simplejpeg's full decodes."""
+    path = bundled_or_skip()
     rgb = [jpeg(textured(96, 120, 3, seed=i)) for i in range(3)]
     grey = grey_jpegs(5, 96, 120)
     region = CropBox(x=17, y=9, width=70, height=61)
@@ -173,12 +178,15 @@ def test_both_libjpegs_decode_crops_to_the_same_pixels(fast: bool) -> None:
             for mirror in (False, True)
         ]
 
-    bundled = crops()
+    previous = decode.libjpeg_path()
+    decode.use_libjpeg(None)
+    linked = crops()
     try:
-        decode.use_libjpeg(None)
-        linked = crops()
+        decode.use_libjpeg(path)
+        assert _crop_decode.library() == str(path) and decode.libjpeg_in_use() == str(path)
+        bundled = crops()
     finally:
-        decode.use_libjpeg(decode.LIBJPEG_PATH)
+        decode.use_libjpeg(previous)
     for a, b in zip(bundled, linked, strict=True):
         assert np.array_equal(a, b)
     if not fast:
@@ -187,23 +195,44 @@ def test_both_libjpegs_decode_crops_to_the_same_pixels(fast: bool) -> None:
         assert np.array_equal(bundled[1], whole[:, 9:70, 17:87][:, :, ::-1])
 
 
-@needs_extension
-@pytest.mark.parametrize(
-    ("setting", "expected", "warns"),
-    [("linked", "None", False), ("/no/such/libjpeg.so", "None", True), ("", "bundled", False)],
-)
-def test_epic_ar_libjpeg_chooses_the_library(setting: str, expected: str, warns: bool) -> None:
+def run_with_libjpeg(setting: str, preload: str | None = None) -> str:
+    """What `decode` chose in a new process with EPIC_AR_LIBJPEG=`setting` (warnings as
+    'warned ...')."""
     code = (
         "import warnings; warnings.simplefilter('error')\n"
         "try:\n    from epic_ar.data import decode\n"
         "except UserWarning as w:\n    print('warned', w)\n"
-        "else:\n    print(decode.LIBJPEG_PATH, decode.bundled_libjpeg())"
+        "else:\n    print(decode.libjpeg_path())"
     )
     env = {**os.environ, "EPIC_AR_LIBJPEG": setting}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout.strip()  # fmt: skip
-    if warns:
-        assert out.startswith("warned EPIC_AR_LIBJPEG: cannot load '/no/such/libjpeg.so'")
-        return
-    chosen, bundled = out.split(" ")
-    assert chosen == (bundled if expected == "bundled" else "None")
+    if preload is not None:
+        env["LD_PRELOAD"] = preload
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True)  # fmt: skip
+    return result.stdout.strip()
+
+
+@needs_extension
+def test_epic_ar_libjpeg_chooses_the_library() -> None:
+    path = bundled_or_skip()
+    assert run_with_libjpeg("") == "None"
+    assert run_with_libjpeg("bundled") == str(path)
+    assert run_with_libjpeg("/no/such/libjpeg.so").startswith(
+        "warned EPIC_AR_LIBJPEG: cannot load '/no/such/libjpeg.so'"
+    )
+
+
+SYSTEM_LIBJPEG = Path("/lib/x86_64-linux-gnu/libjpeg.so.62")
+
+
+@needs_extension
+@pytest.mark.skipif(not SYSTEM_LIBJPEG.exists(), reason="no Debian-style system libjpeg")
+def test_a_library_whose_calls_bind_elsewhere_is_refused() -> None:
+    """With the system libjpeg loaded globally first, the bundled library's internal calls
+    bind to it and it decodes garbage: the probe catches that and keeps the linked one."""
+    path = bundled_or_skip()
+    out = run_with_libjpeg("bundled", preload=str(SYSTEM_LIBJPEG))
+    assert out == (
+        f"warned EPIC_AR_LIBJPEG: {path} decodes to other pixels than the linked libjpeg; "
+        "decoding with the build's libjpeg"
+    )

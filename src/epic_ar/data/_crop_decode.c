@@ -56,8 +56,10 @@ static const JpegLibrary linked = {
     jpeg_start_decompress, jpeg_crop_scanline,  jpeg_skip_scanlines, jpeg_read_scanlines,
     jpeg_abort_decompress, jpeg_destroy_decompress,
 };
-static JpegLibrary jpeg;          /* the library in use; set at import, then by use_library */
-static PyObject *library_path;    /* its file (None: the linked one) */
+/* The library in use. A decode reads the pointer once, so use_library (which swaps it for a
+ * table it never frees) cannot mix two libraries in one decode running on another thread. */
+static const JpegLibrary *volatile in_use = &linked;
+static PyObject *library_path; /* its file (None: the linked one) */
 
 typedef struct {
     struct jpeg_error_mgr pub;
@@ -193,26 +195,27 @@ static const char *decode_region(const unsigned char *data, size_t size, unsigne
                                  JDIMENSION height, int gray, int fast, int mirror,
                                  int step, ErrorManager *errors,
                                  JDIMENSION *image_width, JDIMENSION *image_height) {
+    const JpegLibrary *const jpeg = in_use;
     struct jpeg_decompress_struct cinfo;
     unsigned char *volatile row = NULL;
     const char *problem = NULL;
     int channels = gray ? 1 : 3;
 
-    cinfo.err = jpeg.std_error(&errors->pub);
+    cinfo.err = jpeg->std_error(&errors->pub);
     errors->pub.error_exit = raise_error;
     errors->pub.emit_message = fail_on_warning;
     if (setjmp(errors->jump)) {
         free(row);
-        jpeg.destroy_decompress(&cinfo);
+        jpeg->destroy_decompress(&cinfo);
         return errors->message;
     }
-    jpeg.create_decompress(&cinfo, JPEG_LIB_VERSION, sizeof(cinfo));
-    jpeg.mem_src(&cinfo, data, (unsigned long)size);
-    jpeg.read_header(&cinfo, TRUE);
+    jpeg->create_decompress(&cinfo, JPEG_LIB_VERSION, sizeof(cinfo));
+    jpeg->mem_src(&cinfo, data, (unsigned long)size);
+    jpeg->read_header(&cinfo, TRUE);
     cinfo.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
     cinfo.dct_method = fast ? JDCT_IFAST : JDCT_ISLOW;
     cinfo.do_fancy_upsampling = fast ? FALSE : TRUE;
-    jpeg.start_decompress(&cinfo);
+    jpeg->start_decompress(&cinfo);
     *image_width = cinfo.output_width;
     *image_height = cinfo.output_height;
     if (x + width > cinfo.output_width || y + height > cinfo.output_height) {
@@ -224,7 +227,7 @@ static const char *decode_region(const unsigned char *data, size_t size, unsigne
                                                               : cinfo.output_width;
     JDIMENSION window = right - left;
     if (left > 0 || window < cinfo.output_width)
-        jpeg.crop_scanline(&cinfo, &left, &window); /* widened to iMCU boundaries */
+        jpeg->crop_scanline(&cinfo, &left, &window); /* widened to iMCU boundaries */
     size_t stride = (size_t)cinfo.output_width * channels;
     row = malloc(stride * ROWS_PER_READ);
     if (row == NULL) {
@@ -233,14 +236,14 @@ static const char *decode_region(const unsigned char *data, size_t size, unsigne
     }
     JDIMENSION first = y > MARGIN ? y - MARGIN : 0;
     if (first > 0)
-        jpeg.skip_scanlines(&cinfo, first);
+        jpeg->skip_scanlines(&cinfo, first);
     JSAMPROW rows[ROWS_PER_READ];
     for (int i = 0; i < ROWS_PER_READ; i++)
         rows[i] = row + stride * i;
     JDIMENSION line = cinfo.output_scanline;
     while (line < y + height) {
         JDIMENSION wanted = y + height - line;
-        JDIMENSION got = jpeg.read_scanlines(&cinfo, rows,
+        JDIMENSION got = jpeg->read_scanlines(&cinfo, rows,
                                              wanted < ROWS_PER_READ ? wanted : ROWS_PER_READ);
         for (JDIMENSION i = 0; i < got; i++, line++)
             if (line >= y)
@@ -254,8 +257,8 @@ static const char *decode_region(const unsigned char *data, size_t size, unsigne
     }
 done:
     free(row);
-    jpeg.abort_decompress(&cinfo);
-    jpeg.destroy_decompress(&cinfo);
+    jpeg->abort_decompress(&cinfo);
+    jpeg->destroy_decompress(&cinfo);
     return problem;
 }
 
@@ -347,7 +350,7 @@ static PyObject *split_quads(PyObject *self, PyObject *args) {
 static PyObject *use_library(PyObject *self, PyObject *path) {
     (void)self;
     if (path == Py_None) {
-        jpeg = linked;
+        in_use = &linked;
         Py_XSETREF(library_path, Py_NewRef(Py_None));
         Py_RETURN_NONE;
     }
@@ -376,9 +379,13 @@ static PyObject *use_library(PyObject *self, PyObject *path) {
             return NULL;
         }
     }
-    JpegLibrary loaded;
-    memcpy(&loaded, symbols, sizeof(loaded));
-    jpeg = loaded;
+    JpegLibrary *loaded = malloc(sizeof(JpegLibrary));
+    if (loaded == NULL) {
+        dlclose(handle);
+        return PyErr_NoMemory();
+    }
+    memcpy(loaded, symbols, sizeof(*loaded));
+    in_use = loaded; /* the previous table stays valid for decodes still using it */
     Py_XSETREF(library_path, Py_NewRef(path));
     Py_RETURN_NONE;
 #else
@@ -416,7 +423,11 @@ PyMODINIT_FUNC PyInit__crop_decode(void) {
 #ifdef HAVE_SSSE3_MIRROR
     cpu_has_ssse3 = __builtin_cpu_supports("ssse3");
 #endif
-    jpeg = linked;
     library_path = Py_NewRef(Py_None);
-    return PyModule_Create(&module);
+    PyObject *created = PyModule_Create(&module);
+    if (created != NULL && PyModule_AddIntConstant(created, "JPEG_LIB_VERSION", JPEG_LIB_VERSION)) {
+        Py_DECREF(created);
+        return NULL;
+    }
+    return created;
 }

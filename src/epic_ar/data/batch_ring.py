@@ -27,6 +27,7 @@ batches hold the same samples as the standard loader's, in the same order.
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
@@ -65,13 +66,16 @@ class BatchRing:
         return len(self.frames)
 
     def pin(self) -> bool:
-        """Page-lock the ring for CUDA copies (`cudaHostRegister`); False where it fails."""
+        """Page-lock the ring for CUDA copies (`cudaHostRegister`, undone when the ring is
+        garbage-collected); False where it fails (then copies are from pageable memory)."""
         if not torch.cuda.is_available():
             return False
         memory = self.frames.untyped_storage()
         cudart = torch.cuda.cudart()  # type: ignore[no-untyped-call]
-        error = cudart.cudaHostRegister(memory.data_ptr(), memory.nbytes(), 0)
-        return int(error) == 0
+        if int(cudart.cudaHostRegister(memory.data_ptr(), memory.nbytes(), 0)) != 0:
+            return False
+        weakref.finalize(self, _unpin, cudart, memory.data_ptr())
+        return True
 
     def take(self) -> int:
         """A free slot for the next batch sent to a worker (main process).
@@ -113,11 +117,20 @@ class BatchRing:
 
     def _collect_copies(self, wait: bool) -> None:
         """Free the slots whose copies have completed; with `wait`, wait for the oldest."""
-        while self._copying and (self._copying[0][1].query() or wait):  # type: ignore[no-untyped-call]
-            slot, copied = self._copying.popleft()
-            copied.synchronize()
+        while self._copying:
+            slot, copied = self._copying[0]
+            if not copied.query():  # type: ignore[no-untyped-call]
+                if not wait:
+                    break
+                copied.synchronize()
+            self._copying.popleft()
             self._free.append(slot)
             wait = False
+
+
+def _unpin(cudart: Any, address: int) -> None:
+    torch.cuda.synchronize()  # no copy from the ring may still be running
+    cudart.cudaHostUnregister(address)
 
 
 class RingBatchSampler(Sampler[tuple[int, list[Any]]]):
@@ -142,6 +155,8 @@ class RingBatchSampler(Sampler[tuple[int, list[Any]]]):
         return items // self.batch_size if self.drop_last else -(-items // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[int, list[Any]]]:
+        # A generator: this runs at the first batch, after the DataLoader has drained the
+        # previous pass's tasks, so the slots restart frees are written by no one.
         self.ring.restart()
         keys: list[Any] = []
         for key in self.sampler:
@@ -165,6 +180,11 @@ class RingWriter(Dataset[RingBatch]):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, task: tuple[int, list[Any]]) -> RingBatch:
+        if not isinstance(task, tuple):
+            raise EpicArError(
+                f"the batch ring is indexed by (slot, keys), not {task!r}: a loader option "
+                "replaced its sampler (e.g. trainer.overfit_batches); set data.batch_ring=false"
+            )
         slot, keys = task
         rows = self.frames[slot]
         metadata = []

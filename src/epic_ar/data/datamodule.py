@@ -6,6 +6,7 @@ the device (4x fewer bytes through shared memory and the host-to-device copy).
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from epic_ar.data.transforms import normalize
 from epic_ar.errors import EpicArError
 from epic_ar.modality import Modality, parse_modality
 
+LOG = logging.getLogger(__name__)
 PREFETCH_FACTOR = 2  # batches each worker has in hand (torch's default)
 # The folder of each split in a gulp root, as the packaged configs name them.
 SPLIT_FOLDERS: dict[Split, str] = {"train": "train", "val": "validation", "test": "test"}
@@ -180,21 +182,28 @@ class EpicDataModule(LightningDataModule):
 
     def uses_batch_ring(self) -> bool:
         """Whether training batches go through a `BatchRing`: `data.batch_ring`, with
-        persistent workers or none (new workers each epoch could still be writing)."""
+        persistent workers or none (new workers each epoch could still be writing; then the
+        standard loader is used, and a warning says so)."""
         data = self.data
-        return data.batch_ring and (data.persistent_workers or data.worker_count == 0)
+        if not data.batch_ring:
+            return False
+        if data.persistent_workers or data.worker_count == 0:
+            return True
+        LOG.warning("data.batch_ring needs data.persistent_workers=true (or no workers); "
+                    "training with the standard loader")  # fmt: skip
+        return False
 
     def _ring_loader(
         self, dataset: SegmentDataset | JoinedDataset, sampler: Any
     ) -> DataLoader[Any]:
-        """The training loader through a batch ring: enough slots for every batch the
-        workers hold (`PREFETCH_FACTOR` each) and the three the trainer can hold (the one in
-        its step, the one it fetched ahead, one being copied)."""
+        """The training loader through a batch ring: enough slots for every task the
+        workers hold (`PREFETCH_FACTOR` each), the batch being handed out, the one still
+        being copied to the GPU, and one to spare."""
         workers, batch_size = self.data.worker_count, self.process_batch_size()
         item_shape = dataset.item_shape
         self._ring = BatchRing(workers * PREFETCH_FACTOR + 3, batch_size, item_shape)
-        if self.data.pin_memory:
-            self._ring.pin()
+        if self.data.pin_memory and torch.cuda.is_available() and not self._ring.pin():
+            LOG.warning("the batch ring could not be page-locked; copies to the GPU will be slower")
         return DataLoader(
             RingWriter(dataset, self._ring.frames),
             batch_size=None,

@@ -9,10 +9,12 @@ grey frames straight into the 4-channel packing that the resize uses. Its pixels
 those of a full decode (tested); without it, whole frames are decoded with simplejpeg and
 the same results are produced with array operations.
 
-The extension decodes with the libjpeg-turbo that Pillow's wheels bundle (3.x) when there is
-one: it decodes faster than the 2.1 series that some systems (Debian 12) ship, which the
-extension is built against. `EPIC_AR_LIBJPEG=linked` keeps the build's library;
-`EPIC_AR_LIBJPEG=/path/libjpeg.so.62` names another. `LIBJPEG` says which is in use.
+The extension decodes with the libjpeg it was built against (the system's). It can call
+another libjpeg-turbo instead, loaded at import: `EPIC_AR_LIBJPEG=bundled` takes the 3.x
+that Pillow's wheels bundle, `EPIC_AR_LIBJPEG=/path/libjpeg.so.62` names one. Measured on
+the training loader, Pillow's 3.2 against Debian 12's 2.1.5 made no difference (see the
+performance docs), so the default stays the build's library. `libjpeg_in_use()` says
+which is in use.
 """
 
 from __future__ import annotations
@@ -59,45 +61,79 @@ def bundled_libjpeg() -> Path | None:
     return found[0] if found else None
 
 
-def _choose_libjpeg() -> Path | None:
-    """Point the extension at the libjpeg `EPIC_AR_LIBJPEG` names (default: Pillow's bundled
-    one); returns its path, None when the extension keeps the library it was built with."""
-    if not PARTIAL_DECODING:
-        return None
-    wanted = os.environ.get("EPIC_AR_LIBJPEG", "")
-    path = bundled_libjpeg() if wanted == "" else None if wanted == "linked" else Path(wanted)
-    if path is None:
-        return None
-    try:
-        _crop_decode.use_library(str(path))
-    except OSError as exc:
-        if wanted:  # asked for by name: say why it is not used
-            warnings.warn(
-                f"EPIC_AR_LIBJPEG: {exc}; decoding with the build's libjpeg", stacklevel=1
-            )
-        return None
-    return path
-
-
-LIBJPEG_PATH = _choose_libjpeg()
+def _probe_jpeg() -> bytes:
+    """A small 4:2:0 JPEG of smooth colours, to compare two libraries' pixels."""
+    y, x = np.mgrid[0:40, 0:56]
+    pixels = np.stack([x * 4, y * 6, (x + y) * 2], axis=-1).astype(np.uint8)
+    return bytes(simplejpeg.encode_jpeg(pixels, quality=85, colorsubsampling="420"))
 
 
 def use_libjpeg(path: Path | None) -> None:
     """Decode crops with the libjpeg-turbo at `path` from now on (None: the one the
-    extension was built against), in this process. For comparisons; see `LIBJPEG_PATH`.
+    extension was built against), in this process (DataLoader workers started by spawn
+    choose again, from `EPIC_AR_LIBJPEG`). The library must be a libjpeg 6.2 ABI build
+    whose pixels equal the linked library's on a probe image: that check catches a library
+    whose internal calls bind to another libjpeg already loaded in the process.
 
     Raises:
-        OSError: `path` is not a libjpeg with the functions the extension calls.
+        OSError: `path` cannot be loaded, lacks the functions the extension calls, or
+            decodes the probe to other pixels (the linked library is kept).
     """
-    if _decode_crop is not None:
-        _crop_decode.use_library(None if path is None else str(path))
+    if _decode_crop is None:
+        return
+    if path is None:
+        _crop_decode.use_library(None)
+        return
+    if _crop_decode.JPEG_LIB_VERSION != 62:
+        raise OSError(f"the extension is built for libjpeg {_crop_decode.JPEG_LIB_VERSION}")
+    probe = _probe_jpeg()
+    previous = _crop_decode.library()
+    expected = np.empty((30, 40, 3), np.uint8)
+    _crop_decode.use_library(None)
+    _decode_crop(probe, expected, 9, 5, 40, 30, False, False, True, 3)
+    _crop_decode.use_library(str(path))
+    got = np.empty_like(expected)
+    try:
+        _decode_crop(probe, got, 9, 5, 40, 30, False, False, True, 3)
+        same = np.array_equal(got, expected)
+    except ValueError:
+        same = False
+    if not same:
+        _crop_decode.use_library(previous)
+        raise OSError(f"{path} decodes to other pixels than the linked libjpeg")
 
 
-LIBJPEG = (
-    str(LIBJPEG_PATH) if LIBJPEG_PATH is not None
-    else "the one linked at build time" if PARTIAL_DECODING
-    else "none (the extension is not built)"
-)  # fmt: skip
+def _choose_libjpeg() -> None:
+    """Use the libjpeg `EPIC_AR_LIBJPEG` names ("bundled": Pillow's; a path), if any."""
+    wanted = os.environ.get("EPIC_AR_LIBJPEG", "")
+    if not PARTIAL_DECODING or wanted in ("", "linked"):
+        return
+    try:
+        path = bundled_libjpeg() if wanted == "bundled" else Path(wanted)
+        if path is None:
+            raise OSError("this Pillow bundles no libjpeg")
+        use_libjpeg(path)
+    except OSError as exc:  # a setting, not an input: warn and decode anyway
+        warnings.warn(f"EPIC_AR_LIBJPEG: {exc}; decoding with the build's libjpeg", stacklevel=1)
+
+
+_choose_libjpeg()
+
+
+def libjpeg_path() -> Path | None:
+    """The libjpeg `use_libjpeg` chose, None for the extension's own (or no extension)."""
+    chosen = _crop_decode.library() if PARTIAL_DECODING else None
+    return Path(chosen) if chosen is not None else None
+
+
+def libjpeg_in_use() -> str:
+    """The libjpeg the extension decodes with, for reports."""
+    if not PARTIAL_DECODING:
+        return "none (the extension is not built)"
+    path = libjpeg_path()
+    return str(path) if path is not None else "the one linked at build time"
+
+
 _ALIGN = 64  # bytes
 
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The training-throughput table of docs/performance.md on one CUDA GPU, in one command:
+# TSM-ResNet50 through Lightning with the standard loader, the batch ring, a preloaded batch
+# and a preloaded batch copied into fresh shared memory each step (bench_training.py), for
+# RGB bf16 + channels-last at batch 64 (with profiler tables of one step of each run), RGB
+# fp32 at batch 64, RGB bf16 at the published per-GPU batch (16: 64 over 4 GPUs), and flow
+# bf16 at batch 64; then the main process's page faults under `perf stat` where perf exists.
+# About 8 minutes on an H200 with 16 cores. Outputs go to $OUT (default benchmarks/out/gpu).
+#
+#     OUT=/tmp/gpu bash benchmarks/gpu_training_table.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-benchmarks/out/gpu}
+PYTHON=${PYTHON:-.venv/bin/python}
+WORKERS=${WORKERS:-14}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+bench() { "$PYTHON" benchmarks/bench_training.py --accelerator gpu --workers "$WORKERS" \
+    --steps 25 --warmup 5 "$@"; }
+
+bench --batch 64 --precision bf16-mixed --channels-last --repeats 2 \
+    --profile "$OUT/profiles" | tee "$OUT/rgb_bf16_b64.txt"
+bench --batch 64 --precision 32-true | tee "$OUT/rgb_fp32_b64.txt"
+bench --batch 16 --precision bf16-mixed --channels-last | tee "$OUT/rgb_bf16_b16.txt"
+bench --batch 64 --precision bf16-mixed --channels-last --modality flow | tee "$OUT/flow_bf16_b64.txt"
+if command -v perf >/dev/null; then
+    for run in loader ring; do
+        perf stat -e page-faults,minor-faults,major-faults -o "$OUT/perf_$run.txt" -- \
+            "$PYTHON" benchmarks/bench_training.py --accelerator gpu --workers "$WORKERS" \
+            --batch 64 --precision bf16-mixed --channels-last --steps 25 --warmup 5 \
+            --runs "$run" > /dev/null
+    done
+fi
+echo "tables and profiles in $OUT"
