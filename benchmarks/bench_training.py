@@ -19,8 +19,8 @@ repeat:
 Reported per run: samples/s of the steps after a warm-up and its ratio to preloaded; the
 share of step time spent waiting for data (between one step's end and the next one's
 start); the main process's minor page faults per timed step; CPU cores busy (the main
-process's and its workers' CPU time over the fit's wall time); the main process's peak
-resident memory. `--profile DIR` also writes, for one timed step of each run, torch's
+process's and its workers' CPU time over the fit's wall time); the main process's resident
+memory at the last step. `--profile DIR` also writes, for one timed step of each run, torch's
 profiler table (CPU, and CUDA on a GPU) to DIR/<run>.txt.
 
     .venv/bin/python benchmarks/bench_training.py                      # CPU, batch 4
@@ -96,6 +96,7 @@ class StepTimer(Callback):
         self.warmup, self.synchronize, self.profile_to = warmup, synchronize, profile_to
         self.ends: list[float] = []
         self.faults: list[int] = []
+        self.resident_mb = 0.0
         self.profiler: profile | None = None
 
     def on_train_batch_start(self, trainer: Trainer, module: LightningModule, *args: Any) -> None:
@@ -111,6 +112,7 @@ class StepTimer(Callback):
             torch.cuda.synchronize()
         self.ends.append(time.perf_counter())
         self.faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+        self.resident_mb = resident_mb()
         if self.profiler is not None and self.profile_to is not None:
             self.profiler.stop()
             sort = "self_cuda_time_total" if self.synchronize else "self_cpu_time_total"
@@ -130,13 +132,14 @@ class StepTimer(Callback):
 @dataclass(frozen=True)
 class Outcome:
     """One run: samples/s, share of step time waiting for batches, minor page faults per
-    step (main process), CPU cores busy over the fit, peak resident memory (MB, main)."""
+    step (main process), CPU cores busy over the fit, resident memory of the main process
+    at the last step (MB)."""
 
     rate: float
     waiting: float
     faults: float
     cores: float
-    peak_mb: float
+    resident_mb: float
 
 
 class RepeatedSegments(EpicDataModule):
@@ -277,8 +280,13 @@ def measure(args: argparse.Namespace, gulp_root: Path, name: str) -> Outcome:
     cores = (cpu_seconds() - before) / (time.perf_counter() - start)
     rate, seconds = timer.rate(args.batch)
     waiting = data.timed.waiting if isinstance(data, RepeatedSegments) and data.timed else 0.0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return Outcome(rate, waiting / seconds, timer.faults_per_step(), cores, peak_mb)
+    return Outcome(rate, waiting / seconds, timer.faults_per_step(), cores, timer.resident_mb)
+
+
+def resident_mb() -> float:
+    """This process's resident memory now, in MB (Linux: /proc/self/statm)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def cpu_seconds() -> float:
@@ -332,7 +340,7 @@ def main() -> None:
           f"pin_memory {not args.no_pin_memory}, main threads {torch.get_num_threads()}, "
           f"{args.steps - args.warmup} timed steps, median of {args.repeats}:")  # fmt: skip
     print("| run | samples/s | / preloaded | waiting for batches | page faults per step (main) "
-          "| CPU cores busy | peak RSS, main (MB) |")  # fmt: skip
+          "| CPU cores busy | resident memory, main, at the last step (MB) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
     baseline = results.get("preloaded")
     for name, runs in results.items():
@@ -345,7 +353,7 @@ def main() -> None:
               f"{100 * statistics.median(o.waiting for o in runs):.1f}% | "
               f"{statistics.median(o.faults for o in runs):,.0f} | "
               f"{statistics.median(o.cores for o in runs):.2f} | "
-              f"{max(o.peak_mb for o in runs):,.0f} |")  # fmt: skip
+              f"{statistics.median(o.resident_mb for o in runs):,.0f} |")  # fmt: skip
     per_repeat = [f"{name} " + ", ".join(f"{o.rate:.1f}" for o in runs)
                   for name, runs in results.items()]  # fmt: skip
     print("per repeat, samples/s: " + "; ".join(per_repeat))

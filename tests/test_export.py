@@ -112,6 +112,16 @@ def test_preprocessing_in_the_graph_equals_normalising_first(
     expected = run_onnx(plain, normalised)
     scale = float(np.abs(expected).max())
     np.testing.assert_allclose(run_onnx(inside, frames), expected, rtol=0, atol=1e-5 * scale)
+    # the files say how to feed them
+    notes = {p.key: p.value for p in onnx.load(str(plain)).metadata_props}
+    pre = data.preprocessing
+    assert notes["epic_ar.normalisation"] == (
+        f"float32: (x / 255 - mean) / std per channel, mean {list(pre.mean)}, std {list(pre.std)}"
+    )
+    assert ("C = 3 in R, G, B order" if modality == "rgb" else "C = 10: 5 (u, v) frame pairs") \
+        in notes["epic_ar.channels"]  # fmt: skip
+    inside_notes = {p.key: p.value for p in onnx.load(str(inside)).metadata_props}
+    assert inside_notes["epic_ar.normalisation"].startswith("none: uint8 frames as decoded")
 
 
 @pytest.mark.slow
@@ -151,10 +161,10 @@ def test_outputs_that_differ_from_pytorch_or_are_not_numbers_leave_no_file(
     assert line.endswith("; not written")
     monkeypatch.undo()
     assert list(tmp_path.iterdir()) == [tmp_path / "tsn.ckpt"]
-    assert main([*args, "--opset", "17"]) == 1
+    assert main([*args, "--opset", "99"]) == 1
     assert capsys.readouterr().err.splitlines() == [
-        "epic-ar export: error: --opset N: the exporter cannot write opset 17 (it wrote 18 "
-        "instead); leave it out for the exporter's default"
+        "epic-ar export: error: --opset N: the exporter cannot write opset 99 (it gives "
+        "opset 18); nothing was kept"
     ]
     assert list(tmp_path.iterdir()) == [tmp_path / "tsn.ckpt"]
 
@@ -164,6 +174,14 @@ def test_bad_requests_get_one_line_and_leave_no_file(
 ) -> None:
     tsm = tiny_checkpoint(tmp_path / "tsm.ckpt", "tsm_rgb", frame_count=4)
     out = tmp_path / "out.onnx"
+    assert main(["export", str(tsm), str(out), "--opset", "17"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "epic-ar export: error: --opset N: 17; the exporter writes opset 18 or later"
+    ]
+    with pytest.raises(SystemExit) as usage:
+        main(["export", str(tsm), str(out), "--batch", "4"])
+    assert usage.value.code == 2
+    assert "--batch B sets the fixed batch of --static-batch" in capsys.readouterr().err
     assert main(["export", str(tsm), str(out), "--frames", "6"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [

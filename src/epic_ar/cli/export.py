@@ -34,9 +34,8 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         help="frames per input, TSN only (default: the checkpoint's test frame count; TSM and "
         "TRN take the count they were built with)",
     )
-    parser.add_argument("--batch", dest="batch_size", type=positive_int, default=1,
-                        metavar="B", help="the example batch (the fixed batch with "
-                        "--static-batch; default 1)")  # fmt: skip
+    parser.add_argument("--batch", dest="batch_size", type=positive_int, metavar="B",
+                        help="with --static-batch: the fixed batch size (default 1)")  # fmt: skip
     batch = parser.add_mutually_exclusive_group()
     batch.add_argument("--dynamic-batch", dest="dynamic_batch", action="store_true",
                        default=True, help="any batch size B (the default)")  # fmt: skip
@@ -53,15 +52,17 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         "--trust", action="store_true", help="load a checkpoint naming code outside the allow-list"
     )
     parser.add_argument("--force", action="store_true", help="overwrite OUT")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from epic_ar.export.onnx import ExportOptions, export_onnx
 
+    if args.batch_size is not None and args.dynamic_batch:
+        args.parser.error("--batch B sets the fixed batch of --static-batch; add --static-batch")
     options = ExportOptions(
         frame_count=args.frame_count,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or 1,
         dynamic_batch=args.dynamic_batch,
         opset=args.opset,
         with_preprocessing=args.with_preprocessing,
@@ -71,10 +72,13 @@ def run(args: argparse.Namespace) -> int:
     )
     start = time.monotonic()
     report = export_onnx(args.model, args.out, options)
-    shape = "x".join("B" if size < 0 else str(size) for size in report.input_shape)
+    shape = ", ".join("B" if size < 0 else str(size) for size in report.input_shape)
     batch = "B" if report.input_shape[0] < 0 else str(report.input_shape[0])
-    print(f"wrote {report.out} in {time.monotonic() - start:.1f} s: frames {report.input_dtype} "
-          f"[{shape}] -> verb [{batch}, 97], noun [{batch}, 300]")  # fmt: skip
+    seconds = time.monotonic() - start
+    print(f"wrote {report.out} (opset {report.opset}) in {seconds:.1f} s: frames "
+          f"{report.input_dtype} [{shape}] -> verb [{batch}, 97], noun [{batch}, 300]")  # fmt: skip
+    print(f"  frames: {report.input_notes['epic_ar.channels']}")
+    print(f"  normalisation: {report.input_notes['epic_ar.normalisation']}")
     print(f"ONNX Runtime against PyTorch at batch {', '.join(map(str, report.batches))}: largest "
           f"difference {report.max_difference:.2g} (outputs up to {report.scale:.3g})")  # fmt: skip
     return 0

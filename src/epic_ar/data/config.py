@@ -70,6 +70,7 @@ class DataConfig:
     pin_memory: bool = True
     persistent_workers: bool = True
     batch_ring: bool = False  # training batches written into preallocated shared slots
+    decode: Literal["cpu", "gpu"] = "cpu"  # gpu: training JPEGs decoded on the model's device
     train_on_val: bool = False  # train on train + val (for a final test-set submission)
     fast_decode: bool = False
     participants: list[str] | None = None  # keep only these participants' segments

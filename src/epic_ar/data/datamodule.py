@@ -26,6 +26,7 @@ from epic_ar.data.dataset import (
     build_dataset,
     is_gulp_directory,
 )
+from epic_ar.data.device_decode import JpegBatch, collate_jpeg_samples, decode_on_device
 from epic_ar.data.transforms import normalize
 from epic_ar.errors import EpicArError
 from epic_ar.modality import Modality, parse_modality
@@ -147,6 +148,7 @@ class EpicDataModule(LightningDataModule):
             clips=clips,
             crops=crops,
             videos_dir=source if videos else None,
+            decode_on_device=train and data.decode == "gpu",
         )
         restrict(dataset, data.participants, data.max_segments)
         return dataset
@@ -167,7 +169,9 @@ class EpicDataModule(LightningDataModule):
             )
         return self.batch_size // processes
 
-    def _loader(self, dataset: Dataset[Item], sampler: Any = None) -> DataLoader[Item]:
+    def _loader(
+        self, dataset: Dataset[Item], sampler: Any = None, collate_fn: Any = None
+    ) -> DataLoader[Item]:
         workers = self.data.worker_count
         return DataLoader(
             dataset,
@@ -175,6 +179,7 @@ class EpicDataModule(LightningDataModule):
             sampler=sampler,
             shuffle=False,
             num_workers=workers,
+            collate_fn=collate_fn,
             pin_memory=self.data.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.data.persistent_workers and workers > 0,
             prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
@@ -186,6 +191,10 @@ class EpicDataModule(LightningDataModule):
         standard loader is used, and a warning says so)."""
         data = self.data
         if not data.batch_ring:
+            return False
+        if data.decode == "gpu":
+            LOG.warning("data.batch_ring holds decoded frames; with data.decode=gpu the "
+                        "workers ship JPEG bytes: training without the ring")  # fmt: skip
             return False
         if data.persistent_workers or data.worker_count == 0:
             return True
@@ -224,6 +233,8 @@ class EpicDataModule(LightningDataModule):
         )
         if self.uses_batch_ring():
             return self._ring_loader(dataset, sampler)
+        if self.data.decode == "gpu":
+            return self._loader(dataset, sampler, collate_fn=collate_jpeg_samples)
         return self._loader(dataset, sampler)
 
     def _evaluation_loader(self, dataset: SegmentDataset) -> DataLoader[Item]:
@@ -246,6 +257,10 @@ class EpicDataModule(LightningDataModule):
         return batch
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, JpegBatch):
+            size, grey = self.data.preprocessing.input_size, self.modality == "flow"
+            frames = decode_on_device(batch, size, grey=grey, device=self._device())
+            return self.normalize(frames), batch.metadata
         frames, metadata = batch
         normalised = self.normalize(frames)  # a new tensor: the ring slot is no longer read
         if self._ring is not None and self._ring_slot is not None:
@@ -256,6 +271,11 @@ class EpicDataModule(LightningDataModule):
             self._ring.release(self._ring_slot, copied)
             self._ring_slot = None
         return normalised, metadata
+
+    def _device(self) -> torch.device:
+        """The device the trainer moves batches to (the CPU without a trainer)."""
+        trainer = self.trainer
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
 
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
         """[B, T, C, S, S] uint8 → float32 model input, on the frames' device."""

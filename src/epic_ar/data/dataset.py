@@ -26,6 +26,7 @@ from epic_ar.data.decode import (
     decode_grey_quads,
     frame_data_size,
 )
+from epic_ar.data.device_decode import JpegSample
 from epic_ar.data.sampling import (
     default_snippet_length,
     sample_train_offsets,
@@ -77,6 +78,7 @@ class SegmentDataset(Dataset[Item]):
         fast_decode: bool = False,
         clips: int = 1,
         crops: int = 1,
+        decode_on_device: bool = False,
     ):
         if frame_count < 1 or segment_length < 1:
             raise EpicArError("frame_count and segment_length must be at least 1")
@@ -88,6 +90,8 @@ class SegmentDataset(Dataset[Item]):
         self.frame_count, self.segment_length, self.train = frame_count, segment_length, train
         self.input_size, self.scale_size, self.fast_decode = input_size, scale_size, fast_decode
         self.clips, self.crops = clips, crops  # test-time views (test mode only)
+        # train mode: items are `JpegSample`s, decoded by the main process on the device
+        self.decode_on_device = decode_on_device and train
         default_scales = FLOW_SCALES if self.modality == "flow" else RGB_SCALES
         self.scales = tuple(scales) if scales is not None else default_scales
         self.rows = np.arange(len(self.table), dtype=np.int64)  # item → segment table row
@@ -132,8 +136,29 @@ class SegmentDataset(Dataset[Item]):
             raise IndexError(f"segment index {index} out of range ({len(self)} segments)")
         row = int(self.rows[index])
         rng = np.random.default_rng(seed) if seed is not None else self._process_rng()
+        if self.decode_on_device:
+            return self.load_jpeg_sample(row, rng), self.table.metadata(row)  # type: ignore[return-value]
         frames = self.load_frames(row, rng)
         return frames, self.table.metadata(row)
+
+    def load_jpeg_sample(self, row: int, rng: np.random.Generator) -> JpegSample:
+        """The training sample of table row `row` undecoded: the same frames, crop box and
+        flip that `load_frames` draws from `rng`, with the frames' JPEG bytes."""
+        num_frames = int(self.table.num_frames[row])
+        count, length = self.frame_count, self.segment_length
+        segment = self.table.narration_id[row]
+        try:
+            offsets = sample_train_offsets(num_frames, count, length, rng)
+            indices = snippet_frame_indices(offsets, length, num_frames)
+            frames = self.segments.read_frames(row, indices)
+            if isinstance(frames, np.ndarray):
+                raise EpicArError("decoding on the device needs JPEG frames, not videos")
+            height, width, _ = frame_data_size(frames)
+        except (ValueError, EpicArError) as exc:
+            raise EpicArError(f"segment {segment}: {exc}") from exc
+        box = sample_multiscale_crop(width, height, self.scales, self.input_size, rng)
+        flip = bool(rng.random() < 0.5)  # drawn after the box, as `_train_frames` draws
+        return JpegSample(tuple(frames), (box.x, box.y, box.width, box.height), flip, count)
 
     def load_frames(self, row: int, rng: np.random.Generator) -> torch.Tensor:
         """[T, C, S, S] uint8 for the segment in table row `row` (rng unused in test mode);
@@ -259,6 +284,7 @@ def build_dataset(
     clips: int = 1,
     crops: int = 1,
     videos_dir: str | Path | None = None,
+    decode_on_device: bool = False,
 ) -> SegmentDataset:
     """A map-style dataset of `(frames [T, C, S, S] uint8, metadata)` items.
 
@@ -286,7 +312,11 @@ def build_dataset(
             centre, right) crops; with more than one view, items are [V, T, C, S, S].
         videos_dir: instead of `source`, read RGB frames from the videos under it
             (`DIR/P01/videos/P01_01.MP4`, see `epic_ar.data.video_sources`); needs `labels`.
+        decode_on_device: train mode only: items are `(JpegSample, metadata)`, decoded by
+            `epic_ar.data.device_decode.decode_on_device` (not with videos).
     """
+    if decode_on_device and videos_dir is not None:
+        raise EpicArError("decoding on the device needs JPEG frames: not with a videos_dir")
     if modality is not None:
         modality = parse_modality(modality, "unknown modality:")
     # Anything else would silently read the frames at the wrong numbers.
@@ -336,4 +366,5 @@ def build_dataset(
         fast_decode=fast_decode,
         clips=clips,
         crops=crops,
+        decode_on_device=decode_on_device,
     )

@@ -3,8 +3,9 @@
 The graph takes `frames` [B, T, C, S, S] float32, normalised as the checkpoint's data
 config normalises (or, with preprocessing, uint8 frames that the graph normalises), and
 gives `verb` [B, 97] and `noun` [B, 300]: the model's logits, before any softmax. It is
-written by torch's dynamo exporter, which follows TSM's shift (an autograd Function) as
-Slice and ScatterND operations; TRN is exported with its deterministic `expected` evaluation.
+written by torch's dynamo exporter; TSM's shift is exported as slices and concatenations
+(`models.temporal_shift.shift_by_concatenation`), and TRN with its deterministic `expected`
+evaluation. The file records how its input is normalised (metadata `epic_ar.*`).
 After writing, ONNX Runtime (CPU) runs the file at two batch sizes on random inputs; a
 file whose outputs differ from PyTorch's by more than `tolerance` times the outputs' scale
 is removed and refused.
@@ -40,6 +41,8 @@ from epic_ar.training.run_config import parse_data_config
 EXTRA = ("onnx", "onnxscript", "onnxruntime")
 INSTALL = "pip install 'epic-ar[export]'"
 CHECK_BATCHES = (1, 3)  # batch sizes the parity check runs a dynamic-batch file at
+OPSET = Parameter("opset", metavar="N")
+MIN_OPSET = 18  # the oldest opset torch's dynamo exporter writes
 EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")
 
 
@@ -70,16 +73,50 @@ class ExportOptions:
 
 @dataclass(frozen=True)
 class ExportReport:
-    """What was written: `out`, its input (`input_shape`, -1 for the dynamic batch;
-    `input_dtype`), and the parity check: the largest difference from PyTorch over
-    `batches`, and the outputs' scale (their largest magnitude)."""
+    """What was written: `out`, its `opset`, its input (`input_shape`, -1 for the dynamic
+    batch; `input_dtype`; `input_notes`: how the input is laid out and normalised, also
+    stored in the file's metadata), and the parity check: the largest difference from
+    PyTorch over `batches`, and the outputs' scale (their largest magnitude)."""
 
     out: Path
+    opset: int
     input_shape: tuple[int, ...]
     input_dtype: str
+    input_notes: dict[str, str]
     batches: tuple[int, ...]
     max_difference: float
     scale: float
+
+
+def input_notes(config: dict[str, Any], with_preprocessing: bool) -> dict[str, str]:
+    """How an exported graph's `frames` input is laid out and normalised, as metadata:
+    `epic_ar.channels` and `epic_ar.normalisation`."""
+    modality = config_modality(config.get("modality", "RGB"), "config: modality")
+    data = parse_data_config(dict(config.get("data", {})))
+    pre = data.preprocessing
+    if modality == "rgb":
+        channels = "RGB frames, C = 3 in R, G, B order"
+    else:
+        pairs = data.segment_length or 5
+        channels = (f"flow, C = {2 * pairs}: {pairs} (u, v) frame pairs per snippet, "
+                    "in the order u1, v1, u2, v2, ...")  # fmt: skip
+    if with_preprocessing:
+        normalisation = "none: uint8 frames as decoded; the graph normalises them"
+    else:
+        order = "reversed to B, G, R, then " if pre.bgr and modality == "rgb" else ""
+        scaled = "x / 255" if pre.rescale else "x"
+        normalisation = (f"float32: {order}({scaled} - mean) / std per channel, mean "
+                         f"{list(pre.mean)}, std {list(pre.std)}")  # fmt: skip
+    return {"epic_ar.channels": channels, "epic_ar.normalisation": normalisation}
+
+
+def store_notes(path: Path, notes: dict[str, str]) -> None:
+    """Add `notes` to the ONNX file's metadata (`metadata_props`)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, notes)
+    onnx.save(model, str(path))
 
 
 class Logits(nn.Module):
@@ -194,10 +231,9 @@ def write_onnx(module: Logits, example: torch.Tensor, path: Path, options: Expor
         program.save(str(path))
     if options.opset is not None and written_opset(path) != options.opset:
         raise EpicArError(
-            Parameter("opset", metavar="N"),
-            f": the exporter cannot write opset {options.opset} (it wrote "
-            f"{written_opset(path)} instead); leave it out for the exporter's default",
-        )
+            OPSET, f": the exporter cannot write opset {options.opset} (it gives opset "
+            f"{written_opset(path)}); nothing was kept",
+        )  # fmt: skip
 
 
 def parity(module: Logits, path: Path, shape: tuple[int, ...], dtype: torch.dtype,
@@ -223,7 +259,7 @@ def parity(module: Logits, path: Path, shape: tuple[int, ...], dtype: torch.dtyp
 
 
 def export_onnx(
-    model: str | Path, out: Path, options: ExportOptions = ExportOptions()
+    model: str | Path, out: str | Path, options: ExportOptions = ExportOptions()
 ) -> ExportReport:
     """Write `model` (a checkpoint file or a published name) as the ONNX file `out`, and
     check it with ONNX Runtime against PyTorch (see the module docstring).
@@ -233,6 +269,11 @@ def export_onnx(
             exporter failed; or the file's outputs differ from PyTorch's (nothing is left).
     """
     require_extra()
+    out = Path(out)
+    if options.opset is not None and options.opset < MIN_OPSET:
+        raise EpicArError(
+            OPSET, f": {options.opset}; the exporter writes opset {MIN_OPSET} or later"
+        )
     if options.batch_size < 1:
         raise EpicArError(
             Parameter("batch_size", metavar="B"), f": {options.batch_size} is not >= 1"
@@ -264,6 +305,9 @@ def export_onnx(
                 f"{out}: ONNX Runtime's outputs differ from PyTorch's by {difference:.3g} "
                 f"(outputs up to {scale:.3g}); not written"
             )
+        notes = input_notes(config, options.with_preprocessing)
+        store_notes(tmp, notes)
+        opset = written_opset(tmp)
     input_shape = (-1, *shape[1:]) if options.dynamic_batch else shape
-    return ExportReport(out, input_shape, str(dtype).removeprefix("torch."), batches,
-                        difference, scale)  # fmt: skip
+    return ExportReport(out, opset, input_shape, str(dtype).removeprefix("torch."), notes,
+                        batches, difference, scale)  # fmt: skip

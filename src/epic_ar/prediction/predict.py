@@ -117,7 +117,13 @@ def resolve_checkpoint(
     cached = folder / f"{name}.ckpt"
     if cached.is_file():
         return cached
-    return download_published(name, folder, url=url)
+    try:
+        return download_published(name, folder, url=url)
+    except EpicArError as exc:
+        if url is not None or not str(exc).startswith("could not download"):
+            raise
+        hint = "; without a network, give a checkpoint file, or "
+        raise EpicArError(str(exc), hint, URL, " (e.g. file:///data/tsm_rgb.ckpt)") from None
 
 
 def load_rgb_model(checkpoint: Path, *, trust: bool = False) -> tuple[VideoModel, dict[str, Any]]:

@@ -126,6 +126,8 @@ def parse_data_config(values: dict[str, Any]) -> DataConfig:
         if not isinstance(getattr(data, key), int) or getattr(data, key) < minimum:
             raise EpicArError(f"data.{key}: {getattr(data, key)!r} is not an integer >= {minimum}")
     data.label_frame_numbers = parse_modality(data.label_frame_numbers, "data.label_frame_numbers:")
+    if data.decode not in ("cpu", "gpu"):
+        raise EpicArError(f"data.decode: {data.decode!r} is not one of 'cpu', 'gpu'")
     return data
 
 
