@@ -1,5 +1,6 @@
 """Training options that change how a step runs, not what it learns or stores: bf16 mixed
-precision, channels-last memory, torch.compile and the batch ring, each one training step on
+precision, channels-last memory, torch.compile, the batch ring and decoding on the device,
+each one training step on
 the CPU against a plain step from the same start."""
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ def test_a_plain_step_changes_what_trains_and_nothing_else(plain: Step) -> None:
 OPTIONS = [
     pytest.param("trainer.precision=bf16-mixed", 0.999, id="bf16-mixed"),  # measured 0.99998
     pytest.param("model.channels_last=true", 0.99999, id="channels_last"),  # the same sums
+    # JPEGs decoded, cropped and resized by the main process: pixels within a grey level
+    pytest.param("data.decode=gpu", 0.999, id="decode-on-device"),
     # Compiled dropout draws other masks (inductor's generator): measured 0.985-0.9996.
     # Inductor compiles the forward and backward graphs with gcc: 170 s with a cold cache
     # on 2 busy cores, 10-50 s once its cache (/tmp/torchinductor_<user>) holds them.
