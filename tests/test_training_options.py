@@ -1,7 +1,6 @@
 """Training options that change how a step runs, not what it learns or stores: bf16 mixed
 precision, channels-last memory, torch.compile, the batch ring and decoding on the device,
-each one training step on
-the CPU against a plain step from the same start."""
+each one training step on the CPU against a plain step from the same start."""
 
 from __future__ import annotations
 
