@@ -11,6 +11,8 @@ repeat:
   the DataLoader's thread on CUDA);
 - ring: the same loader through the batch ring (`data.batch_ring=true`: preallocated
   shared slots, pinned once);
+- decode on device: the workers ship JPEG bytes and the main process decodes, crops and
+  resizes each batch on the device (`data.decode=gpu`; nvJPEG on CUDA);
 - preloaded: the first batch served again for every step (the model-bound ceiling);
 - preloaded, fresh shared copies: the same batch, copied into new shared memory before
   each step (the standard loader's per-batch allocation and first touches, without the
@@ -50,6 +52,7 @@ from bench_loader import make_gulp
 from epic_ar.data.config import DataConfig
 from epic_ar.data.datamodule import EpicDataModule
 from epic_ar.data.dataset import JoinedDataset, SeededShuffleSampler
+from epic_ar.data.device_decode import collate_jpeg_samples
 from epic_ar.modality import Modality
 from epic_ar.training.run_config import parse_run_config
 from epic_ar.training.system import ActionRecognitionSystem
@@ -159,6 +162,8 @@ class RepeatedSegments(EpicDataModule):
         sampler = SeededShuffleSampler(len(joined), seed=self.seed)
         if self.uses_batch_ring():
             loader = self._ring_loader(joined, sampler)
+        elif self.data.decode == "gpu":
+            loader = self._loader(joined, sampler, collate_fn=collate_jpeg_samples)
         else:
             loader = self._loader(joined, sampler)
         self.timed = TimedBatches(loader, self.warmup)
@@ -204,7 +209,9 @@ class SameBatch:
                 yield self.batch
 
 
-def run_config(args: argparse.Namespace, gulp_root: Path, ring: bool = False) -> dict[str, Any]:
+def run_config(
+    args: argparse.Namespace, gulp_root: Path, ring: bool = False, on_device: bool = False
+) -> dict[str, Any]:
     return {
         "modality": "RGB" if args.modality == "rgb" else "Flow",
         "seed": 0,
@@ -215,6 +222,7 @@ def run_config(args: argparse.Namespace, gulp_root: Path, ring: bool = False) ->
             "worker_count": args.workers,
             "pin_memory": args.accelerator == "gpu" and not args.no_pin_memory,
             "batch_ring": ring,
+            "decode": "gpu" if on_device else "cpu",
         },
         "model": {
             "type": "TSM",
@@ -239,12 +247,14 @@ def repeated_segments(args: argparse.Namespace, data: DataConfig) -> RepeatedSeg
     )
 
 
-RUNS = ("loader", "ring", "preloaded", "preloaded, fresh shared copies")
+RUNS = ("loader", "ring", "decode on device", "preloaded", "preloaded, fresh shared copies")
 
 
 def measure(args: argparse.Namespace, gulp_root: Path, name: str) -> Outcome:
     """One run of `RUNS`."""
-    run = parse_run_config(run_config(args, gulp_root, ring=name == "ring"))
+    run = parse_run_config(
+        run_config(args, gulp_root, ring=name == "ring", on_device=name == "decode on device")
+    )
     torch.manual_seed(0)
     system = ActionRecognitionSystem(run.stored)
     data: EpicDataModule

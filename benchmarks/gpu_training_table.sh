@@ -23,6 +23,7 @@ bench --batch 64 --precision bf16-mixed --channels-last --repeats 2 \
 bench --batch 64 --precision 32-true | tee "$OUT/rgb_fp32_b64.txt"
 bench --batch 16 --precision bf16-mixed --channels-last | tee "$OUT/rgb_bf16_b16.txt"
 bench --batch 64 --precision bf16-mixed --channels-last --modality flow | tee "$OUT/flow_bf16_b64.txt"
+"$PYTHON" benchmarks/device_decode_pixels.py --device cuda | tee "$OUT/device_decode_pixels.txt"
 if command -v perf >/dev/null; then
     for run in loader ring; do
         perf stat -e page-faults,minor-faults,major-faults -o "$OUT/perf_$run.txt" -- \
