@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The training-throughput table of docs/performance.md on one CUDA GPU, in one command:
-# TSM-ResNet50 through Lightning with the standard loader, the batch ring, a preloaded batch
-# and a preloaded batch copied into fresh shared memory each step (bench_training.py), for
+# TSM-ResNet50 through Lightning with the standard loader, the batch ring, decoding on the
+# GPU, a preloaded batch and one copied into fresh shared memory each step, for
 # RGB bf16 + channels-last at batch 64 (with profiler tables of one step of each run), RGB
 # fp32 at batch 64, RGB bf16 at the published per-GPU batch (16: 64 over 4 GPUs), and flow
-# bf16 at batch 64; then the main process's page faults under `perf stat` where perf exists.
-# About 8 minutes on an H200 with 16 cores. Outputs go to $OUT (default benchmarks/out/gpu).
+# bf16 at batch 64; nvJPEG's pixels against the CPU path's (device_decode_pixels.py); then
+# page faults under `perf stat` (main process and workers) where perf exists.
+# Meant to fit one device command (10 minutes); not run yet. Outputs: $OUT (default
+# benchmarks/out/gpu).
 #
 #     OUT=/tmp/gpu bash benchmarks/gpu_training_table.sh
 set -euo pipefail
