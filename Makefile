@@ -67,6 +67,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/video_vs_frames.py
 	$(BIN)/python benchmarks/photo_frames.py
 	$(BIN)/python benchmarks/bench_models.py
+	$(BIN)/python benchmarks/bench_export.py
 	$(BIN)/python benchmarks/bench_training.py
 
 clean:

@@ -135,30 +135,38 @@ def test_ctrl_c_stops_parallel_gulp_and_the_rerun_finishes_it(
     interruptible: Interruptible, tmp_path: Path, target: str
 ) -> None:
     """`parent`: SIGINT to the command only (`kill -INT`); `group`: to all its processes,
-    as Ctrl-C on a terminal does."""
-    out = tmp_path / "out"
-    job = subprocess.Popen(
-        interruptible.command(out),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # a process group of its own, like a terminal's job
-    )
-    deadline = time.monotonic() + 120
-    while job.poll() is None and not list(out.glob("meta_*.gmeta")):
-        assert time.monotonic() < deadline, "no chunk written in 2 minutes"
-        time.sleep(0.01)
-    workers = children(job.pid)
-    before = len(list(out.glob("meta_*.gmeta")))
-    if target == "parent":
-        job.send_signal(signal.SIGINT)
-    else:
-        os.killpg(job.pid, signal.SIGINT)
-    try:
-        _, stderr = job.communicate(timeout=3)  # generous: it stops in well under a second
-    except subprocess.TimeoutExpired:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.communicate()
-        pytest.fail("gulp -j 2 went on working for 3 s after SIGINT")
+    as Ctrl-C on a terminal does. On a loaded machine the job can finish its few seconds
+    of work before the signal lands: then it is started again (3 tries)."""
+    for attempt in range(3):
+        out = tmp_path / f"out{attempt}"
+        job = subprocess.Popen(
+            interruptible.command(out),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # a process group of its own, like a terminal's job
+        )
+        deadline = time.monotonic() + 120
+        workers: set[int] = set()
+        while job.poll() is None and not list(out.glob("meta_*.gmeta")):
+            assert time.monotonic() < deadline, "no chunk written in 2 minutes"
+            if len(workers) < 2:
+                workers = children(job.pid)
+            time.sleep(0.002)
+        if len(workers) < 2:
+            workers = children(job.pid)
+        before = len(list(out.glob("meta_*.gmeta")))
+        if target == "parent":
+            job.send_signal(signal.SIGINT)
+        else:
+            os.killpg(job.pid, signal.SIGINT)
+        try:
+            _, stderr = job.communicate(timeout=3)  # generous: it stops in well under a second
+        except subprocess.TimeoutExpired:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.communicate()
+            pytest.fail("gulp -j 2 went on working for 3 s after SIGINT")
+        if job.returncode != 0:
+            break  # interrupted (0: it had finished before the signal came)
     assert job.returncode == 130
     stopped = [line for line in stderr.decode().splitlines() if not line.startswith("gulp rgb:")]
     assert stopped == ["epic-ar gulp: interrupted"], stderr.decode()
