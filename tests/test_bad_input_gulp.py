@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,18 @@ def interruptible(tmp_path_factory: pytest.TempPathFactory) -> Interruptible:
     return job
 
 
+# Runs the command (argv[1:], in place) with SIGINT handled by default and not blocked, as
+# in a terminal, whatever the test process passes on: under pytest-xdist the job otherwise
+# ignored SIGINT and ran to the end.
+ANSWERING_SIGINT = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("target", ["parent", "group"])
@@ -140,7 +153,7 @@ def test_ctrl_c_stops_parallel_gulp_and_the_rerun_finishes_it(
     for attempt in range(3):
         out = tmp_path / f"out{attempt}"
         job = subprocess.Popen(
-            interruptible.command(out),
+            [*ANSWERING_SIGINT, *interruptible.command(out)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # a process group of its own, like a terminal's job

@@ -193,14 +193,15 @@ def run_shards(
     # ignored SIGINT, so none of them prints a KeyboardInterrupt traceback of its own.
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    # None from signal.signal: the handler was not set from Python; restore the default
     running = count
     try:
         try:
             _start_shards(context, processes, count, checkpoint, out, options, video_ids,
                           (messages, stop))  # fmt: skip
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            if main_thread:
+                signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
         while running:
             try:
                 kind, *values = messages.get(timeout=1.0)
