@@ -110,15 +110,6 @@ def input_notes(config: dict[str, Any], with_preprocessing: bool) -> dict[str, s
     return {"epic_ar.channels": channels, "epic_ar.normalisation": normalisation}
 
 
-def store_notes(path: Path, notes: dict[str, str]) -> None:
-    """Add `notes` to the ONNX file's metadata (`metadata_props`)."""
-    import onnx
-
-    model = onnx.load(str(path))
-    onnx.helper.set_model_props(model, notes)
-    onnx.save(model, str(path))
-
-
 class Logits(nn.Module):
     """[B, T, C, S, S] float frames -> (verb [B, 97], noun [B, 300]) logits; with
     `preprocessing` (mean, std, rescale, bgr), uint8 frames normalised first."""
@@ -198,22 +189,20 @@ def quiet_exporter() -> Iterator[None]:
                 logger.setLevel(level)
 
 
-def written_opset(path: Path) -> int:
-    """The opset of the default ONNX domain that the file at `path` imports."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    versions = [entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")]
-    return int(versions[0])
-
-
-def write_onnx(module: Logits, example: torch.Tensor, path: Path, options: ExportOptions) -> None:
-    """Export `module` traced on `example` to `path` (one file: models over 2 GB, which ONNX
-    stores with external data, are not supported).
+def write_onnx(
+    module: Logits,
+    example: torch.Tensor,
+    path: Path,
+    options: ExportOptions,
+    notes: dict[str, str],
+) -> int:
+    """Export `module` traced on `example` to `path`, with `notes` in the file's metadata
+    (`metadata_props`); returns the opset of the default domain. One file: models over
+    2 GB, which ONNX stores with external data, are not supported.
 
     Raises:
-        EpicArError: the file's opset is not the `options.opset` asked for (the exporter
-            falls back to its own when it cannot convert).
+        EpicArError: the graph's opset is not the `options.opset` asked for (the exporter
+            falls back to its own when it cannot convert); nothing is written then.
     """
     dynamic = {"frames": {0: torch.export.Dim("batch", min=1, max=4096)}}
     with quiet_exporter():
@@ -228,12 +217,15 @@ def write_onnx(module: Logits, example: torch.Tensor, path: Path, options: Expor
         )
         if program is None:
             raise EpicArError("the ONNX exporter returned no program")
+        opset = int(program.model.opset_imports[""])
+        if options.opset is not None and opset != options.opset:
+            raise EpicArError(
+                OPSET, f": the exporter cannot write opset {options.opset} (it gives opset "
+                f"{opset}); nothing was kept",
+            )  # fmt: skip
+        program.model.metadata_props.update(notes)
         program.save(str(path))
-    if options.opset is not None and written_opset(path) != options.opset:
-        raise EpicArError(
-            OPSET, f": the exporter cannot write opset {options.opset} (it gives opset "
-            f"{written_opset(path)}); nothing was kept",
-        )  # fmt: skip
+    return opset
 
 
 def parity(module: Logits, path: Path, shape: tuple[int, ...], dtype: torch.dtype,
@@ -285,11 +277,12 @@ def export_onnx(
     network, config = load_checkpoint(checkpoint, trust=options.trust)
     module, shape, dtype = logits_module(network, config, options)
     batches = CHECK_BATCHES if options.dynamic_batch else (options.batch_size,)
+    notes = input_notes(config, options.with_preprocessing)
     with atomic_write_path(out, force=options.force) as tmp:
         try:
             # torch.export takes a size-1 dimension for a constant: trace a dynamic batch at 2
             traced = (max(2, shape[0]), *shape[1:]) if options.dynamic_batch else shape
-            write_onnx(module, example_input(traced, dtype, 0), tmp, options)
+            opset = write_onnx(module, example_input(traced, dtype, 0), tmp, options, notes)
         except EpicArError:
             raise
         except Exception as exc:  # the exporter's own errors: one line, no file
@@ -305,9 +298,6 @@ def export_onnx(
                 f"{out}: ONNX Runtime's outputs differ from PyTorch's by {difference:.3g} "
                 f"(outputs up to {scale:.3g}); not written"
             )
-        notes = input_notes(config, options.with_preprocessing)
-        store_notes(tmp, notes)
-        opset = written_opset(tmp)
     input_shape = (-1, *shape[1:]) if options.dynamic_batch else shape
     return ExportReport(out, opset, input_shape, str(dtype).removeprefix("torch."), notes,
                         batches, difference, scale)  # fmt: skip
