@@ -49,7 +49,8 @@ class RingBatch(NamedTuple):
 
 class BatchRing:
     """`slots` batches of `batch_size` items of `item_shape` uint8 ([K, B, *item] in shared
-    memory), and which of them are free, sent to a worker, or handed out."""
+    memory), and which of them are free, sent to a worker, or being copied to the device
+    (any other slot is handed out)."""
 
     def __init__(self, slots: int, batch_size: int, item_shape: Sequence[int]):
         if slots < 2:
@@ -58,7 +59,6 @@ class BatchRing:
         self.frames.share_memory_()  # type: ignore[no-untyped-call]
         self._free: deque[int] = deque(range(slots))
         self._sent: set[int] = set()
-        self._handed_out: set[int] = set()
         self._copying: deque[tuple[int, torch.cuda.Event]] = deque()
 
     @property
@@ -103,13 +103,11 @@ class BatchRing:
         """([size, *item] uint8, a view of the slot; metadata). The view stays valid until
         `release`."""
         self._sent.discard(batch.slot)
-        self._handed_out.add(batch.slot)
         return self.frames[batch.slot, : batch.size], batch.metadata
 
     def release(self, slot: int, copied: torch.cuda.Event | None = None) -> None:
         """Give `slot` back: now, or once the CUDA event `copied` (recorded after its copy to
         the device) has completed."""
-        self._handed_out.discard(slot)
         if copied is None:
             self._free.append(slot)
         else:
