@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from epic_ar.data.decode import (
+    CropBox,
     FrameData,
     ScratchBuffer,
     decode_frames,
@@ -55,6 +56,17 @@ if TYPE_CHECKING:  # PyAV is imported when videos are read, not with the trainin
 SegmentSource: TypeAlias = "GulpSegments | ArchiveSegments | VideoSegments"
 # An item's key: a segment index, or (index, seed) to fix the item's random draws.
 ItemKey = int | tuple[int, int]
+
+
+class TrainDraw(NamedTuple):
+    """A training sample's random choices and the frames they read: `frames` (JPEG bytes
+    or decoded pixels), the crop `box`, whether it is mirrored (`flip`), and whether the
+    frames are grey."""
+
+    frames: FrameData
+    box: CropBox
+    flip: bool
+    grey: bool
 
 
 class SegmentDataset(Dataset[Item]):
@@ -144,60 +156,59 @@ class SegmentDataset(Dataset[Item]):
     def load_jpeg_sample(self, row: int, rng: np.random.Generator) -> JpegSample:
         """The training sample of table row `row` undecoded: the same frames, crop box and
         flip that `load_frames` draws from `rng`, with the frames' JPEG bytes."""
-        num_frames = int(self.table.num_frames[row])
-        count, length = self.frame_count, self.segment_length
-        segment = self.table.narration_id[row]
         try:
-            offsets = sample_train_offsets(num_frames, count, length, rng)
-            indices = snippet_frame_indices(offsets, length, num_frames)
-            frames = self.segments.read_frames(row, indices)
-            if isinstance(frames, np.ndarray):
+            draw = self._draw_train_sample(row, rng)
+            if isinstance(draw.frames, np.ndarray):
                 raise EpicArError("decoding on the device needs JPEG frames, not videos")
-            height, width, _ = frame_data_size(frames)
         except (ValueError, EpicArError) as exc:
-            raise EpicArError(f"segment {segment}: {exc}") from exc
-        box = sample_multiscale_crop(width, height, self.scales, self.input_size, rng)
-        flip = bool(rng.random() < 0.5)  # drawn after the box, as `_train_frames` draws
-        return JpegSample(tuple(frames), (box.x, box.y, box.width, box.height), flip, count)
+            raise EpicArError(f"segment {self.table.narration_id[row]}: {exc}") from exc
+        box = (draw.box.x, draw.box.y, draw.box.width, draw.box.height)
+        return JpegSample(tuple(draw.frames), box, draw.flip, self.frame_count)
 
     def load_frames(self, row: int, rng: np.random.Generator) -> torch.Tensor:
         """[T, C, S, S] uint8 for the segment in table row `row` (rng unused in test mode);
         in test mode with several clips or crops, [V, T, C, S, S]: V = clips x crops views,
         clip by clip (crops left, centre, right)."""
         num_frames = int(self.table.num_frames[row])
-        length, count, size = self.segment_length, self.frame_count, self.input_size
         try:
             if not self.train:
                 read = functools.partial(self.segments.read_frames, row)
                 return segment_views(read, num_frames, self.view_settings, self._scratch)
-            offsets = sample_train_offsets(num_frames, count, length, rng)
-            indices = snippet_frame_indices(offsets, length, num_frames)
-            frames, flip = self._train_frames(self.segments.read_frames(row, indices), rng)
+            draw = self._draw_train_sample(row, rng)
+            frames = self._train_pixels(draw)
         except (ValueError, EpicArError) as exc:
             segment = self.table.narration_id[row]
             raise EpicArError(f"segment {segment}: {exc}") from exc
-        if flip and self.modality == "flow":
+        if draw.flip and self.modality == "flow":
             invert_flow_u(frames)
-        return frames.reshape(count, -1, size, size)
-
-    def _train_frames(
-        self, frames: FrameData, rng: np.random.Generator
-    ) -> tuple[torch.Tensor, bool]:
-        """[F, C, S, S] and whether it is flipped: a multi-scale crop, decoded alone (mirrored
-        as it is decoded when flipped), then resized. Decoded frames (videos) are cropped,
-        mirrored and resized the same way."""
-        height, width, grey = frame_data_size(frames)
         size = self.input_size
-        box = sample_multiscale_crop(width, height, self.scales, size, rng)
-        flip = bool(rng.random() < 0.5)
+        return frames.reshape(self.frame_count, -1, size, size)
+
+    def _draw_train_sample(self, row: int, rng: np.random.Generator) -> TrainDraw:
+        """What a training sample of table row `row` is made of, drawn from `rng` in this
+        order: the TSN offsets (its frames are read), the multi-scale crop box, the flip."""
+        num_frames = int(self.table.num_frames[row])
+        length = self.segment_length
+        offsets = sample_train_offsets(num_frames, self.frame_count, length, rng)
+        indices = snippet_frame_indices(offsets, length, num_frames)
+        frames = self.segments.read_frames(row, indices)
+        height, width, grey = frame_data_size(frames)
+        box = sample_multiscale_crop(width, height, self.scales, self.input_size, rng)
+        return TrainDraw(frames, box, bool(rng.random() < 0.5), grey)
+
+    def _train_pixels(self, draw: TrainDraw) -> torch.Tensor:
+        """[F, C, S, S]: the drawn crop, decoded alone (mirrored as it is decoded when
+        flipped), then resized. Decoded frames (videos) are cropped, mirrored and resized
+        the same way."""
+        frames, box, flip, size = draw.frames, draw.box, draw.flip, self.input_size
         if isinstance(frames, np.ndarray):
-            return crop_resize(frames, box, size, flip=flip), flip
+            return crop_resize(frames, box, size, flip=flip)
         jpegs, fast, scratch = frames, self.fast_decode, self._scratch
-        if grey and (box.width, box.height) != (size, size):
+        if draw.grey and (box.width, box.height) != (size, size):
             quads = decode_grey_quads(jpegs, fast=fast, region=box, mirror=flip, scratch=scratch)
-            return resize_grey_quads(quads, len(jpegs), size), flip
+            return resize_grey_quads(quads, len(jpegs), size)
         pixels = decode_frames(jpegs, fast=fast, region=box, mirror=flip, scratch=scratch)
-        return crop_resize(pixels, whole_frame_box(pixels), size), flip
+        return crop_resize(pixels, whole_frame_box(pixels), size)
 
 
 class JoinedDataset(Dataset[Item]):
