@@ -52,7 +52,6 @@ from bench_loader import make_gulp
 from epic_ar.data.config import DataConfig
 from epic_ar.data.datamodule import EpicDataModule
 from epic_ar.data.dataset import JoinedDataset, SeededShuffleSampler
-from epic_ar.data.device_decode import collate_jpeg_samples
 from epic_ar.modality import Modality
 from epic_ar.training.run_config import parse_run_config
 from epic_ar.training.system import ActionRecognitionSystem
@@ -159,13 +158,7 @@ class RepeatedSegments(EpicDataModule):
 
     def train_dataloader(self) -> Any:
         joined = JoinedDataset([self.dataset("train", train=True)] * self.repeat)
-        sampler = SeededShuffleSampler(len(joined), seed=self.seed)
-        if self.uses_batch_ring():
-            loader = self._ring_loader(joined, sampler)
-        elif self.data.decode == "gpu":
-            loader = self._loader(joined, sampler, collate_fn=collate_jpeg_samples)
-        else:
-            loader = self._loader(joined, sampler)
+        loader = self.training_loader(joined, SeededShuffleSampler(len(joined), seed=self.seed))
         self.timed = TimedBatches(loader, self.warmup)
         return self.timed
 

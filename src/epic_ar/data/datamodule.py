@@ -231,6 +231,11 @@ class EpicDataModule(LightningDataModule):
         sampler = SeededShuffleSampler(
             len(dataset), seed=self.seed, num_replicas=replicas, rank=rank
         )
+        return self.training_loader(dataset, sampler)
+
+    def training_loader(self, dataset: JoinedDataset, sampler: Any) -> DataLoader[Any]:
+        """The loader of training items as the config asks: through the batch ring, with
+        JPEGs for decoding on the device, or the standard one."""
         if self.uses_batch_ring():
             return self._ring_loader(dataset, sampler)
         if self.data.decode == "gpu":
