@@ -5,6 +5,7 @@ published-layout checkpoint; one-line refusals that leave no file."""
 from __future__ import annotations
 
 import importlib
+import urllib.error
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -178,6 +179,17 @@ def test_bad_requests_get_one_line_and_leave_no_file(
     assert capsys.readouterr().err.splitlines() == [
         "epic-ar export: error: --opset N: 17; the exporter writes opset 18 or later"
     ]
+
+    def offline(url: str, **_: Any) -> Any:
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setattr("epic_ar.fileio.download.urllib.request.urlopen", offline)
+    assert main(["export", "tsm_rgb", str(out)]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("epic-ar export: error: could not download https://")
+    assert line.endswith(": offline; without a network, give a checkpoint file, or --url URL "
+                         "(e.g. file:///data/tsm_rgb.ckpt)")  # fmt: skip
+    monkeypatch.undo()
     with pytest.raises(SystemExit) as usage:
         main(["export", str(tsm), str(out), "--batch", "4"])
     assert usage.value.code == 2

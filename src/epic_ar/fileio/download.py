@@ -31,8 +31,9 @@ def download(
     place: raising there leaves nothing behind.
 
     Raises:
-        EpicArError: the URL cannot be fetched, or `check` refused the file (naming the
-            URL, `destination` and the reason; never the temporary file, which is gone).
+        FetchError: the URL cannot be fetched (naming the URL and `destination`).
+        EpicArError: `check` refused the file (naming the URL, `destination` and the
+            reason; never the temporary file, which is gone).
         UnwritablePathError: `destination` cannot be written (no permission, full disk).
     """
     with atomic_write_path(destination, force=force) as temporary:
@@ -69,6 +70,11 @@ def _read(response: Any, url: str, destination: Path) -> bytes:
     return chunk
 
 
-def _fetch_error(url: str, destination: Path, exc: BaseException) -> EpicArError:
+class FetchError(EpicArError):
+    """The bytes could not be fetched (no network, no such file:// file, a broken
+    connection), as opposed to fetched bytes that are not what they should be."""
+
+
+def _fetch_error(url: str, destination: Path, exc: BaseException) -> FetchError:
     reason = getattr(exc, "reason", None) or exc
-    return EpicArError(f"could not download {url} (for {destination}): {reason}")
+    return FetchError(f"could not download {url} (for {destination}): {reason}")

@@ -33,6 +33,7 @@ from epic_ar.data.views import (
     segment_views,
 )
 from epic_ar.errors import EpicArError, Parameter
+from epic_ar.fileio.download import FetchError
 from epic_ar.fileio.index_cache import default_cache_dir
 from epic_ar.modality import Modality, config_modality
 from epic_ar.models import load_checkpoint
@@ -119,8 +120,8 @@ def resolve_checkpoint(
         return cached
     try:
         return download_published(name, folder, url=url)
-    except EpicArError as exc:
-        if url is not None or not str(exc).startswith("could not download"):
+    except FetchError as exc:
+        if url is not None:
             raise
         hint = "; without a network, give a checkpoint file, or "
         raise EpicArError(str(exc), hint, URL, " (e.g. file:///data/tsm_rgb.ckpt)") from None
