@@ -16,7 +16,8 @@ setup(
     ext_modules=[
         Extension(
             "epic_ar.data._crop_decode",
-            ["src/epic_ar/data/_crop_decode.c"],
+            ["src/epic_ar/data/_crop_decode.c", "src/epic_ar/data/_pixel_rows.c"],
+            depends=["src/epic_ar/data/_pixel_rows.h"],
             libraries=LIBRARIES,
             optional=True,
         )

@@ -203,11 +203,12 @@ def bundled_libjpeg_run(run: Callable[[], int]) -> Callable[[], int]:
     def with_bundled_library() -> int:
         if bundled is None or not decode.PARTIAL_DECODING:
             return run()
+        previous = decode.libjpeg_path()  # before switching: the library the others use
         decode.use_libjpeg(bundled)
         try:
             return run()
         finally:
-            decode.use_libjpeg(decode.libjpeg_path())
+            decode.use_libjpeg(previous)
 
     return with_bundled_library
 

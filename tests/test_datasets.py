@@ -84,6 +84,7 @@ def test_train_items_compose_sampling_crop_resize_and_flip(
     if not partial_decoding:
         monkeypatch.setattr(decode, "_decode_crop", None)
         monkeypatch.setattr(decode, "_split_quads", None)
+        monkeypatch.setattr(decode, "_decode_crops_resized", None)
     dataset = small(gulp_dir(data, modality), modality, train=True)
     length = dataset.segment_length
     flips = set()

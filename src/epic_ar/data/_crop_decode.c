@@ -26,6 +26,8 @@
 
 #include <jpeglib.h>
 
+#include "_pixel_rows.h"
+
 #ifndef _WIN32
 #include <dlfcn.h>
 #define HAVE_DLOPEN 1
@@ -81,123 +83,22 @@ static void fail_on_warning(j_common_ptr cinfo, int level) {
         raise_error(cinfo);
 }
 
-/* Mirrors one row of RGB pixels: out pixel p = in pixel (width - 1 - p). */
-static void mirror_rgb_scalar(unsigned char *restrict out, const unsigned char *restrict in,
-                              JDIMENSION width) {
-    const unsigned char *pixel = in + (size_t)3 * (width - 1);
-    for (JDIMENSION p = 0; p < width; p++, pixel -= 3, out += 3) {
-        out[0] = pixel[0];
-        out[1] = pixel[1];
-        out[2] = pixel[2];
-    }
-}
-
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#include <tmmintrin.h>
-#define HAVE_SSSE3_MIRROR 1
-static int cpu_has_ssse3; /* set once, when the module is imported */
-
-/* The same with one byte shuffle per 5 pixels (the flip is then almost free; the scalar
- * loop costs about a tenth of a crop's decoding time). Each step loads the 16 bytes that
- * start one byte before the 5 source pixels and stores 16 bytes, the last of which the
- * next step overwrites; the loop stops 6 pixels before the end so both stay in the row. */
-__attribute__((target("ssse3"))) static void
-mirror_rgb_ssse3(unsigned char *restrict out, const unsigned char *restrict in, JDIMENSION width) {
-    const __m128i reverse = _mm_setr_epi8(13, 14, 15, 10, 11, 12, 7, 8, 9, 4, 5, 6, 1, 2, 3, 0);
-    JDIMENSION p = 0;
-    for (; p + 6 <= width; p += 5) {
-        const unsigned char *source = in + (size_t)3 * (width - 5 - p) - 1;
-        __m128i pixels = _mm_loadu_si128((const __m128i *)source);
-        _mm_storeu_si128((__m128i *)(out + (size_t)3 * p), _mm_shuffle_epi8(pixels, reverse));
-    }
-    mirror_rgb_scalar(out + (size_t)3 * p, in, width - p);
-}
-#endif
-
-static void mirror_rgb(unsigned char *restrict out, const unsigned char *restrict in,
-                       JDIMENSION width) {
-#ifdef HAVE_SSSE3_MIRROR
-    if (cpu_has_ssse3) {
-        mirror_rgb_ssse3(out, in, width);
-        return;
-    }
-#endif
-    mirror_rgb_scalar(out, in, width);
-}
-
-/* Grey pixels into every `step`-th byte of `out` (step 4: one channel of the RGBA packing
- * the resize uses), mirrored if asked: out[step p] = in[p] (or in[width - 1 - p]). */
-static void scatter_grey_scalar(unsigned char *restrict out, const unsigned char *restrict in,
-                                JDIMENSION width, int step, int mirror) {
-    if (mirror)
-        for (JDIMENSION p = 0; p < width; p++)
-            out[(size_t)step * p] = in[width - 1 - p];
-    else
-        for (JDIMENSION p = 0; p < width; p++)
-            out[(size_t)step * p] = in[p];
-}
-
-#ifdef HAVE_SSSE3_MIRROR
-/* 16 pixels a step: each group of 4 is spread to bytes 0, 4, 8, 12 of a 16-byte block and
- * merged into it under a mask, leaving the other channels' bytes as they are. A step
- * touches bytes up to 4 (p + 15) + 3 (past `out`'s own channel by up to 3 bytes, all inside
- * the packing), so the loop stops 17 pixels before the end and the rest goes pixel by pixel. */
-__attribute__((target("ssse3"))) static void
-scatter_grey_ssse3(unsigned char *restrict out, const unsigned char *restrict in,
-                   JDIMENSION width, int mirror) {
-    const __m128i reverse = _mm_setr_epi8(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m128i mask = _mm_setr_epi8(-1, 0, 0, 0, -1, 0, 0, 0, -1, 0, 0, 0, -1, 0, 0, 0);
-    JDIMENSION p = 0;
-    for (; p + 17 <= width; p += 16) {
-        const unsigned char *source = mirror ? in + width - 16 - p : in + p;
-        __m128i pixels = _mm_loadu_si128((const __m128i *)source);
-        if (mirror)
-            pixels = _mm_shuffle_epi8(pixels, reverse);
-        for (int group = 0; group < 4; group++) {
-            const __m128i spread = _mm_setr_epi8(
-                (char)(4 * group), -1, -1, -1, (char)(4 * group + 1), -1, -1, -1,
-                (char)(4 * group + 2), -1, -1, -1, (char)(4 * group + 3), -1, -1, -1);
-            __m128i *block = (__m128i *)(out + (size_t)4 * (p + 4 * group));
-            __m128i kept = _mm_andnot_si128(mask, _mm_loadu_si128(block));
-            _mm_storeu_si128(block, _mm_or_si128(kept, _mm_shuffle_epi8(pixels, spread)));
-        }
-    }
-    if (mirror)
-        scatter_grey_scalar(out + (size_t)4 * p, in, width - p, 4, 1);
-    else
-        scatter_grey_scalar(out + (size_t)4 * p, in + p, width - p, 4, 0);
-}
-#endif
-
-/* Copies one row of the crop out of the scanline buffer, `step` bytes per output pixel
- * (step 4 for grey frames packed as the channels of one RGBA image, ready for the resize),
- * mirrored if asked: the random flip and the packing cost nothing extra here. */
-static void copy_row(unsigned char *restrict out, const unsigned char *restrict in,
-                     JDIMENSION width, int channels, int step, int mirror) {
-    if (!mirror && step == channels) {
-        memcpy(out, in, (size_t)width * channels);
-    } else if (channels == 3) { /* RGB (whose step is always 3), mirrored */
-        mirror_rgb(out, in, width);
-    } else {
-#ifdef HAVE_SSSE3_MIRROR
-        if (step == 4 && cpu_has_ssse3) {
-            scatter_grey_ssse3(out, in, width, mirror);
-            return;
-        }
-#endif
-        scatter_grey_scalar(out, in, width, step, mirror);
-    }
-}
+/* Where the decoded rows of a region go: `take` receives `count` rows from row `index` of
+ * the region on (0 is its top row), each from the region's first pixel and readable
+ * RESIZE_ROW_PADDING bytes past the region's end. */
+typedef struct RowSink {
+    void (*take)(struct RowSink *sink, JDIMENSION index, const unsigned char *const *rows,
+                 JDIMENSION count);
+} RowSink;
 
 /* Returns NULL on success, else a static or error-manager message. */
-static const char *decode_region(const unsigned char *data, size_t size, unsigned char *out,
-                                 JDIMENSION x, JDIMENSION y, JDIMENSION width,
-                                 JDIMENSION height, int gray, int fast, int mirror,
-                                 int step, ErrorManager *errors,
-                                 JDIMENSION *image_width, JDIMENSION *image_height) {
+static const char *decode_rows(const unsigned char *data, size_t size, JDIMENSION x,
+                               JDIMENSION y, JDIMENSION width, JDIMENSION height, int gray,
+                               int fast, ErrorManager *errors, JDIMENSION *image_width,
+                               JDIMENSION *image_height, RowSink *sink) {
     const JpegLibrary *const jpeg = in_use;
     struct jpeg_decompress_struct cinfo;
-    unsigned char *volatile row = NULL;
+    unsigned char *volatile buffer = NULL;
     const char *problem = NULL;
     int channels = gray ? 1 : 3;
 
@@ -205,7 +106,7 @@ static const char *decode_region(const unsigned char *data, size_t size, unsigne
     errors->pub.error_exit = raise_error;
     errors->pub.emit_message = fail_on_warning;
     if (setjmp(errors->jump)) {
-        free(row);
+        free(buffer);
         jpeg->destroy_decompress(&cinfo);
         return errors->message;
     }
@@ -229,37 +130,91 @@ static const char *decode_region(const unsigned char *data, size_t size, unsigne
     if (left > 0 || window < cinfo.output_width)
         jpeg->crop_scanline(&cinfo, &left, &window); /* widened to iMCU boundaries */
     size_t stride = (size_t)cinfo.output_width * channels;
-    row = malloc(stride * ROWS_PER_READ);
-    if (row == NULL) {
+    buffer = malloc(stride * ROWS_PER_READ + RESIZE_ROW_PADDING);
+    if (buffer == NULL) {
         problem = "out of memory";
         goto done;
     }
+    memset(buffer + stride * ROWS_PER_READ, 0, RESIZE_ROW_PADDING);
     JDIMENSION first = y > MARGIN ? y - MARGIN : 0;
     if (first > 0)
         jpeg->skip_scanlines(&cinfo, first);
     JSAMPROW rows[ROWS_PER_READ];
+    const unsigned char *region[ROWS_PER_READ];
     for (int i = 0; i < ROWS_PER_READ; i++)
-        rows[i] = row + stride * i;
+        rows[i] = buffer + stride * i;
     JDIMENSION line = cinfo.output_scanline;
     while (line < y + height) {
-        JDIMENSION wanted = y + height - line;
-        JDIMENSION got = jpeg->read_scanlines(&cinfo, rows,
-                                             wanted < ROWS_PER_READ ? wanted : ROWS_PER_READ);
-        for (JDIMENSION i = 0; i < got; i++, line++)
-            if (line >= y)
-                copy_row(out + (size_t)(line - y) * width * step,
-                         rows[i] + (size_t)(x - left) * channels, width, channels, step,
-                         mirror);
-        if (got == 0) {
-            problem = "truncated image";
-            goto done;
+        /* A block of rows for the sink; libjpeg hands out a row group or so per call. */
+        JDIMENSION wanted = y + height - line, got = 0;
+        if (wanted > ROWS_PER_READ)
+            wanted = ROWS_PER_READ;
+        while (got < wanted) {
+            JDIMENSION read = jpeg->read_scanlines(&cinfo, rows + got, wanted - got);
+            if (read == 0) {
+                problem = "truncated image";
+                goto done;
+            }
+            got += read;
         }
+        JDIMENSION above = line < y ? y - line : 0; /* the margin rows above the region */
+        for (JDIMENSION i = above; i < got; i++)
+            region[i - above] = rows[i] + (size_t)(x - left) * channels;
+        if (got > above)
+            sink->take(sink, line + above - y, region, got - above);
+        line += got;
     }
 done:
-    free(row);
+    free(buffer);
     jpeg->abort_decompress(&cinfo);
     jpeg->destroy_decompress(&cinfo);
     return problem;
+}
+
+/* Rows copied into a [height, width, step] buffer, mirrored if asked. */
+typedef struct {
+    RowSink base;
+    unsigned char *out;
+    size_t width;
+    int channels, step, mirror;
+} CopySink;
+
+static void copy_take(RowSink *sink, JDIMENSION index, const unsigned char *const *rows,
+                      JDIMENSION count) {
+    CopySink *copy = (CopySink *)sink;
+    size_t bytes = copy->width * (size_t)copy->step;
+    for (JDIMENSION i = 0; i < count; i++)
+        copy_row(copy->out + (size_t)(index + i) * bytes, rows[i], copy->width, copy->channels,
+                 copy->step, copy->mirror);
+}
+
+/* RGB rows resized across (or copied when the width stays) into rows of `stride` bytes. */
+typedef struct {
+    RowSink base;
+    unsigned char *out;
+    size_t stride, width;
+    const ResizeTaps *across; /* NULL: the width stays */
+    int mirror;
+} ResizeSink;
+
+static void resize_take(RowSink *sink, JDIMENSION index, const unsigned char *const *rows,
+                        JDIMENSION count) {
+    ResizeSink *resize = (ResizeSink *)sink;
+    JDIMENSION i = 0;
+    if (resize->across != NULL)
+        for (; i + 4 <= count; i += 4) {
+            unsigned char *targets[4];
+            for (int r = 0; r < 4; r++)
+                targets[r] = resize->out + (size_t)(index + i + r) * resize->stride;
+            resize_4_rows_rgb(targets, rows + i, resize->across);
+        }
+    for (; i < count; i++) {
+        unsigned char *target = resize->out + (size_t)(index + i) * resize->stride;
+        if (resize->across != NULL)
+            resize_row_rgb(target, rows[i], resize->across);
+        else
+            copy_row(target, rows[i], resize->width, 3, 3, resize->mirror);
+    }
 }
 
 static PyObject *decode_crop(PyObject *self, PyObject *args) {
@@ -295,8 +250,9 @@ static PyObject *decode_crop(PyObject *self, PyObject *args) {
     const char *problem;
     JDIMENSION image_width = 0, image_height = 0;
     Py_BEGIN_ALLOW_THREADS
-    problem = decode_region(data.buf, (size_t)data.len, out.buf, x, y, width, height, gray,
-                            fast, mirror, step, errors, &image_width, &image_height);
+    CopySink sink = {{copy_take}, out.buf, width, channels, step, mirror};
+    problem = decode_rows(data.buf, (size_t)data.len, x, y, width, height, gray, fast, errors,
+                          &image_width, &image_height, &sink.base);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&data);
     PyBuffer_Release(&out);
@@ -307,6 +263,167 @@ static PyObject *decode_crop(PyObject *self, PyObject *args) {
     }
     free(errors);
     return Py_BuildValue("II", image_width, image_height);
+}
+
+/* What resizing a sample's crops needs, shared by its frames: the taps of both axes and,
+ * when the height changes, the rows resized across (with zeroed spare rows after them,
+ * as the column pass reads whole pairs of taps). */
+typedef struct {
+    ResizeTaps across, down;
+    int resize_across, resize_down;
+    size_t stride; /* bytes of an output row */
+    unsigned char *rows;
+} ResizePlan;
+
+static void free_plan(ResizePlan *plan) {
+    resize_taps_free(&plan->across);
+    resize_taps_free(&plan->down);
+    free(plan->rows);
+}
+
+/* Returns 0, or -1 when out of memory (the plan is then freed). */
+static int plan_resize(ResizePlan *plan, int width, int height, int side, int mirror) {
+    memset(plan, 0, sizeof(*plan));
+    plan->resize_across = width != side;
+    plan->resize_down = height != side;
+    plan->stride = (size_t)side * 3;
+    if ((plan->resize_across && resize_taps_init(&plan->across, width, side, mirror)) ||
+        (plan->resize_down && resize_taps_init(&plan->down, height, side, 0))) {
+        free_plan(plan);
+        return -1;
+    }
+    if (plan->resize_down) {
+        size_t spare = (size_t)plan->down.taps * plan->stride;
+        plan->rows = malloc((size_t)height * plan->stride + spare);
+        if (plan->rows == NULL) {
+            free_plan(plan);
+            return -1;
+        }
+        memset(plan->rows + (size_t)height * plan->stride, 0, spare);
+    }
+    return 0;
+}
+
+/* Decodes `region` of a JPEG into `out` ([side, side, 3]) as `plan` resizes it. Returns
+ * NULL on success, else a message. */
+static const char *decode_resized(const unsigned char *data, size_t size, unsigned char *out,
+                                  JDIMENSION x, JDIMENSION y, JDIMENSION width,
+                                  JDIMENSION height, const ResizePlan *plan, int fast,
+                                  int mirror, ErrorManager *errors, JDIMENSION *image_width,
+                                  JDIMENSION *image_height) {
+    unsigned char *rows = plan->resize_down ? plan->rows : out;
+    ResizeSink sink = {{resize_take}, rows, plan->stride, width,
+                       plan->resize_across ? &plan->across : NULL, mirror};
+    const char *problem = decode_rows(data, size, x, y, width, height, 0, fast, errors,
+                                      image_width, image_height, &sink.base);
+    if (problem == NULL && plan->resize_down)
+        resize_columns(out, plan->stride, rows, plan->stride, plan->stride, &plan->down);
+    return problem;
+}
+
+static void release_buffers(Py_buffer *buffers, Py_ssize_t count) {
+    for (Py_ssize_t i = 0; i < count; i++)
+        PyBuffer_Release(&buffers[i]);
+    free(buffers);
+}
+
+/* The frames' image sizes as a list of (width, height), or NULL with an exception set. */
+static PyObject *size_list(const JDIMENSION *sizes, Py_ssize_t count) {
+    PyObject *list = PyList_New(count);
+    for (Py_ssize_t i = 0; list != NULL && i < count; i++) {
+        PyObject *pair = Py_BuildValue("II", sizes[2 * i], sizes[2 * i + 1]);
+        if (pair == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, i, pair);
+    }
+    return list;
+}
+
+static PyObject *decode_crops_resized(PyObject *self, PyObject *args) {
+    PyObject *jpegs, *sequence, *result = NULL;
+    Py_buffer out;
+    unsigned int x, y, width, height, side;
+    int fast, mirror;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Ow*IIIIIpp", &jpegs, &out, &x, &y, &width, &height, &side,
+                          &fast, &mirror))
+        return NULL;
+    sequence = PySequence_Fast(jpegs, "jpegs must be a sequence of bytes");
+    if (sequence == NULL) {
+        PyBuffer_Release(&out);
+        return NULL;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
+    size_t frame_bytes = (size_t)side * side * 3;
+    if (count == 0 || width == 0 || height == 0 || side == 0 || side > 65536) {
+        PyErr_SetString(PyExc_ValueError, "no frames, or an empty region or size");
+        goto finish;
+    }
+    if ((size_t)out.len < frame_bytes * (size_t)count) {
+        PyErr_SetString(PyExc_ValueError, "output buffer too small for the frames");
+        goto finish;
+    }
+    Py_buffer *data = calloc((size_t)count, sizeof(Py_buffer));
+    JDIMENSION *sizes = calloc((size_t)count * 2, sizeof(JDIMENSION));
+    ErrorManager *errors = malloc(sizeof(ErrorManager));
+    if (data == NULL || sizes == NULL || errors == NULL) {
+        free(data), free(sizes), free(errors);
+        PyErr_NoMemory();
+        goto finish;
+    }
+    Py_ssize_t held = 0;
+    for (; held < count; held++)
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(sequence, held), &data[held],
+                               PyBUF_SIMPLE) < 0)
+            break;
+    const char *problem = NULL;
+    Py_ssize_t failed = -1;
+    if (held == count) {
+        Py_BEGIN_ALLOW_THREADS
+        ResizePlan plan;
+        int planned = plan_resize(&plan, (int)width, (int)height, (int)side, mirror) == 0;
+        if (!planned)
+            problem = "out of memory";
+        for (Py_ssize_t i = 0; problem == NULL && i < count; i++) {
+            problem = decode_resized(data[i].buf, (size_t)data[i].len,
+                                     (unsigned char *)out.buf + frame_bytes * (size_t)i, x, y,
+                                     width, height, &plan, fast, mirror, errors, &sizes[2 * i],
+                                     &sizes[2 * i + 1]);
+            failed = problem != NULL ? i : -1;
+        }
+        if (planned)
+            free_plan(&plan);
+        Py_END_ALLOW_THREADS
+        if (problem == NULL)
+            result = size_list(sizes, count);
+        else if (failed < 0)
+            PyErr_NoMemory();
+        else
+            /* (message, frame index): the caller names the frame in its own words. */
+            PyErr_SetObject(PyExc_ValueError,
+                            Py_BuildValue("(Nn)",
+                                          PyUnicode_FromFormat("JPEG decoding failed: %s",
+                                                               problem),
+                                          failed));
+    }
+    release_buffers(data, held);
+    free(sizes);
+    free(errors);
+finish:
+    Py_DECREF(sequence);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+/* use_simd(flag): the SIMD row kernels (where the CPU has them) or the plain C ones. */
+static PyObject *use_simd(PyObject *self, PyObject *flag) {
+    (void)self;
+    int allowed = PyObject_IsTrue(flag);
+    if (allowed < 0)
+        return NULL;
+    choose_row_kernels(allowed);
+    Py_RETURN_NONE;
 }
 
 /* split_quads(src, dst, count): src holds groups of 4 grey images as RGBA pixels
@@ -407,6 +524,13 @@ static PyMethodDef methods[] = {
      "library() -> the path given to use_library, or None for the linked libjpeg."},
     {"split_quads", split_quads, METH_VARARGS,
      "split_quads(src, dst, count): [G, P, 4] RGBA-packed grey images -> [count, P]."},
+    {"use_simd", use_simd, METH_O,
+     "use_simd(flag): SIMD row kernels where the CPU has them (True, the default) or plain C."},
+    {"decode_crops_resized", decode_crops_resized, METH_VARARGS,
+     "decode_crops_resized(jpegs, out, x, y, width, height, size, fast, mirror) -> [(image "
+     "width, height)]: the RGB region of each JPEG resized to size x size (antialiased "
+     "bilinear, torch's uint8 arithmetic) into out ([F, size, size, 3]), mirrored left-right "
+     "if asked. A failure raises ValueError((message, frame index))."},
     {"decode_crop", decode_crop, METH_VARARGS,
      "decode_crop(jpeg, out, x, y, width, height, gray, fast, mirror, step=channels) -> "
      "(image width, height): decode the region into out (row-major, `step` bytes per pixel), "
@@ -420,9 +544,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__crop_decode(void) {
-#ifdef HAVE_SSSE3_MIRROR
-    cpu_has_ssse3 = __builtin_cpu_supports("ssse3");
-#endif
+    choose_row_kernels(1);
     library_path = Py_NewRef(Py_None);
     PyObject *created = PyModule_Create(&module);
     if (created != NULL && PyModule_AddIntConstant(created, "JPEG_LIB_VERSION", JPEG_LIB_VERSION)) {

@@ -25,6 +25,7 @@ from epic_ar.data.decode import (
     ScratchBuffer,
     decode_frames,
     decode_grey_quads,
+    decode_resized,
     frame_data_size,
 )
 from epic_ar.data.device_decode import JpegSample
@@ -207,6 +208,9 @@ class SegmentDataset(Dataset[Item]):
         if draw.grey and (box.width, box.height) != (size, size):
             quads = decode_grey_quads(jpegs, fast=fast, region=box, mirror=flip, scratch=scratch)
             return resize_grey_quads(quads, len(jpegs), size)
+        resized = decode_resized(jpegs, box, size, fast=fast, mirror=flip)
+        if resized is not None:  # the same bytes as below, resized as it is decoded
+            return torch.from_numpy(resized).permute(0, 3, 1, 2)
         pixels = decode_frames(jpegs, fast=fast, region=box, mirror=flip, scratch=scratch)
         return crop_resize(pixels, whole_frame_box(pixels), size)
 

@@ -5,9 +5,11 @@ pixels PIL and OpenCV give, on which the published checkpoints were trained).
 
 The optional C extension `_crop_decode` (built when libjpeg-turbo's headers are present)
 decodes only a crop region of each frame, mirrors it as it copies rows out, and can write
-grey frames straight into the 4-channel packing that the resize uses. Its pixels equal
-those of a full decode (tested); without it, whole frames are decoded with simplejpeg and
-the same results are produced with array operations.
+grey frames straight into the 4-channel packing that the resize uses. For RGB training
+samples it also resizes each row as it leaves the decoder (`decode_resized`), with torch's
+uint8 antialiased bilinear arithmetic, so the bytes equal torch's resize of the crop. Its
+pixels equal those of a full decode (tested); without it, whole frames are decoded with
+simplejpeg and the same results are produced with array operations and torch.
 
 The extension decodes with the libjpeg it was built against (the system's). It can call
 another libjpeg-turbo instead, loaded at import: `EPIC_AR_LIBJPEG=bundled` takes the 3.x
@@ -37,14 +39,21 @@ DecodeCrop = Callable[
 ]
 # split_quads(src, dst, count)
 SplitQuads = Callable[[npt.NDArray[np.uint8], npt.NDArray[np.uint8], int], None]
+# decode_crops_resized(jpegs, out, x, y, width, height, size, fast, mirror) -> [(width, height)]
+DecodeCropsResized = Callable[
+    [Sequence[bytes], npt.NDArray[np.uint8], int, int, int, int, int, bool, bool],
+    list[tuple[int, int]],
+]
 _decode_crop: DecodeCrop | None
 _split_quads: SplitQuads | None
+_decode_crops_resized: DecodeCropsResized | None
 try:
     from epic_ar.data import _crop_decode
 
     _decode_crop, _split_quads = _crop_decode.decode_crop, _crop_decode.split_quads
+    _decode_crops_resized = _crop_decode.decode_crops_resized
 except ImportError:  # pragma: no cover - depends on the build machine
-    _decode_crop, _split_quads = None, None
+    _decode_crop, _split_quads, _decode_crops_resized = None, None, None
 
 PARTIAL_DECODING = _decode_crop is not None
 
@@ -329,3 +338,33 @@ def decode_grey_quads(
         options = (True, fast, mirror, 4)
         _check_size(i, _decode_region(_decode_crop, jpeg, i, out, region, options), (width, height))
     return quads
+
+
+def decode_resized(
+    jpegs: Sequence[bytes], region: CropBox, size: int, *, fast: bool = False, mirror: bool = False
+) -> np.ndarray | None:
+    """`region` of each RGB JPEG (of one size) resized to `size` x `size`: [F, size, size, 3]
+    uint8, a new array, mirrored left-right if `mirror`; None without the C extension.
+
+    The bytes equal torch's `interpolate(mode="bilinear", antialias=True)` of the decoded
+    crop (`crop_resize`): the extension uses the same integer weights and passes, and resizes
+    each row as the decoder hands it out.
+
+    Raises:
+        ValueError: a frame is not a JPEG, is greyscale, or differs in size from the first.
+    """
+    if _decode_crops_resized is None:
+        return None
+    height, width, gray = jpeg_frame_size(jpegs[0])
+    if gray:
+        raise ValueError("frame 0 of the sample is greyscale, not RGB")
+    frames = np.empty((len(jpegs), size, size, 3), dtype=np.uint8)
+    box = (region.x, region.y, region.width, region.height)
+    try:
+        sizes = _decode_crops_resized(jpegs, frames, *box, size, fast, mirror)
+    except ValueError as exc:
+        message, index = exc.args if len(exc.args) == 2 else (str(exc), 0)
+        raise ValueError(f"frame {index} of the sample: {message}") from None
+    for i, frame_size in enumerate(sizes):
+        _check_size(i, frame_size, (width, height))
+    return frames
