@@ -5,8 +5,10 @@ One run, one core (torch and OpenMP limited to 1 thread), same gulp directories 
 - decode bound: libjpeg-turbo decoding alone (accurate settings) of the frames a sample
   needs (RGB 8x1 frames; flow 8x5 u/v pairs = 80 greyscale frames), read from memory;
 - ours: `build_dataset(..., train=True)` items ([T, C, 224, 224] uint8): accurate decoding
-  of the crop region only (the default when the C extension is built), of whole frames
-  (`ours_full_decode`), fast decoding of the crop region; test mode too;
+  of the crop region only, RGB rows resized as they are decoded (the default when the C
+  extension is built); the crop decoded, then resized by torch (`ours_torch_resize`, the
+  same bytes); whole frames (`ours_full_decode`); fast decoding of the crop region; test
+  mode too;
 - the original pipeline re-created (`original_style_loader.py`: gulpio2 per-frame reads,
   PIL group transforms, normalisation in the worker);
 - both through a real DataLoader with 2 workers (batch 16).
@@ -185,14 +187,29 @@ def full_decode_run(run: Callable[[], int]) -> Callable[[], int]:
     """`run` without the C extension (whole frames decoded, numpy packing)."""
 
     def without_partial_decoding() -> int:
-        saved = decode._decode_crop, decode._split_quads
-        decode._decode_crop, decode._split_quads = None, None
+        saved = decode._decode_crop, decode._split_quads, decode._decode_crops_resized
+        decode._decode_crop, decode._split_quads, decode._decode_crops_resized = None, None, None
         try:
             return run()
         finally:
-            decode._decode_crop, decode._split_quads = saved
+            decode._decode_crop, decode._split_quads, decode._decode_crops_resized = saved
 
     return without_partial_decoding
+
+
+def separate_resize_run(run: Callable[[], int]) -> Callable[[], int]:
+    """`run` with the extension decoding RGB crops and torch resizing them afterwards,
+    instead of the extension resizing each row as it is decoded (the same bytes)."""
+
+    def with_torch_resize() -> int:
+        saved = decode._decode_crops_resized
+        decode._decode_crops_resized = None
+        try:
+            return run()
+        finally:
+            decode._decode_crops_resized = saved
+
+    return with_torch_resize
 
 
 def bundled_libjpeg_run(run: Callable[[], int]) -> Callable[[], int]:
@@ -215,7 +232,8 @@ def bundled_libjpeg_run(run: Callable[[], int]) -> Callable[[], int]:
 
 def time_shares(dataset: Any, samples: int) -> dict[str, float]:
     """Shares of the time of `samples` items spent decoding (`decode_frames`,
-    `decode_grey_quads`) and resizing (`_resize`), from one cProfile'd run: cumulative
+    `decode_grey_quads`), resizing (`_resize`), and both at once (`decode_resized`, RGB
+    crops resized as they are decoded), from one cProfile'd run: cumulative
     time of those functions over the run's total. The profiler's own cost lands on the
     Python code around them, so the shares are slight underestimates."""
     run = items_run(dataset, samples)
@@ -224,7 +242,11 @@ def time_shares(dataset: Any, samples: int) -> dict[str, float]:
     profile.runcall(run)
     stats: dict[tuple[str, int, str], tuple[Any, ...]] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
     total = sum(entry[2] for entry in stats.values())  # the sum of own times: the whole run
-    parts = {"decode": ("decode_frames", "decode_grey_quads"), "resize": ("_resize",)}
+    parts = {
+        "decode": ("decode_frames", "decode_grey_quads"),
+        "resize": ("_resize",),
+        "decode_resized": ("decode_resized",),
+    }
     return {
         part: sum(
             entry[3]
@@ -279,6 +301,7 @@ def bench_modality(run: Run, args: argparse.Namespace) -> Rates:
             "decode_bound": decode_run(directory, per_sample, n),
             "ours": items_run(ours, n),
             "ours_full_decode": full_decode_run(items_run(ours, n)),
+            "ours_torch_resize": separate_resize_run(items_run(ours, n)),
             "ours_bundled_libjpeg": bundled_libjpeg_run(items_run(ours, n)),
             "ours_fast_decode": items_run(ours_fast, n),
             "ours_test_mode": items_run(ours_test, n),
@@ -339,8 +362,8 @@ def report(run: Run, r: Rates, repeats: int) -> None:
     frames_per_s = bound * (8 if modality == "rgb" else 80)
     print(f"  decode only:        {frames_per_s:7.0f} frames/s "
           f"= {bound:6.1f} samples/s (bound)")  # fmt: skip
-    names = ("ours", "ours_bundled_libjpeg", "ours_full_decode", "ours_fast_decode",
-             "ours_test_mode", "original")  # fmt: skip
+    names = ("ours", "ours_torch_resize", "ours_bundled_libjpeg", "ours_full_decode",
+             "ours_fast_decode", "ours_test_mode", "original")  # fmt: skip
     for name in names:
         print(
             f"  {name:<19} {median_rate(r, name):7.1f} samples/s  "
@@ -358,9 +381,19 @@ def report(run: Run, r: Rates, repeats: int) -> None:
     print(f"  Pillow's libjpeg-turbo ({decode.bundled_libjpeg()}): {gain:.3f}x the rate with "
           f"the extension's own ({decode.libjpeg_in_use()})")  # fmt: skip
     decode_share, resize_share = r["share_decode"][0], r["share_resize"][0]
-    rest = 1 - decode_share - resize_share
-    print(f"  where ours spends its time (one profiled run): decoding {100 * decode_share:.0f}%, "
-          f"resizing {100 * resize_share:.0f}%, the rest {100 * rest:.0f}%")  # fmt: skip
+    fused_share = r["share_decode_resized"][0]
+    rest = 1 - decode_share - resize_share - fused_share
+    parts = [("decoding and resizing together", fused_share), ("decoding", decode_share),
+             ("resizing", resize_share), ("the rest", rest)]  # fmt: skip
+    print(
+        "  where ours spends its time (one profiled run): "
+        + ", ".join(f"{name} {100 * share:.0f}%" for name, share in parts if share > 0.005)
+    )
+    gain = median_ratio(r, "ours", "ours_torch_resize")
+    print(
+        f"  resizing as the rows are decoded: {gain:.3f}x the rate of decoding, then resizing "
+        "with torch (the same bytes)"
+    )
     print(
         f"  2 workers:          ours {median_rate(r, 'ours_2_workers'):.1f} samples/s, "
         f"original {median_rate(r, 'original_2_workers'):.1f} samples/s "

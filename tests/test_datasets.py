@@ -77,36 +77,48 @@ def test_gulp_tars_and_folders_give_identical_samples(
 
 @pytest.mark.parametrize("modality", ["rgb", "flow"])
 @pytest.mark.parametrize("partial_decoding", [True, False])
+@pytest.mark.parametrize("size", [32, 42])
 def test_train_items_compose_sampling_crop_resize_and_flip(
-    data: SyntheticData, modality: str, partial_decoding: bool, monkeypatch: pytest.MonkeyPatch
+    data: SyntheticData,
+    modality: str,
+    partial_decoding: bool,
+    size: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Items equal the plain composition: full decode, crop, resize, flip (+ u inversion)."""
+    """Items equal the plain composition: full decode, crop, resize, flip (+ u inversion).
+    Size 42 is one of the crop sizes of the 64x48 frames: some crops need no resize."""
     if not partial_decoding:
         monkeypatch.setattr(decode, "_decode_crop", None)
         monkeypatch.setattr(decode, "_split_quads", None)
         monkeypatch.setattr(decode, "_decode_crops_resized", None)
-    dataset = small(gulp_dir(data, modality), modality, train=True)
+    dataset = build_dataset(
+        gulp_dir(data, modality), modality, train=True, input_size=size, scale_size=48
+    )
     length = dataset.segment_length
-    flips = set()
-    for index in range(min(len(dataset), 12)):
-        frames, _ = dataset[(index, 99 + index)]
+    flips, unresized = set(), 0
+    for draw in range(24):
+        index = draw % len(dataset)
+        frames, _ = dataset[(index, 99 + draw)]
         row = int(dataset.rows[index])
         num_frames = int(dataset.table.num_frames[row])
-        rng = np.random.default_rng(99 + index)  # the draws, in the dataset's order
+        rng = np.random.default_rng(99 + draw)  # the draws, in the dataset's order
         offsets = sample_train_offsets(num_frames, 8, length, rng)
         indices = snippet_frame_indices(offsets, length, num_frames)
         jpegs = dataset.segments.read_frames(row, indices)
         assert isinstance(jpegs, list)  # a gulp directory gives JPEG bytes
         decoded = decode_frames(jpegs)
         height, width = decoded.shape[1:3]
-        box = sample_multiscale_crop(width, height, dataset.scales, 32, rng)
+        box = sample_multiscale_crop(width, height, dataset.scales, size, rng)
         flip = bool(rng.random() < 0.5)
         flips.add(flip)
-        expected = crop_resize(decoded, box, 32, flip=flip)
+        unresized += (box.width, box.height) == (size, size)
+        expected = crop_resize(decoded, box, size, flip=flip)
         if flip and modality == "flow":
             invert_flow_u(expected)
-        assert torch.equal(frames, expected.reshape(8, -1, 32, 32))
+        assert torch.equal(frames, expected.reshape(8, -1, size, size))
     assert flips == {False, True}
+    if size == 42:
+        assert unresized > 0
 
 
 def test_flow_labels_already_converted(data: SyntheticData) -> None:

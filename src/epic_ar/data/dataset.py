@@ -208,7 +208,7 @@ class SegmentDataset(Dataset[Item]):
         if draw.grey and (box.width, box.height) != (size, size):
             quads = decode_grey_quads(jpegs, fast=fast, region=box, mirror=flip, scratch=scratch)
             return resize_grey_quads(quads, len(jpegs), size)
-        resized = decode_resized(jpegs, box, size, fast=fast, mirror=flip)
+        resized = None if draw.grey else decode_resized(jpegs, box, size, fast=fast, mirror=flip)
         if resized is not None:  # the same bytes as below, resized as it is decoded
             return torch.from_numpy(resized).permute(0, 3, 1, 2)
         pixels = decode_frames(jpegs, fast=fast, region=box, mirror=flip, scratch=scratch)
