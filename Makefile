@@ -12,8 +12,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Stamps re-run the install when the dependency declarations change.
-$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt setup.py src/epic_ar/data/_crop_decode.c \
-		src/epic_ar/data/_pixel_rows.c src/epic_ar/data/_pixel_rows.h
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt setup.py \
+		$(wildcard src/epic_ar/data/_*.c src/epic_ar/data/_*.h)
 	$(PIP) --editable .
 	touch $@
 

@@ -39,7 +39,7 @@ def encode(pixels: np.ndarray, subsampling: str = "420") -> bytes:
 
 def torch_resized(crops: np.ndarray, size: int, mirror: bool) -> np.ndarray:
     """[F, h, w, 3] → [F, size, size, 3]: torch's uint8 resize of the (mirrored) crops."""
-    pixels = torch.from_numpy(np.ascontiguousarray(crops[:, :, ::-1] if mirror else crops))
+    pixels = torch.from_numpy((crops[:, :, ::-1] if mirror else crops).copy())
     channels_last = pixels.permute(0, 3, 1, 2)
     resized = functional.interpolate(
         channels_last, size=(size, size), mode="bilinear", antialias=True, align_corners=False
@@ -113,9 +113,28 @@ def test_errors_name_the_frame() -> None:
         decode_resized([good, encode(textured(48, 72))], box, 16)
     with pytest.raises(ValueError, match=r"frame 1 of the sample: .*outside the image"):
         decode_resized([good, encode(textured(24, 64))], box, 16)
+    for outside in [CropBox(40, 0, 32, 32), CropBox(0, -1, 8, 8), CropBox(0, 0, 8, -1)]:
+        with pytest.raises(ValueError, match=r"the crop .* is outside the 64x48 frames"):
+            decode_resized([good], outside, 16)
     grey = bytes(simplejpeg.encode_jpeg(textured(48, 64, 1), colorspace="GRAY"))
     with pytest.raises(ValueError, match="frame 0 of the sample is greyscale"):
         decode_resized([grey], box, 16)
+
+
+def test_the_extension_refuses_regions_no_jpeg_has() -> None:
+    """Negative numbers reach C as huge unsigned ones: refused, never decoded or allocated."""
+    from epic_ar.data import _crop_decode
+
+    good, out = encode(textured(48, 64)), np.empty((2, 16, 16, 3), np.uint8)
+    for box in [(0, 0, 8, -1), (-16, 0, 8, 8), (0, -16, 8, 8), (0, 0, 2**26, 8)]:
+        with pytest.raises(ValueError, match="outside any JPEG"):
+            _crop_decode.decode_crops_resized([good], out, *box, 16, False, False)
+        with pytest.raises(ValueError, match="outside any JPEG"):
+            _crop_decode.decode_crop(good, out, *box, False, False, False)
+    with pytest.raises(ValueError, match="no frames"):
+        _crop_decode.decode_crops_resized([], out, 0, 0, 8, 8, 16, False, False)
+    with pytest.raises(ValueError, match="output buffer too small"):
+        _crop_decode.decode_crops_resized([good] * 3, out, 0, 0, 8, 8, 16, False, False)
 
 
 def test_none_without_the_extension(monkeypatch: pytest.MonkeyPatch) -> None:

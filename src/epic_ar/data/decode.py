@@ -343,27 +343,35 @@ def decode_grey_quads(
 def decode_resized(
     jpegs: Sequence[bytes], region: CropBox, size: int, *, fast: bool = False, mirror: bool = False
 ) -> np.ndarray | None:
-    """`region` of each RGB JPEG (of one size) resized to `size` x `size`: [F, size, size, 3]
-    uint8, a new array, mirrored left-right if `mirror`; None without the C extension.
+    """`region` of each JPEG (one or more, of one size; the first RGB) resized to `size` x
+    `size`: [F, size, size, 3] uint8 RGB, a new array, mirrored left-right if `mirror`; None
+    without the C extension.
 
     The bytes equal torch's `interpolate(mode="bilinear", antialias=True)` of the decoded
     crop (`crop_resize`): the extension uses the same integer weights and passes, and resizes
     each row as the decoder hands it out.
 
     Raises:
-        ValueError: a frame is not a JPEG, is greyscale, or differs in size from the first.
+        ValueError: the first frame is greyscale, `region` does not fit it, a frame is not
+            a JPEG, or its size differs from the first frame's.
     """
     if _decode_crops_resized is None:
         return None
     height, width, gray = jpeg_frame_size(jpegs[0])
     if gray:
         raise ValueError("frame 0 of the sample is greyscale, not RGB")
-    frames = np.empty((len(jpegs), size, size, 3), dtype=np.uint8)
     box = (region.x, region.y, region.width, region.height)
+    if min(box) < 0 or region.x + region.width > width or region.y + region.height > height:
+        raise ValueError(
+            f"the crop {box} (x, y, width, height) is outside the {width}x{height} frames"
+        )
+    frames = np.empty((len(jpegs), size, size, 3), dtype=np.uint8)
     try:
         sizes = _decode_crops_resized(jpegs, frames, *box, size, fast, mirror)
     except ValueError as exc:
-        message, index = exc.args if len(exc.args) == 2 else (str(exc), 0)
+        if len(exc.args) != 2:  # not about one frame
+            raise
+        message, index = exc.args
         raise ValueError(f"frame {index} of the sample: {message}") from None
     for i, frame_size in enumerate(sizes):
         _check_size(i, frame_size, (width, height))
