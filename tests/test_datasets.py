@@ -92,7 +92,11 @@ def test_train_items_compose_sampling_crop_resize_and_flip(
         monkeypatch.setattr(decode, "_split_quads", None)
         monkeypatch.setattr(decode, "_decode_crops_resized", None)
     dataset = build_dataset(
-        gulp_dir(data, modality), modality, train=True, input_size=size, scale_size=48
+        gulp_dir(data, modality),
+        modality,  # type: ignore[arg-type]
+        train=True,
+        input_size=size,
+        scale_size=48,
     )
     length = dataset.segment_length
     flips, unresized = set(), 0
