@@ -389,11 +389,12 @@ def report(run: Run, r: Rates, repeats: int) -> None:
         "  where ours spends its time (one profiled run): "
         + ", ".join(f"{name} {100 * share:.0f}%" for name, share in parts if share > 0.005)
     )
-    gain = median_ratio(r, "ours", "ours_torch_resize")
-    print(
-        f"  resizing as the rows are decoded: {gain:.3f}x the rate of decoding, then resizing "
-        "with torch (the same bytes)"
-    )
+    if modality == "rgb":  # flow frames are resized by torch either way
+        gain = median_ratio(r, "ours", "ours_torch_resize")
+        print(
+            f"  resizing as the rows are decoded: {gain:.3f}x the rate of decoding, then "
+            "resizing with torch (the same bytes)"
+        )
     print(
         f"  2 workers:          ours {median_rate(r, 'ours_2_workers'):.1f} samples/s, "
         f"original {median_rate(r, 'original_2_workers'):.1f} samples/s "
