@@ -8,7 +8,6 @@ index: RGB frame i, or flow pair i as two JPEGs (u, then v).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from epic_ar.annotations.labels import read_annotations, require_columns
 from epic_ar.data.tar_index import AXES, IndexedTar, cached_tar_index, tar_index
 from epic_ar.errors import EpicArError
 from epic_ar.gulp import GulpDirectory
-from epic_ar.gulp.sources import FolderSource, candidate_locations, frame_name
+from epic_ar.gulp.sources import FolderSource, candidate_locations, member_name
 from epic_ar.modality import Modality
 from epic_ar.progress import Progress
 
@@ -254,17 +253,5 @@ class ArchiveSegments:
         location = self._locations[video]
         if location.suffix != ".tar":
             folder = FolderSource(location)
-            return [
-                folder.read(f"{axis}/{frame_name(n)}" if axis else frame_name(n))
-                for n in numbers.tolist()
-                for axis in axes
-            ]
-        archive = IndexedTar(location, self._table(video))
-        places = [archive.locate(axis, numbers) for axis in axes]
-        offsets = np.stack([offset for offset, _ in places], axis=1).reshape(-1).tolist()
-        sizes = np.stack([size for _, size in places], axis=1).reshape(-1).tolist()
-        fd = os.open(location, os.O_RDONLY)
-        try:
-            return [os.pread(fd, size, offset) for offset, size in zip(offsets, sizes, strict=True)]
-        finally:
-            os.close(fd)
+            return [folder.read(member_name(axis, n)) for n in numbers.tolist() for axis in axes]
+        return IndexedTar(location, self._table(video)).read(numbers, axes)

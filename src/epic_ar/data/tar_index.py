@@ -15,14 +15,18 @@ archive's (size, mtime_ns), and an archive that changed is indexed again.
 
 from __future__ import annotations
 
+import os
 import re
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.index_cache import file_stamp, index_locations, load_index, save_index
+from epic_ar.fileio.paths import os_reason
+from epic_ar.gulp.sources import member_name
 
 INDEX_SUFFIX = ".epic_ar_index.npy"
 AXES = {"rgb": ("",), "flow": ("u", "v")}
@@ -106,7 +110,40 @@ class IndexedTar:
         rows = self.table[self.axes.index(axis), np.where(valid, numbers, 0)]
         missing = ~valid | (rows[:, 1] < 0)
         if missing.any():
-            number = int(numbers[missing][0])
-            name = f"{axis}/frame_{number:010d}.jpg" if axis else f"frame_{number:010d}.jpg"
+            name = member_name(axis, int(numbers[missing][0]))
             raise EpicArError(f"missing frame {self.archive}:{name}")
         return rows[:, 0], rows[:, 1]
+
+    def read(self, numbers: np.ndarray, axes: Sequence[str]) -> list[bytes]:
+        """The JPEG bytes of frames `numbers` ([N] int, 1-based frame numbers) on `axes`
+        ([A] of "" for RGB, "u"/"v" for flow): a list of N * A members, number-major
+        ([n1 axis1, n1 axis2, n2 axis1, ...]), read with one `pread` each.
+
+        Raises:
+            EpicArError: the archive holds the other modality, a frame is not in the archive
+                ("missing frame ARCHIVE:MEMBER"), the archive cannot be opened, or a member
+                reads short ("ARCHIVE: truncated at member MEMBER": the archive changed
+                since it was indexed).
+        """
+        numbers = np.asarray(numbers, dtype=np.int64).reshape(-1)
+        if not axes or numbers.size == 0:
+            return []
+        places = [self.locate(axis, numbers) for axis in axes]
+        offsets = np.stack([offset for offset, _ in places], axis=1).reshape(-1).tolist()
+        sizes = np.stack([size for _, size in places], axis=1).reshape(-1).tolist()
+        jpegs: list[bytes] = []
+        try:
+            fd = os.open(self.archive, os.O_RDONLY)
+        except OSError as exc:  # gone or unreadable since it was indexed
+            raise EpicArError(f"{self.archive}: cannot read ({os_reason(exc)})") from None
+        try:
+            for offset, size in zip(offsets, sizes, strict=True):
+                jpeg = os.pread(fd, size, offset)
+                if len(jpeg) != size:
+                    k = len(jpegs)
+                    member = member_name(axes[k % len(axes)], int(numbers[k // len(axes)]))
+                    raise EpicArError(f"{self.archive}: truncated at member {member}")
+                jpegs.append(jpeg)
+        finally:
+            os.close(fd)
+        return jpegs

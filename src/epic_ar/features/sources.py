@@ -33,7 +33,7 @@ from epic_ar.data.decode import FrameData
 from epic_ar.data.tar_index import AXES, IndexedTar, tar_index
 from epic_ar.data.video import RELEASED_FRAME_HEIGHT, frame_table, iterate_wanted_frames
 from epic_ar.errors import EpicArError, Parameter
-from epic_ar.gulp.sources import FolderSource, frame_name
+from epic_ar.gulp.sources import FolderSource, member_name
 from epic_ar.modality import Modality
 
 # decoded pixels [H, W, 3] uint8 | an RGB JPEG | a flow frame's (u, v) JPEGs
@@ -42,7 +42,7 @@ FrameItem = np.ndarray | bytes | tuple[bytes, bytes]
 FRAMES_DIR = Parameter("frames_dir", metavar="DIR")
 VIDEOS_DIR = Parameter("videos_dir", metavar="DIR")
 _FRAME_FILE = re.compile(r"frame_(\d{10})\.jpg")
-_READ_CHUNK = 1024  # frames located in the archive index at a time
+_READ_CHUNK = 1024  # frames located in the archive index and read at a time
 KIND = {"rgb": "RGB", "flow": "flow"}  # modalities as messages name them
 OTHER: dict[Modality, Modality] = {"rgb": "flow", "flow": "rgb"}
 
@@ -193,33 +193,17 @@ class ReleasedFrames:
             return
         folder = FolderSource(self.path)
         for index in indices:
-            jpegs = [folder.read(_member(axis, index + 1)) for axis in AXES[self.modality]]
+            jpegs = [folder.read(member_name(axis, index + 1)) for axis in AXES[self.modality]]
             yield index, _item(jpegs)
 
     def _from_archive(self, indices: Sequence[int]) -> Iterator[tuple[int, FrameItem]]:
         archive = IndexedTar(self.path, tar_index(self.path, self.index_cache_dir))
         axes = AXES[self.modality]
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            for start in range(0, len(indices), _READ_CHUNK):
-                chunk = list(indices[start : start + _READ_CHUNK])
-                numbers = np.asarray(chunk, dtype=np.int64) + 1
-                places = [archive.locate(axis, numbers) for axis in axes]
-                for k, index in enumerate(chunk):
-                    jpegs = []
-                    for (offsets, sizes), axis in zip(places, axes, strict=True):
-                        jpegs.append(os.pread(fd, int(sizes[k]), int(offsets[k])))
-                        if len(jpegs[-1]) != sizes[k]:
-                            member = _member(axis, index + 1)
-                            raise EpicArError(f"{self.path}: truncated at member {member}")
-                    yield index, _item(jpegs)
-        finally:
-            os.close(fd)
-
-
-def _member(axis: str, number: int) -> str:
-    """The name of frame `number` on `axis` ("" for RGB, "u" or "v" for flow)."""
-    return f"{axis}/{frame_name(number)}" if axis else frame_name(number)
+        for start in range(0, len(indices), _READ_CHUNK):
+            chunk = list(indices[start : start + _READ_CHUNK])
+            jpegs = archive.read(np.asarray(chunk, dtype=np.int64) + 1, axes)
+            for k, index in enumerate(chunk):
+                yield index, _item(jpegs[k * len(axes) : (k + 1) * len(axes)])
 
 
 def _item(jpegs: list[bytes]) -> FrameItem:
@@ -238,11 +222,11 @@ def _archive_frame_count(path: Path, modality: Modality, cache_dir: Path | None)
     if table.shape[0] != len(axes):
         raise EpicArError(f"{path}: holds {KIND[OTHER[modality]]} frames, not {KIND[modality]}")
     if table.shape[1] < 2:  # only a frame_0000000000.jpg
-        raise EpicArError(f"missing frame {path}:{_member(axes[0], 1)}")
+        raise EpicArError(f"missing frame {path}:{member_name(axes[0], 1)}")
     for axis_index, axis in enumerate(axes):
         gap = _first_gap(table[axis_index, :, 1] >= 0)
         if gap is not None:
-            raise EpicArError(f"missing frame {path}:{_member(axis, gap)}")
+            raise EpicArError(f"missing frame {path}:{member_name(axis, gap)}")
     return int(table.shape[1] - 1)
 
 
@@ -277,7 +261,7 @@ def _folder_frame_count(path: Path, modality: Modality) -> int:
         present[found] = True
         gap = _first_gap(present)
         if gap is not None:
-            raise EpicArError(f"missing frame {folder.where(_member(axis, gap))}")
+            raise EpicArError(f"missing frame {folder.where(member_name(axis, gap))}")
     return last
 
 

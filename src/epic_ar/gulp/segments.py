@@ -13,7 +13,7 @@ from PIL import Image
 
 from epic_ar.errors import EpicArError
 from epic_ar.gulp.jpeg import decode_jpeg, encode_jpeg
-from epic_ar.gulp.sources import FrameSource, frame_name, open_video
+from epic_ar.gulp.sources import FrameSource, frame_name, member_name, open_video
 from epic_ar.gulp.writer import GulpRecord
 
 JPEG_QUALITY = 90  # as gulpio2 writes resized frames
@@ -32,7 +32,7 @@ def segment_frame_names(start: int, stop: int, modality: str) -> list[str]:
     """
     if modality == "rgb":
         return [frame_name(n) for n in range(start, stop + 1)]
-    return [f"{axis}/{frame_name(n)}" for n in range(start, stop) for axis in ("u", "v")]
+    return [member_name(axis, n) for n in range(start, stop) for axis in ("u", "v")]
 
 
 def jpeg_shape(jpeg: bytes, where: str) -> tuple[int, int, int]:

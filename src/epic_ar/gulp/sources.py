@@ -27,6 +27,12 @@ def frame_name(number: int) -> str:
     return f"frame_{number:010d}.jpg"
 
 
+def member_name(axis: str, number: int) -> str:
+    """Name of frame `number` (1-based) on `axis` in a video's frames: `frame_0000000001.jpg`
+    for RGB (axis ""), `u/frame_0000000001.jpg` for flow axis "u" (likewise "v")."""
+    return f"{axis}/{frame_name(number)}" if axis else frame_name(number)
+
+
 class MissingFrameError(EpicArError):
     """A frame the annotations need is not in the video's source."""
 

@@ -35,7 +35,7 @@ from epic_ar.data.video import write_video
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.atomic import atomic_write_dir
 from epic_ar.gulp.jpeg import encode_jpeg
-from epic_ar.gulp.sources import frame_name
+from epic_ar.gulp.sources import frame_name, member_name
 
 FRAME_LAYOUTS = ("folders", "official", "tar")
 LAYOUTS = (*FRAME_LAYOUTS, "videos")
@@ -301,8 +301,8 @@ def render_video(video: Video, renderer: Renderer) -> dict[str, dict[str, bytes]
     for j in range(1, flow_frames + 1):
         rgb_frame = (j - 1) * stride + 1
         u, v = renderer.flow(at_frame.get(rgb_frame), rgb_frame, stride)
-        flow[f"u/{frame_name(j)}"] = encode_jpeg(u, JPEG_QUALITY)
-        flow[f"v/{frame_name(j)}"] = encode_jpeg(v, JPEG_QUALITY)
+        flow[member_name("u", j)] = encode_jpeg(u, JPEG_QUALITY)
+        flow[member_name("v", j)] = encode_jpeg(v, JPEG_QUALITY)
     return {"rgb": rgb, "flow": flow}
 
 
