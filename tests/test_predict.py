@@ -33,17 +33,12 @@ from epic_ar.data.video import (
     resized_width,
     write_video,
 )
+from epic_ar.data.views import config_view_settings, frames_read_by_views
 from epic_ar.errors import EpicArError
 from epic_ar.models import load_checkpoint
 from epic_ar.prediction.frames import natural_key, open_frame_source
 from epic_ar.prediction.outputs import CSV_COLUMNS
-from epic_ar.prediction.predict import (
-    sampled_frames,
-    view_settings,
-    wanted_frames,
-    window_scores,
-    window_views,
-)
+from epic_ar.prediction.predict import wanted_frames, window_scores, window_views
 from epic_ar.prediction.windows import Window, frame_windows
 from epic_ar.synthetic.dataset import SyntheticConfig, generate_dataset
 from epic_ar.training.run_config import parse_data_config
@@ -286,9 +281,9 @@ def test_frame_files_are_sorted_by_name_with_numbers_as_numbers() -> None:
 def test_only_the_sampled_frames_are_kept_and_decoding_stops_after_the_last_window() -> None:
     data = parse_data_config({"frame_count": 3, "preprocessing": {"input_size": 8},
                               "test_augmentation": {"rescale_size": 8}})  # fmt: skip
-    settings = view_settings(data)
+    settings = config_view_settings(data)
     # test-mode offsets of 3 parts of 10 frames: int(10/3 * (t + 0.5)) = 1, 5, 8
-    assert sampled_frames(10, settings).tolist() == [1, 5, 8]
+    assert frames_read_by_views(10, settings).tolist() == [1, 5, 8]
     windows = frame_windows(95, 10.0, 1.0, 1.0)  # 9 windows of frames 0-89
     pulled: list[int] = []
 

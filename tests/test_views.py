@@ -14,6 +14,7 @@ from epic_ar.data.views import (
     average_over_views,
     check_view_counts,
     clip_positions,
+    frames_read_by_views,
     segment_views,
 )
 from epic_ar.errors import EpicArError
@@ -57,6 +58,17 @@ def test_clip_positions_split_the_parts_evenly() -> None:
     for clips in (2, 3, 5):
         expected = np.linspace(0.5 / clips, 1 - 0.5 / clips, clips)
         np.testing.assert_allclose(clip_positions(clips), expected, rtol=0, atol=1e-12)
+
+
+def test_the_frames_read_by_the_views_are_every_clip_s_snippets_sorted_once() -> None:
+    # 20 frames, 2 parts of snippets of 2: tick (20 - 2 + 1) / 2 = 9.5; clip 0.25 starts at
+    # int(2.375) = 2 and int(11.875) = 11, clip 0.75 at int(7.125) = 7 and int(16.625) = 16
+    two_clips = ViewSettings(frame_count=2, snippet_length=2, input_size=8, scale_size=8, clips=2)
+    read = frames_read_by_views(20, two_clips)
+    assert read.tolist() == [2, 3, 7, 8, 11, 12, 16, 17] and read.dtype == np.int64
+    # 2 frames, 3 snippets of 5: every snippet starts at 0 and repeats the last frame
+    short = ViewSettings(frame_count=3, snippet_length=5, input_size=8, scale_size=8)
+    assert frames_read_by_views(2, short).tolist() == [0, 1]
 
 
 def test_two_clips_of_three_crops_read_shifted_frames_and_crop_left_centre_right() -> None:

@@ -28,6 +28,7 @@ from epic_ar.data.dataset import (
 )
 from epic_ar.data.device_decode import JpegBatch, collate_jpeg_samples, decode_on_device
 from epic_ar.data.transforms import normalize
+from epic_ar.data.views import config_view_settings
 from epic_ar.errors import EpicArError
 from epic_ar.modality import Modality, parse_modality
 
@@ -127,26 +128,35 @@ class EpicDataModule(LightningDataModule):
     ) -> SegmentDataset:
         """A new dataset of the split as the config describes it. `frame_count` None: the
         split's default (`default_frame_count`); `clips`/`crops`: test-time views (test
-        mode)."""
+        mode). Sampling, sizes and decoding are `config_view_settings`'s, in train mode too."""
         data = self.data
         source, labels = self.source(split)
         if frame_count is None:
             frame_count = default_frame_count(data, split)
+        # unchecked: the dataset checks them after opening the source (the scale in test mode)
+        views = config_view_settings(
+            data,
+            clips=clips,
+            crops=crops,
+            modality=self.modality,
+            frame_count=frame_count,
+            check=False,
+        )
         videos = data.videos_dir is not None
         dataset = build_dataset(
             None if videos else source,
             self.modality,
-            frame_count=frame_count,
-            segment_length=data.segment_length,
+            frame_count=views.frame_count,
+            segment_length=views.snippet_length,
             train=train,
             labels=labels,
-            input_size=data.preprocessing.input_size,
-            scale_size=data.test_augmentation.rescale_size,
+            input_size=views.input_size,
+            scale_size=views.scale_size,
             scales=data.train_augmentation.multiscale_crop_scales,
-            fast_decode=data.fast_decode,
+            fast_decode=views.fast_decode,
             label_frame_numbers=data.label_frame_numbers,
-            clips=clips,
-            crops=crops,
+            clips=views.clips,
+            crops=views.crops,
             videos_dir=source if videos else None,
             decode_on_device=train and data.decode == "gpu",
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from epic_ar.data.config import DataConfig
 from epic_ar.data.decode import (
     CropBox,
     FrameData,
@@ -24,7 +25,11 @@ from epic_ar.data.decode import (
     decoded_pixels,
     frame_data_size,
 )
-from epic_ar.data.sampling import sample_test_offsets, snippet_frame_indices
+from epic_ar.data.sampling import (
+    default_snippet_length,
+    sample_test_offsets,
+    snippet_frame_indices,
+)
 from epic_ar.data.transforms import (
     center_crop_box,
     crop_resize,
@@ -32,6 +37,7 @@ from epic_ar.data.transforms import (
     whole_frame_box,
 )
 from epic_ar.errors import EpicArError
+from epic_ar.modality import Modality
 
 CROPS = (1, 3)  # the crop counts there are: centre; left, centre, right
 ReadFrames = Callable[[np.ndarray], FrameData]  # frame indices -> those frames (JPEGs or pixels)
@@ -63,6 +69,44 @@ def check_view_counts(clips: int, crops: int) -> None:
         raise EpicArError(f"clips must be at least 1 and crops 1 or 3 (got {clips}, {crops})")
 
 
+def config_view_settings(
+    data: DataConfig,
+    *,
+    clips: int = 1,
+    crops: int = 1,
+    modality: Modality = "rgb",
+    frame_count: int | None = None,
+    check: bool = True,
+) -> ViewSettings:
+    """The test views of a checkpoint's data config, as `epic-ar test --split val`
+    builds them (`EpicDataModule.build_dataset`): `frame_count` (None:
+    `data.frame_count`) snippets of `data.segment_length` frames (None: the modality's,
+    `default_snippet_length`), crops of `data.preprocessing.input_size` out of frames
+    whose shorter side is resized to `data.test_augmentation.rescale_size`.
+
+    `check` False: leave the checks to the caller (`SegmentDataset` makes them itself,
+    the rescale size in test mode only).
+
+    Raises:
+        EpicArError: bad view counts, or a rescale size below the input size.
+    """
+    input_size, scale_size = data.preprocessing.input_size, data.test_augmentation.rescale_size
+    if check:
+        check_view_counts(clips, crops)
+        if scale_size < input_size:
+            raise EpicArError(f"scale size {scale_size} is smaller than input size {input_size}")
+    length = data.segment_length
+    return ViewSettings(
+        frame_count=data.frame_count if frame_count is None else frame_count,
+        snippet_length=default_snippet_length(modality) if length is None else length,
+        input_size=input_size,
+        scale_size=scale_size,
+        clips=clips,
+        crops=crops,
+        fast_decode=data.fast_decode,
+    )
+
+
 def clip_positions(clips: int) -> list[float]:
     """Where each test clip samples within the T parts: (c + 0.5) / clips, so one clip is
     the original's centre sampling."""
@@ -75,6 +119,17 @@ def clip_frame_indices(num_frames: int, position: float, settings: ViewSettings)
     length = settings.snippet_length
     offsets = sample_test_offsets(num_frames, settings.frame_count, length, position)
     return snippet_frame_indices(offsets, length, num_frames)
+
+
+def frames_read_by_views(num_frames: int, settings: ViewSettings) -> np.ndarray:
+    """The frames (0-based within a segment of `num_frames`) that the test views of
+    `settings` read: [K] int64, sorted, unique. (Which frames to keep while decoding; the
+    views themselves are built by `segment_views`.)"""
+    indices = [
+        clip_frame_indices(num_frames, position, settings)
+        for position in clip_positions(settings.clips)
+    ]
+    return np.unique(np.concatenate(indices))
 
 
 def segment_views(

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from epic_ar.data.config import DataConfig
 from epic_ar.data.datamodule import EpicDataModule
 from epic_ar.data.dataset import SegmentDataset, is_gulp_directory
-from epic_ar.data.views import ViewSettings
+from epic_ar.data.views import ViewSettings, config_view_settings
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.features.jobs import (
     SnippetKey,
@@ -38,7 +38,7 @@ from epic_ar.features.videos import open_videos, video_ids_of_labels
 from epic_ar.features.writers import FeatureFormat, FeatureWriter
 from epic_ar.modality import Modality, config_modality
 from epic_ar.models.video_model import VideoModel
-from epic_ar.prediction.predict import choose_device, view_settings
+from epic_ar.prediction.predict import choose_device
 from epic_ar.training.run_config import parse_data_config
 from epic_ar.training.scoring import ScoringOptions, test_dataset, with_frame_source
 
@@ -139,7 +139,7 @@ def make_plan(
     data = replace(data, participants=None, max_segments=None)
     frame_count = options.frame_count or data.frame_count
     model.set_frame_count(frame_count)
-    settings = replace(view_settings(data, modality=modality), frame_count=frame_count)
+    settings = config_view_settings(data, modality=modality, frame_count=frame_count)
     timeline = timeline_of(options)
     record: dict[str, Any] = {
         "format": options.format,

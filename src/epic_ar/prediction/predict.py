@@ -2,9 +2,10 @@
 
 Each window is scored as `epic-ar test --split val` scores a segment made of the window's
 frames: the test-mode sampler with the checkpoint's `data.frame_count`, the test views
-(`data.views.segment_views`: clips x crops, settings from the checkpoint's data config),
-the checkpoint's normalisation (`EpicDataModule.normalize`), and the model's scores
-averaged over the views before any softmax (`data.views.average_over_views`).
+(`data.views.segment_views`: clips x crops, settings from the checkpoint's data config by
+`data.views.config_view_settings`), the checkpoint's normalisation
+(`EpicDataModule.normalize`), and the model's scores averaged over the views before any
+softmax (`data.views.average_over_views`).
 
 The input is decoded once, in order; only the frames that the windows not yet scored
 sample are kept, and each window's views are built as soon as its last frame is decoded.
@@ -21,21 +22,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from epic_ar.data.config import DataConfig
 from epic_ar.data.datamodule import EpicDataModule
-from epic_ar.data.sampling import default_snippet_length
 from epic_ar.data.views import (
     ViewSettings,
     average_over_views,
     check_view_counts,
-    clip_frame_indices,
-    clip_positions,
+    config_view_settings,
+    frames_read_by_views,
     segment_views,
 )
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.download import FetchError
 from epic_ar.fileio.index_cache import default_cache_dir
-from epic_ar.modality import Modality, config_modality
+from epic_ar.modality import config_modality
 from epic_ar.models import load_checkpoint
 from epic_ar.models.published import PUBLISHED_URLS, download_published
 from epic_ar.models.video_model import VideoModel
@@ -152,43 +151,6 @@ def choose_device(device: str | None) -> torch.device:
     return chosen
 
 
-def view_settings(
-    data: DataConfig, *, clips: int = 1, crops: int = 1, modality: Modality = "rgb"
-) -> ViewSettings:
-    """The test views of a checkpoint's data config, as `epic-ar test --split val`
-    builds them (`EpicDataModule.build_dataset`): `data.frame_count` snippets of
-    `data.segment_length` frames, crops of `data.preprocessing.input_size` out of frames
-    whose shorter side is resized to `data.test_augmentation.rescale_size`.
-
-    Raises:
-        EpicArError: bad view counts, or a rescale size below the input size.
-    """
-    check_view_counts(clips, crops)
-    input_size, scale_size = data.preprocessing.input_size, data.test_augmentation.rescale_size
-    if scale_size < input_size:
-        raise EpicArError(f"scale size {scale_size} is smaller than input size {input_size}")
-    return ViewSettings(
-        frame_count=data.frame_count,
-        snippet_length=data.segment_length or default_snippet_length(modality),
-        input_size=input_size,
-        scale_size=scale_size,
-        clips=clips,
-        crops=crops,
-        fast_decode=data.fast_decode,
-    )
-
-
-def sampled_frames(num_frames: int, settings: ViewSettings) -> np.ndarray:
-    """The frames (0-based within a segment of `num_frames`) that the test views of
-    `settings` read: sorted, unique. (Which frames to keep while decoding; the views
-    themselves are built by `segment_views`.)"""
-    indices = [
-        clip_frame_indices(num_frames, position, settings)
-        for position in clip_positions(settings.clips)
-    ]
-    return np.unique(np.concatenate(indices))
-
-
 def window_views(
     frames: Iterator[tuple[int, np.ndarray]],
     windows: list[Window],
@@ -205,7 +167,7 @@ def window_views(
     Raises:
         EpicArError: the input (`name`) ends before the last window's frames.
     """
-    last_needed = [window.first + int(sampled_frames(window.frame_count, settings)[-1])
+    last_needed = [window.first + int(frames_read_by_views(window.frame_count, settings)[-1])
                    for window in windows]  # fmt: skip
     kept: dict[int, np.ndarray] = {}  # frame number -> pixels, in decode order
     pending, decoded, last_report = 0, 0, 0
@@ -235,7 +197,9 @@ def window_views(
 
 def wanted_frames(windows: list[Window], settings: ViewSettings) -> set[int]:
     """The frame indices the windows' test views sample."""
-    needed = [window.first + sampled_frames(window.frame_count, settings) for window in windows]
+    needed = [
+        window.first + frames_read_by_views(window.frame_count, settings) for window in windows
+    ]
     return set(np.concatenate(needed).tolist()) if needed else set()
 
 
@@ -258,7 +222,7 @@ def window_scores(
     if modality != "rgb":
         raise EpicArError(NO_FLOW)
     data = parse_data_config(dict(config.get("data", {})))
-    settings = view_settings(data, clips=clips, crops=crops)
+    settings = config_view_settings(data, clips=clips, crops=crops)
     module = EpicDataModule(data, modality=modality, batch_size=batch_size)
     model.set_frame_count(settings.frame_count)
     target = choose_device(device)
