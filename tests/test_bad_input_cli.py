@@ -119,7 +119,7 @@ def test_full_disk_while_writing_names_the_output_and_leaves_nothing(
     tmp_path: Path,
     results_file: Path,
 ) -> None:
-    import epic_ar.synthetic.dataset
+    import epic_ar.synthetic.render
 
     out = tmp_path / "out"
     out.mkdir()
@@ -134,7 +134,7 @@ def test_full_disk_while_writing_names_the_output_and_leaves_nothing(
     status, _, err = run(capsys, "submit", results_file, out / "s.zip")
     assert status == 1
     assert one_error_line(err, "submit").startswith(f"{out / 's.zip'}: cannot write (No space")
-    monkeypatch.setattr(epic_ar.synthetic.dataset, "_write_tar", full_disk)  # after annotations
+    monkeypatch.setattr(epic_ar.synthetic.render, "_write_tar", full_disk)  # after annotations
     status, _, err = run(capsys, "synth", out / "data", *SYNTH)
     assert status == 1
     assert one_error_line(err, "synth").startswith(f"{out / 'data'}: cannot write (No space")
@@ -274,13 +274,13 @@ def test_synth_failure_after_the_annotations_leaves_nothing(
 def test_synth_force_replaces_only_a_complete_dataset(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import epic_ar.synthetic.dataset
+    import epic_ar.synthetic.render
 
     out = tmp_path / "data"
     assert run(capsys, "synth", out, *SYNTH)[0] == 0
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert run(capsys, "synth", out, *SYNTH, "--seed", "1")[0] == 1  # exists, no --force
-    monkeypatch.setattr(epic_ar.synthetic.dataset, "_write_tar", full_disk)
+    monkeypatch.setattr(epic_ar.synthetic.render, "_write_tar", full_disk)
     status, _, err = run(capsys, "synth", out, *SYNTH, "--seed", "1", "--force")
     assert status == 1 and "No space left on device" in one_error_line(err, "synth")
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}

@@ -11,7 +11,8 @@ import pytest
 
 from epic_ar.annotations.labels import read_annotations
 from epic_ar.errors import EpicArError
-from epic_ar.synthetic.dataset import Renderer, Segment, SyntheticConfig, generate_dataset
+from epic_ar.synthetic.dataset import Segment, SyntheticConfig, generate_dataset
+from epic_ar.synthetic.render import Renderer
 from helpers.gulp_data import SMALL
 
 REAL_COLUMNS = [

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from epic_ar.cli.arguments import int_at_least, non_negative_int, positive_int
-from epic_ar.synthetic.dataset import LAYOUTS, VIDEO_CRF, SyntheticConfig, write_dataset
+from epic_ar.synthetic.dataset import LAYOUTS, SyntheticConfig, write_dataset
+from epic_ar.synthetic.render import VIDEO_CRF
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:

@@ -1,2 +1,3 @@
-"""Generated EPIC-shaped data: frames and annotation files (`dataset`) and results files of
-synthetic scores (`results`), for demos, tests and benchmarks without the real dataset."""
+"""Generated EPIC-shaped data: the dataset's plan and annotation files (`dataset`), its frames
+and videos (`render`), and results files of synthetic scores (`results`), for demos, tests
+and benchmarks without the real dataset."""
