@@ -40,10 +40,12 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml  # type: ignore[import-untyped]  # PyYAML (through hydra); no stubs installed
 from lightning import Callback, LightningModule, Trainer
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.data import DataLoader
@@ -202,6 +204,15 @@ class SameBatch:
                 yield self.batch
 
 
+def input_settings(modality: str) -> dict[str, Any]:
+    """`data.preprocessing` and `data.train_augmentation` of the packaged input config
+    (configs/input/<modality>.yaml: flow's one mean and std, and its crop scales), as
+    `epic-ar train` takes them."""
+    text = (resources.files("epic_ar.configs") / "input" / f"{modality}.yaml").read_text()
+    data = yaml.safe_load(text)["data"]
+    return {key: data[key] for key in ("preprocessing", "train_augmentation")}
+
+
 def run_config(
     args: argparse.Namespace, gulp_root: Path, ring: bool = False, on_device: bool = False
 ) -> dict[str, Any]:
@@ -216,6 +227,7 @@ def run_config(
             "pin_memory": args.accelerator == "gpu" and not args.no_pin_memory,
             "batch_ring": ring,
             "decode": "gpu" if on_device else "cpu",
+            **input_settings(args.modality),
         },
         "model": {
             "type": "TSM",

@@ -6,8 +6,8 @@
 # fp32 at batch 64, RGB bf16 at the published per-GPU batch (16: 64 over 4 GPUs), and flow
 # bf16 at batch 64; nvJPEG's pixels against the CPU path's (device_decode_pixels.py); then
 # page faults under `perf stat` (main process and workers) where perf exists.
-# Meant to fit one device command (10 minutes); not run yet. Outputs: $OUT (default
-# benchmarks/out/gpu).
+# Meant to fit one device command (10 minutes); not run on a GPU yet (DRY_RUN=1 runs the
+# same commands on the CPU). Outputs: $OUT (default benchmarks/out/gpu).
 #
 #     OUT=/tmp/gpu bash benchmarks/gpu_training_table.sh
 set -euo pipefail
@@ -15,23 +15,32 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/out/gpu}
 PYTHON=${PYTHON:-.venv/bin/python}
 WORKERS=${WORKERS:-14}
+# DRY_RUN=1: the same commands on the CPU with tiny batches and two steps, to check the
+# plumbing (arguments, outputs) before spending GPU time.
+if [[ "${DRY_RUN:-0}" == 1 ]]; then
+    ACCELERATOR=cpu DEVICE=cpu STEPS=2 WARMUP=1 WORKERS=1 TINY=2
+else
+    ACCELERATOR=gpu DEVICE=cuda STEPS=25 WARMUP=5 TINY=
+fi
+batch() { echo "${TINY:-$1}"; }
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-bench() { "$PYTHON" benchmarks/bench_training.py --accelerator gpu --workers "$WORKERS" \
-    --steps 25 --warmup 5 "$@"; }
+bench() { "$PYTHON" benchmarks/bench_training.py --accelerator "$ACCELERATOR" \
+    --workers "$WORKERS" --steps "$STEPS" --warmup "$WARMUP" "$@"; }
 
-bench --batch 64 --precision bf16-mixed --channels-last --repeats 2 \
+bench --batch "$(batch 64)" --precision bf16-mixed --channels-last --repeats 2 \
     --profile "$OUT/profiles" | tee "$OUT/rgb_bf16_b64.txt"
-bench --batch 64 --precision 32-true | tee "$OUT/rgb_fp32_b64.txt"
-bench --batch 16 --precision bf16-mixed --channels-last | tee "$OUT/rgb_bf16_b16.txt"
-bench --batch 64 --precision bf16-mixed --channels-last --modality flow | tee "$OUT/flow_bf16_b64.txt"
-"$PYTHON" benchmarks/device_decode_pixels.py --device cuda | tee "$OUT/device_decode_pixels.txt"
+bench --batch "$(batch 64)" --precision 32-true | tee "$OUT/rgb_fp32_b64.txt"
+bench --batch "$(batch 16)" --precision bf16-mixed --channels-last | tee "$OUT/rgb_bf16_b16.txt"
+bench --batch "$(batch 64)" --precision bf16-mixed --channels-last --modality flow \
+    | tee "$OUT/flow_bf16_b64.txt"
+"$PYTHON" benchmarks/device_decode_pixels.py --device "$DEVICE" | tee "$OUT/device_decode_pixels.txt"
 if command -v perf >/dev/null; then
     for run in loader ring; do
         perf stat -e page-faults,minor-faults,major-faults -o "$OUT/perf_$run.txt" -- \
-            "$PYTHON" benchmarks/bench_training.py --accelerator gpu --workers "$WORKERS" \
-            --batch 64 --precision bf16-mixed --channels-last --steps 25 --warmup 5 \
-            --runs "$run" > /dev/null
+            "$PYTHON" benchmarks/bench_training.py --accelerator "$ACCELERATOR" \
+            --workers "$WORKERS" --batch "$(batch 64)" --precision bf16-mixed \
+            --channels-last --steps "$STEPS" --warmup "$WARMUP" --runs "$run" > /dev/null
     done
 fi
 echo "tables and profiles in $OUT"
