@@ -183,33 +183,32 @@ def items_run(dataset: Any, samples: int) -> Callable[[], int]:
     return run
 
 
-def full_decode_run(run: Callable[[], int]) -> Callable[[], int]:
-    """`run` without the C extension (whole frames decoded, numpy packing)."""
+def without_extension_functions(run: Callable[[], int], *names: str) -> Callable[[], int]:
+    """`run` with the extension functions `names` of `epic_ar.data.decode` set to None (as
+    when the extension lacks them), restored afterwards."""
 
-    def without_partial_decoding() -> int:
-        saved = decode._decode_crop, decode._split_quads, decode._decode_crops_resized
-        decode._decode_crop, decode._split_quads, decode._decode_crops_resized = None, None, None
+    def without() -> int:
+        saved = {name: getattr(decode, name) for name in names}
+        for name in names:
+            setattr(decode, name, None)
         try:
             return run()
         finally:
-            decode._decode_crop, decode._split_quads, decode._decode_crops_resized = saved
+            for name, function in saved.items():
+                setattr(decode, name, function)
 
-    return without_partial_decoding
+    return without
+
+
+def full_decode_run(run: Callable[[], int]) -> Callable[[], int]:
+    """`run` without the C extension (whole frames decoded, numpy packing)."""
+    return without_extension_functions(run, "_decode_crop", "_split_quads", "_decode_crops_resized")
 
 
 def separate_resize_run(run: Callable[[], int]) -> Callable[[], int]:
     """`run` with the extension decoding RGB crops and torch resizing them afterwards,
     instead of the extension resizing each row as it is decoded (the same bytes)."""
-
-    def with_torch_resize() -> int:
-        saved = decode._decode_crops_resized
-        decode._decode_crops_resized = None
-        try:
-            return run()
-        finally:
-            decode._decode_crops_resized = saved
-
-    return with_torch_resize
+    return without_extension_functions(run, "_decode_crops_resized")
 
 
 def bundled_libjpeg_run(run: Callable[[], int]) -> Callable[[], int]:
