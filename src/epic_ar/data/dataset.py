@@ -332,42 +332,15 @@ def build_dataset(
     """
     if decode_on_device and videos_dir is not None:
         raise EpicArError("decoding on the device needs JPEG frames: not with a videos_dir")
-    if modality is not None:
-        modality = parse_modality(modality, "unknown modality:")
-    # Anything else would silently read the frames at the wrong numbers.
-    label_frame_numbers = parse_modality(label_frame_numbers, "label_frame_numbers:")
-    if (source is None) == (videos_dir is None):
-        either = "not both" if source is not None else "none given"
-        raise EpicArError(
-            f"give a source (gulp directory or frames root) or a videos_dir ({either})"
-        )
-    if labels is not None and not isinstance(labels, pd.DataFrame):
-        labels = Path(labels)
-    segments: SegmentSource
-    path = Path(source if source is not None else str(videos_dir))
-    if videos_dir is not None:
-        if labels is None:
-            raise EpicArError(
-                f"{path}: to read videos, pass ", Parameter("labels"), " (which segments)"
-            )
-        from epic_ar.data.video_sources import VideoSegments
-
-        segments = VideoSegments(path, modality or "rgb", labels)
-    elif is_gulp_directory(path):
-        segments = GulpSegments(path, modality, labels)
-    elif labels is None:
-        raise EpicArError(
-            f"{path}: not a gulp directory; to read frame archives, pass labels (which segments)"
-        )
-    else:
-        cache = Path(index_cache_dir) if index_cache_dir is not None else None
-        segments = ArchiveSegments(
-            path,
-            modality or "rgb",
-            labels,
-            label_frame_numbers=label_frame_numbers,
-            index_cache_dir=cache,
-        )
+    segments = open_segment_source(
+        source,
+        videos_dir,
+        parse_modality(modality, "unknown modality:") if modality is not None else None,
+        labels,
+        # Anything else would silently read the frames at the wrong numbers.
+        label_frame_numbers=parse_modality(label_frame_numbers, "label_frame_numbers:"),
+        index_cache_dir=Path(index_cache_dir) if index_cache_dir is not None else None,
+    )
     if segment_length is None:
         segment_length = default_snippet_length(segments.modality)
     return SegmentDataset(
@@ -382,4 +355,46 @@ def build_dataset(
         clips=clips,
         crops=crops,
         decode_on_device=decode_on_device,
+    )
+
+
+def open_segment_source(
+    source: str | Path | None,
+    videos_dir: str | Path | None,
+    modality: Modality | None,
+    labels: str | Path | pd.DataFrame | None,
+    *,
+    label_frame_numbers: Modality,
+    index_cache_dir: Path | None,
+) -> SegmentSource:
+    """The segments `build_dataset` serves: from a gulp directory, frame archives or
+    videos (exactly one of `source` and `videos_dir`; see `build_dataset`)."""
+    if (source is None) == (videos_dir is None):
+        either = "not both" if source is not None else "none given"
+        raise EpicArError(
+            f"give a source (gulp directory or frames root) or a videos_dir ({either})"
+        )
+    if labels is not None and not isinstance(labels, pd.DataFrame):
+        labels = Path(labels)
+    path = Path(source if source is not None else str(videos_dir))
+    if videos_dir is not None:
+        if labels is None:
+            raise EpicArError(
+                f"{path}: to read videos, pass ", Parameter("labels"), " (which segments)"
+            )
+        from epic_ar.data.video_sources import VideoSegments
+
+        return VideoSegments(path, modality or "rgb", labels)
+    if is_gulp_directory(path):
+        return GulpSegments(path, modality, labels)
+    if labels is None:
+        raise EpicArError(
+            f"{path}: not a gulp directory; to read frame archives, pass labels (which segments)"
+        )
+    return ArchiveSegments(
+        path,
+        modality or "rgb",
+        labels,
+        label_frame_numbers=label_frame_numbers,
+        index_cache_dir=index_cache_dir,
     )
