@@ -49,3 +49,16 @@ def add_workers_argument(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="worker processes (default 1)",
     )
+
+
+def add_checkpoint_arguments(parser: argparse.ArgumentParser, *, published: bool) -> None:
+    """`--trust`, and with `published` (the command takes a published name) `--url URL`."""
+    if published:
+        parser.add_argument(
+            "--url",
+            metavar="URL",
+            help="with a published name: fetch it from URL (a mirror, file://)",
+        )
+    parser.add_argument(
+        "--trust", action="store_true", help="load a checkpoint naming code outside the allow-list"
+    )

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from epic_ar.cli.arguments import positive_int
+from epic_ar.cli.arguments import add_checkpoint_arguments, positive_int
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:
@@ -45,12 +45,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
                         help="ONNX opset (default: the exporter's)")  # fmt: skip
     parser.add_argument("--with-preprocessing", action="store_true",
                         help="take uint8 frames and normalise them in the graph")  # fmt: skip
-    parser.add_argument(
-        "--url", metavar="URL", help="with a published name: fetch it from URL (a mirror, file://)"
-    )
-    parser.add_argument(
-        "--trust", action="store_true", help="load a checkpoint naming code outside the allow-list"
-    )
+    add_checkpoint_arguments(parser, published=True)
     parser.add_argument("--force", action="store_true", help="overwrite OUT")
     parser.set_defaults(run=run, parser=parser)
 

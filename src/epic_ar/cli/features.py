@@ -8,7 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from epic_ar.cli.arguments import non_negative_int, positive_float, positive_int
+from epic_ar.cli.arguments import (
+    add_checkpoint_arguments,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from epic_ar.features import FORMATS
 
 
@@ -124,12 +129,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         help="processes, each with every N-th video (on CUDA, one GPU each)",
     )
     parser.add_argument("--force", action="store_true", help="start OUT again")
-    parser.add_argument(
-        "--url", metavar="URL", help="with a published name: fetch it from URL (a mirror, file://)"
-    )
-    parser.add_argument(
-        "--trust", action="store_true", help="load a checkpoint naming code outside the allow-list"
-    )
+    add_checkpoint_arguments(parser, published=True)
     parser.set_defaults(run=run, parser=parser)
 
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from epic_ar.cli.arguments import positive_float, positive_int
+from epic_ar.cli.arguments import add_checkpoint_arguments, positive_float, positive_int
 
 
 def add_parser(subparsers: Any, help_text: str) -> None:
@@ -112,12 +112,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
         metavar="FILE",
         help="write FILE.png: the top-1 verb and noun over time as coloured bands",
     )
-    parser.add_argument(
-        "--url", metavar="URL", help="with a published name: fetch it from URL (a mirror, file://)"
-    )
-    parser.add_argument(
-        "--trust", action="store_true", help="load a checkpoint naming code outside the allow-list"
-    )
+    add_checkpoint_arguments(parser, published=True)
     parser.add_argument("--force", action="store_true", help="overwrite output files")
     parser.set_defaults(run=run)
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from epic_ar.cli.arguments import non_negative_int, positive_int
+from epic_ar.cli.arguments import add_checkpoint_arguments, non_negative_int, positive_int
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
@@ -83,9 +83,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
     parser.add_argument(
         "--workers", type=non_negative_int, default=min(8, os.cpu_count() or 1), metavar="N"
     )
-    parser.add_argument(
-        "--trust", action="store_true", help="load a checkpoint naming code outside the allow-list"
-    )
+    add_checkpoint_arguments(parser, published=False)
     parser.add_argument("--force", action="store_true", help="overwrite RESULTS")
     parser.set_defaults(run=run, parser=parser)
 
