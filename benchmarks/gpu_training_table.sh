@@ -10,6 +10,16 @@
 # same commands on the CPU). Outputs: $OUT (default benchmarks/out/gpu).
 #
 #     OUT=/tmp/gpu bash benchmarks/gpu_training_table.sh
+#
+# On a GPU machine with torch and Lightning but no internet and no epic-ar install:
+#   here:  pip download --only-binary=:all: --python-version 3.12 \
+#              --platform manylinux2014_x86_64 -d device_kit/wheels orjson simplejpeg
+#          and copy jpeglib.h, jerror.h, jmorecfg.h and jconfig.h into device_kit/include;
+#   there: pip install --no-index device_kit/wheels/*; link Pillow's bundled libjpeg-turbo
+#          (pillow.libs/libjpeg-*.so.62*) as /tmp/jl/libjpeg.so; build the extension with
+#          CFLAGS=-I$PWD/device_kit/include LDFLAGS="-L/tmp/jl -Wl,-rpath,<pillow.libs>"
+#          python3 setup.py build_ext --inplace; then run this script with
+#          PYTHON=python3 PYTHONPATH=src:benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/out/gpu}
