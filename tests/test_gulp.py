@@ -218,10 +218,11 @@ def test_bad_frames_stop_with_the_segment_video_and_file(
     assert f"segment {segment_id} (video {segment_id.rsplit('_', 1)[0]})" in message
     assert ("missing frame" if delete else "not a complete JPEG") in message
     assert ".jpg" in message
-    assert (
-        GulpDirectory(tmp_path / "g").segment_ids
-        == pd.read_csv(data.labels("rgb"))["narration_id"].tolist()[:3]
-    )  # chunk 0 complete and readable
+    # chunk 0 is kept for a rerun, but readers refuse the unfinished directory
+    assert sorted(p.name for p in (tmp_path / "g").glob("*.gmeta")) == ["meta_0.gmeta"]
+    chunks = -(-len(pd.read_csv(data.labels("rgb"))) // 3)
+    with pytest.raises(EpicArError, match=rf"an unfinished gulp \(1 of {chunks} chunks written\)"):
+        GulpDirectory(tmp_path / "g")
 
 
 def test_skip_mode_lists_skipped_segments(data: SyntheticData, tmp_path: Path) -> None:

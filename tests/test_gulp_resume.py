@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from epic_ar.errors import EpicArError
 from epic_ar.gulp import GulpDirectory
 from epic_ar.synthetic.dataset import SyntheticConfig
 from helpers.cli import epic_ar_command
@@ -143,3 +144,60 @@ def test_orphan_data_and_stale_temp_files_are_replaced(data: SyntheticData, tmp_
     (out / ".meta_7.gmeta.123.tmp").write_bytes(b"{")
     subprocess.run(gulp_command(data, out, 1), check=True, capture_output=True)
     assert snapshot(out) == snapshot(reference)
+
+
+def test_an_unfinished_directory_is_refused_until_the_job_is_rerun(
+    data: SyntheticData, tmp_path: Path
+) -> None:
+    reference = tmp_path / "reference"
+    subprocess.run(gulp_command(data, reference, 1), check=True, capture_output=True)
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    segments = len(pd.read_csv(data.labels("rgb")))
+    total = (segments + 1) // 2  # --segments-per-chunk 2
+    for chunk in (3, 4, 9):  # as if the job had stopped with these chunks unwritten
+        (out / f"meta_{chunk}.gmeta").unlink()
+        (out / f"data_{chunk}.gulp").unlink()
+    expected = (
+        f"{out}: an unfinished gulp ({total - 3} of {total} chunks written); "
+        "run the same epic-ar gulp command again to finish it"
+    )
+    with pytest.raises(EpicArError) as caught:
+        GulpDirectory(out)
+    assert str(caught.value) == expected
+    check = subprocess.run(
+        [*epic_ar_command(), "gulp-check", str(out)], check=False, capture_output=True, text=True
+    )
+    assert check.returncode == 1 and expected in check.stdout + check.stderr
+    subprocess.run(gulp_command(data, out, 1), check=True, capture_output=True)
+    assert snapshot(out) == snapshot(reference)
+    assert len(GulpDirectory(out)) == segments
+    # A directory without epic-ar's manifest (another tool's) is read as it is.
+    (out / ".epic_ar_gulp.json").unlink()
+    (out / "meta_3.gmeta").unlink()
+    assert len(GulpDirectory(out)) == segments - 2
+
+
+def test_ctrl_c_says_how_far_the_job_got(data: SyntheticData, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        gulp_command(data, out, 1),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while process.poll() is None and committed(out) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    total = (len(pd.read_csv(data.labels("rgb"))) + 1) // 2
+    if process.returncode == 0:
+        pytest.skip("the job finished before the interrupt")
+    assert process.returncode == 130
+    written = committed(out)
+    assert 2 <= written < total
+    assert err.strip().splitlines()[-1] == (
+        f"epic-ar gulp: interrupted: {out}: an unfinished gulp ({written} of {total} chunks "
+        "written); run the same epic-ar gulp command again to finish it"
+    )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from epic_ar.cli.arguments import add_workers_argument, positive_int
+from epic_ar.gulp.format import missing_chunks, unfinished_message
 from epic_ar.gulp.ingest import MAX_FRAME_SIZE, SKIPPED_NAME, GulpJob, run_gulp
 from epic_ar.gulp.segments import JPEG_QUALITY
 from epic_ar.modality import MODALITIES
@@ -114,7 +116,15 @@ def run(args: argparse.Namespace) -> int:
         skip_bad_segments=args.on_missing == "skip",
         check_decodes=not args.no_decode_check,
     )
-    summary = run_gulp(job)
+    try:
+        summary = run_gulp(job)
+    except KeyboardInterrupt:
+        unfinished = missing_chunks(args.out)
+        if unfinished is None:  # nothing was kept
+            raise
+        print(f"epic-ar gulp: interrupted: {unfinished_message(args.out, *unfinished)}",
+              file=sys.stderr)  # fmt: skip
+        return 130
     if summary.chunks_already_done == summary.chunks_total:
         print(f"{args.out}: all {summary.chunks_total} chunks already complete; nothing to do")
     else:

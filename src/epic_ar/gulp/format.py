@@ -9,10 +9,13 @@ A directory holds chunk pairs `data_<i>.gulp` + `meta_<i>.gmeta`:
 
 A chunk exists once its meta file does: writers rename the meta file into place last.
 Temporary files start with "." so that gulpio2's `data*.gulp` / `meta*.gmeta` globs skip them.
+`epic-ar gulp` also writes a manifest (`MANIFEST_NAME`, JSON) naming its job, from which a
+reader tells a finished directory from one whose job was interrupted.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -21,6 +24,7 @@ DATA_PATTERN = re.compile(r"^data_(\d+)\.gulp$")
 TEMP_PATTERN = re.compile(r"^\..*\.tmp$")
 META_PATTERN = re.compile(r"^meta_(\d+)\.gmeta$")
 RECORD_ALIGNMENT = 4
+MANIFEST_NAME = ".epic_ar_gulp.json"
 
 
 def data_path(directory: Path, chunk: int) -> Path:
@@ -52,3 +56,27 @@ def remove_stale_temp_files(directory: Path) -> int:
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
+
+
+def missing_chunks(directory: Path) -> tuple[int, int] | None:
+    """(chunks missing, chunks of the whole job) when the `epic-ar gulp` job that wrote
+    `directory` stopped before its end; None when it finished, or when no manifest says
+    what the job was (gulp directories of other tools)."""
+    try:
+        manifest = json.loads((directory / MANIFEST_NAME).read_bytes())
+        segments, per_chunk = manifest["segments"], manifest["segments_per_chunk"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    if not (isinstance(segments, int) and isinstance(per_chunk, int) and per_chunk > 0):
+        return None
+    expected = -(-segments // per_chunk)
+    missing = len(set(range(expected)) - set(committed_chunks(directory)))
+    return (missing, expected) if missing else None
+
+
+def unfinished_message(directory: Path, missing: int, expected: int) -> str:
+    """The one line saying that `directory` is an interrupted gulp job, and what to do."""
+    return (
+        f"{directory}: an unfinished gulp ({expected - missing} of {expected} chunks written); "
+        "run the same epic-ar gulp command again to finish it"
+    )

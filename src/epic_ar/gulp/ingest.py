@@ -29,6 +29,7 @@ from epic_ar.fileio.atomic import atomic_write_path
 from epic_ar.fileio.paths import check_folder_writable, named_write_errors
 from epic_ar.gulp.format import (
     DATA_PATTERN,
+    MANIFEST_NAME,
     TEMP_PATTERN,
     committed_chunks,
     remove_stale_temp_files,
@@ -40,7 +41,6 @@ from epic_ar.modality import MODALITIES, Modality
 from epic_ar.progress import Progress
 
 LOG = logging.getLogger(__name__)
-MANIFEST_NAME = ".epic_ar_gulp.json"
 SKIPPED_NAME = "skipped.csv"
 LABEL_COLUMNS = ("participant_id", "video_id", "start_frame", "stop_frame")
 MAX_FRAME_SIZE = 4096  # pixels; larger is a typing mistake that would exhaust memory

@@ -22,7 +22,13 @@ import orjson
 
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.paths import os_reason
-from epic_ar.gulp.format import committed_chunks, data_path, meta_path
+from epic_ar.gulp.format import (
+    committed_chunks,
+    data_path,
+    meta_path,
+    missing_chunks,
+    unfinished_message,
+)
 from epic_ar.gulp.jpeg import decode_jpeg
 
 
@@ -144,6 +150,9 @@ class GulpDirectory:
         chunks = committed_chunks(self.path)
         if not chunks:
             raise EpicArError(f"{self.path}: not a gulp directory (no meta_*.gmeta files)")
+        unfinished = missing_chunks(self.path)
+        if unfinished is not None:  # reading it would silently serve a subset
+            raise EpicArError(unfinished_message(self.path, *unfinished))
         ids: list[str] = []
         metas: list[bytes] = []
         seg_chunk: list[int] = []
