@@ -511,3 +511,96 @@ def test_a_folder_holding_other_files_is_refused(
         f"{out}: holds other files (not a gulp job's); give a new or empty folder"
     )
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+# 9. Frame numbers far beyond a video, and archives that change or lie about their frames.
+
+
+def test_a_stop_frame_far_past_the_video_fails_on_that_frame(
+    data: SyntheticData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = pd.read_csv(data.labels("rgb"))
+    stop = int(labels.stop_frame.max()) + 100_000  # the names are not listed one by one
+    path = labels_with(data, tmp_path / "far.csv", 2, stop_frame=stop)
+    status, _, err = gulp_rgb(capsys, data, tmp_path / "out", labels=path)
+    line = the_error_line(err, "gulp")
+    assert status == 1 and f"segment {labels.narration_id[2]} " in line
+    assert line.endswith(f"missing frame {data.frames('tar', 'rgb')}/"
+                         f"{labels.participant_id[2]}/rgb_frames/{labels.video_id[2]}.tar:"
+                         f"frame_{stop:010d}.jpg")  # fmt: skip
+
+
+def test_flow_labels_without_the_flow_marker_are_warned_about_and_hinted_at(
+    data: SyntheticData,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    labels = pd.read_csv(data.labels("rgb"))  # RGB frame numbers, no frame_numbers column
+    old = labels.video_id.str.fullmatch(r"P\d+_\d\d")  # 2018 videos: flow at stride 2
+    row = int(old.to_numpy().argmax())
+    assert old[row]
+    stop = int(labels.stop_frame.max()) * 2
+    path = labels_with(data, tmp_path / "rgb_numbers.csv", row, stop_frame=stop)
+    status, _, err = run_main(
+        capsys, "gulp", data.frames("tar", "flow"), tmp_path / "out", path, "flow"
+    )
+    assert caplog.messages == [
+        f"{path}: does not say it holds flow frame numbers (no frame_numbers column, "
+        "which epic-ar convert-flow-idxs writes); its "
+        f"{int(old.sum())} segments of 2018 videos are read as flow frame numbers. If they "
+        "are RGB ones, convert the file first"
+    ]
+    line = the_error_line(err, "gulp")
+    assert status == 1 and f"stop_frame {stop}: missing frame " in line
+    assert line.endswith(
+        "(do the annotations hold flow frame numbers? epic-ar convert-flow-idxs converts RGB ones)"
+    )
+    # converted labels carry the marker: no warning
+    caplog.clear()
+    status, _, err = run_main(
+        capsys, "gulp", data.frames("tar", "flow"), tmp_path / "ok", data.labels("flow"), "flow"
+    )
+    assert status == 0 and caplog.messages == []
+
+
+def test_tar_members_numbered_far_beyond_the_archive_are_refused(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from epic_ar.data.tar_index import build_tar_index
+
+    archive = tmp_path / "P01_01.tar"
+    with tarfile.open(archive, "w") as tar:
+        for number in (1, 2, 20_000_000):
+            member = tarfile.TarInfo(f"./frame_{number:010d}.jpg")
+            member.size = 3
+            tar.addfile(member, io.BytesIO(b"abc"))
+    with pytest.raises(EpicArError) as caught:
+        build_tar_index(archive)  # a dense table would take 320 MB
+    assert str(caught.value) == (
+        f"{archive}: a member is named frame number 20000000, far beyond the archive's 3 "
+        "frames (not an EPIC frame archive?)"
+    )
+
+
+def test_an_archive_cut_short_after_it_was_opened_is_named(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from epic_ar.gulp.sources import TarSource
+
+    archive = tmp_path / "P01_01.tar"
+    with tarfile.open(archive, "w") as tar:
+        member = tarfile.TarInfo("./frame_0000000001.jpg")
+        member.size = 5000
+        tar.addfile(member, io.BytesIO(bytes(5000)))
+    source = TarSource(archive)
+    with archive.open("r+b") as file:
+        file.truncate(512 + 1000)
+    with pytest.raises(EpicArError) as caught:
+        source.read("frame_0000000001.jpg")
+    source.close()
+    assert str(caught.value) == (
+        f"{archive}:frame_0000000001.jpg: truncated (1000 of 5000 bytes; the archive ends early)"
+    )

@@ -83,3 +83,26 @@ def test_cli_converts_between_csv_and_pickle(
     assert run_cli("convert-flow-idxs", src, out).returncode == 1  # exists, no --force
     done = run_cli("convert-flow-idxs", src, tmp_path / "out.txt")
     assert done.returncode == 1 and "must end in .csv or .pkl" in done.stderr
+
+
+def test_a_text_column_named_like_a_frame_number_is_refused(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    src = write_labels_csv(tmp_path / "in.csv", ROWS)
+    table = pd.read_csv(src)
+    table["key_frame"] = "middle"
+    table.to_csv(src, index=False)
+    done = run_cli("convert-flow-idxs", src, tmp_path / "out.csv")
+    assert done.returncode == 1 and not (tmp_path / "out.csv").exists()
+    assert done.stderr.strip() == (
+        f"epic-ar convert-flow-idxs: error: {src}: column 'key_frame' is named like a frame "
+        "number but holds 'middle', not whole numbers; rename it or make it whole numbers"
+    )
+    table["key_frame"] = table["start_frame"] + 1  # whole numbers are converted too
+    table.to_csv(src, index=False)
+    assert run_cli("convert-flow-idxs", src, tmp_path / "out.csv").returncode == 0
+    converted = read_annotations(tmp_path / "out.csv")
+    assert converted["key_frame"].tolist() == [
+        (s + 1 - 1) // (2 if v == "P01_01" else 1) + 1
+        for s, v in zip(table["start_frame"], table["video_id"], strict=True)
+    ]

@@ -87,7 +87,13 @@ def to_flow_frame_numbers(
         labels["video_id"], unknown_video_stride=unknown_video_stride, source=source
     )
     for column in [c for c in labels.columns if str(c).endswith("frame")]:
-        converted[column] = (converted[column].to_numpy() - 1) // stride + 1
+        values = converted[column]
+        if len(values) and not pd.api.types.is_integer_dtype(values):  # start/stop: checked
+            raise EpicArError(
+                f"{source}: column {column!r} is named like a frame number but holds "
+                f"{values.iloc[0]!r}, not whole numbers; rename it or make it whole numbers"
+            )
+        converted[column] = (values.to_numpy() - 1) // stride + 1
     converted[FRAME_NUMBERS_COLUMN] = FLOW_NUMBERS
     return converted
 

@@ -30,6 +30,10 @@ from epic_ar.gulp.sources import member_name
 
 INDEX_SUFFIX = ".epic_ar_index.npy"
 AXES = {"rgb": ("",), "flow": ("u", "v")}
+# Frame numbers up to this always index (a video of 4.6 h at 60 fps), and beyond it up to
+# this many times the archive's member count (archives holding only some frames).
+MIN_FRAME_NUMBER_LIMIT = 1_000_000
+MAX_FRAMES_PER_MEMBER = 4
 _MEMBER = re.compile(r"(?:\./)?(?:(u|v)/)?frame_(\d+)\.jpg")
 
 
@@ -53,6 +57,12 @@ def build_tar_index(archive: Path) -> np.ndarray:
         raise EpicArError(f"{archive}: no frame_*.jpg members")
     axes = AXES["flow"] if any(axis for axis, *_ in members) else AXES["rgb"]
     last = max(number for _, number, _, _ in members)
+    # The table has a row per frame number: bound it by what a real video can hold.
+    if last > max(MAX_FRAMES_PER_MEMBER * len(members), MIN_FRAME_NUMBER_LIMIT):
+        raise EpicArError(
+            f"{archive}: a member is named frame number {last}, far beyond the archive's "
+            f"{len(members)} frames (not an EPIC frame archive?)"
+        )
     table = np.full((len(axes), last + 1, 2), -1, dtype=np.int64)
     for axis, number, offset, size in members:
         if axis in axes:

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from epic_ar.annotations.flow_frames import holds_flow_frame_numbers
+from epic_ar.annotations.flow_frames import flow_stride, holds_flow_frame_numbers
 from epic_ar.annotations.labels import read_annotations
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.atomic import atomic_write_path
@@ -185,8 +185,24 @@ def load_rows(labels_path: Path, modality: Modality | None = None) -> list[dict[
             f"{labels_path}: holds flow frame numbers (converted for flow); gulp RGB frames "
             "with the annotations that hold RGB frame numbers"
         )
+    if modality == "flow" and not holds_flow_frame_numbers(labels):
+        _warn_if_numbers_may_be_rgb(labels_path, labels)
     rows: list[dict[str, Any]] = labels.reset_index().to_dict(orient="records")
     return rows
+
+
+def _warn_if_numbers_may_be_rgb(labels_path: Path, labels: pd.DataFrame) -> None:
+    # Only the 2018 videos' numbers differ (flow at stride 2), and tables converted by the
+    # original tool carry no frame_numbers column: nothing tells the two apart for sure.
+    stride_two = flow_stride(labels["video_id"], unknown_video_stride=1) == 2
+    if stride_two.any():
+        LOG.warning(
+            "%s: does not say it holds flow frame numbers (no frame_numbers column, which "
+            "epic-ar convert-flow-idxs writes); its %d segments of 2018 videos are read as "
+            "flow frame numbers. If they are RGB ones, convert the file first",
+            labels_path,
+            int(stride_two.sum()),
+        )
 
 
 def gulp_chunk(

@@ -13,7 +13,13 @@ from PIL import Image
 
 from epic_ar.errors import EpicArError
 from epic_ar.gulp.jpeg import decode_jpeg, encode_jpeg
-from epic_ar.gulp.sources import FrameSource, frame_name, member_name, open_video
+from epic_ar.gulp.sources import (
+    FrameSource,
+    MissingFrameError,
+    frame_name,
+    member_name,
+    open_video,
+)
 from epic_ar.gulp.writer import GulpRecord
 
 JPEG_QUALITY = 90  # as gulpio2 writes resized frames
@@ -33,6 +39,20 @@ def segment_frame_names(start: int, stop: int, modality: str) -> list[str]:
     if modality == "rgb":
         return [frame_name(n) for n in range(start, stop + 1)]
     return [member_name(axis, n) for n in range(start, stop) for axis in ("u", "v")]
+
+
+def _check_last_frame(source: FrameSource, stop: int, modality: str) -> None:
+    """Read the segment's last frame first: a stop_frame past the video's end then fails
+    before a list of names as long as the segment is made."""
+    try:
+        source.read(frame_name(stop) if modality == "rgb" else member_name("v", stop - 1))
+    except MissingFrameError as exc:
+        if modality != "flow":
+            raise
+        raise MissingFrameError(
+            f"stop_frame {stop}: {exc} (do the annotations hold flow frame numbers? "
+            "epic-ar convert-flow-idxs converts RGB ones)"
+        ) from None
 
 
 def jpeg_shape(jpeg: bytes, where: str) -> tuple[int, int, int]:
@@ -137,6 +157,7 @@ def read_segment(
         raise BadSegmentError(f"{context}: {problem}")
     try:
         source = videos.get(str(row["participant_id"]), video)
+        _check_last_frame(source, stop, modality)
         names = segment_frame_names(start, stop, modality)
         jpegs = [source.read(name) for name in names]
         shapes = [jpeg_shape(j, source.where(n)) for n, j in zip(names, jpegs, strict=True)]

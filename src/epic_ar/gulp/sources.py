@@ -96,7 +96,13 @@ class TarSource:
             offset, size = self._members[name]
         except KeyError:
             raise MissingFrameError(f"missing frame {self.where(name)}") from None
-        return os.pread(self._fd, size, offset)
+        data = os.pread(self._fd, size, offset)
+        if len(data) != size:
+            raise EpicArError(
+                f"{self.where(name)}: truncated ({len(data)} of {size} bytes; the archive "
+                "ends early)"
+            )
+        return data
 
     def close(self) -> None:
         os.close(self._fd)
