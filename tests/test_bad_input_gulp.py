@@ -182,7 +182,6 @@ def test_ctrl_c_stops_parallel_gulp_and_the_rerun_finishes_it(
             break  # interrupted (0: it had finished before the signal came)
     assert job.returncode == 130
     stopped = [line for line in stderr.decode().splitlines() if not line.startswith("gulp rgb:")]
-    assert stopped == ["epic-ar gulp: interrupted"], stderr.decode()
     assert len(workers) >= 2
     deadline = time.monotonic() + 2
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
@@ -190,6 +189,11 @@ def test_ctrl_c_stops_parallel_gulp_and_the_rerun_finishes_it(
     assert not [pid for pid in workers if alive(pid)], "processes outlived the interrupted job"
     # at most the chunks being written when the signal came were completed after it
     after = len(list(out.glob("meta_*.gmeta")))
+    total = len(list(interruptible.reference.glob("meta_*.gmeta")))
+    assert stopped == [
+        f"epic-ar gulp: interrupted: {out}: an unfinished gulp ({after} of {total} chunks "
+        "written); run the same epic-ar gulp command again to finish it"
+    ], stderr.decode()
     assert after <= before + 3 < len(list(interruptible.reference.glob("meta_*.gmeta")))
     assert not list(out.glob(".*.tmp"))
 
@@ -604,3 +608,32 @@ def test_an_archive_cut_short_after_it_was_opened_is_named(tmp_path: Path) -> No
     assert str(caught.value) == (
         f"{archive}:frame_0000000001.jpg: truncated (1000 of 5000 bytes; the archive ends early)"
     )
+
+
+def test_a_truncated_or_corrupt_chunk_is_named_when_read(gulped: Path, tmp_path: Path) -> None:
+    from epic_ar.data.dataset import build_dataset
+
+    spoiled = tmp_path / "rgb"
+    shutil.copytree(gulped, spoiled)
+    meta = orjson.loads((spoiled / "meta_1.gmeta").read_bytes())
+    first, last = next(iter(meta)), list(meta)[-1]
+    data_file = spoiled / "data_1.gulp"
+    data_file.write_bytes(data_file.read_bytes()[: meta[last]["frame_info"][0][0] + 10])
+    dataset = build_dataset(spoiled, train=False, frame_count=2, input_size=16, scale_size=20)
+    row = list(dataset.table.narration_id).index(last)
+    with pytest.raises(EpicArError) as caught:
+        dataset[row]
+    assert str(caught.value) == (
+        f"segment {last}: {data_file}: ends before the frames of segment {last} that its meta "
+        "file lists (truncated? run epic-ar gulp-check)"
+    )
+    # bytes that do not decode: the message says where the segment's frames are
+    offset, _, length = meta[first]["frame_info"][0]
+    body = bytearray(data_file.read_bytes())
+    body[offset : offset + length] = b"\xff\xd8" + b"\xff\xf7" * ((length - 4) // 2) + b"\xff\xd9"
+    data_file.write_bytes(bytes(body))
+    row = list(dataset.table.narration_id).index(first)
+    with pytest.raises(EpicArError) as caught:
+        build_dataset(spoiled, train=True, frame_count=8, input_size=16)[row]
+    message = str(caught.value)
+    assert message.startswith(f"segment {first}: ") and message.endswith(f" (frames in {spoiled})")

@@ -182,3 +182,21 @@ def test_a_finished_segments_file_is_kept_for_the_same_segments_only(
     status, line = run(capsys, *arguments)
     assert status == 1 and "was written with segments_sha256=" in line and "--force" in line
     assert out.read_bytes() == written
+
+
+def test_a_frame_that_does_not_decode_is_named(
+    inputs: Inputs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frames = tmp_path / "frames"
+    video = frames / "P01" / "rgb_frames" / VIDEO
+    shutil.copytree(inputs.frames / "P01" / "rgb_frames" / VIDEO, video)
+    for path in video.iterdir():  # markers intact, no image inside
+        path.write_bytes(b"\xff\xd8" + b"\xff\xf7" * 64 + b"\xff\xd9")
+    out = tmp_path / "out.lmdb"
+    status, line = run(capsys, "features", inputs.checkpoint("tsn_rgb"), out, "--format",
+                       "rulstm-lmdb", "--frames-dir", frames, "--videos", VIDEO, "--workers",
+                       "0", "--device", "cpu")  # fmt: skip
+    assert status == 1
+    prefix = f"epic-ar features: error: {video}: frame "
+    assert line.startswith(prefix) and line[len(prefix) :].split(":")[0].isdigit(), line
+    assert "of the sample" not in line

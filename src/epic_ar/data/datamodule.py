@@ -24,9 +24,9 @@ from epic_ar.data.dataset import (
     SeededShuffleSampler,
     SegmentDataset,
     build_dataset,
-    is_gulp_directory,
 )
 from epic_ar.data.device_decode import JpegBatch, collate_jpeg_samples, decode_on_device
+from epic_ar.data.segment_sources import is_gulp_directory
 from epic_ar.data.transforms import normalize
 from epic_ar.data.views import config_view_settings
 from epic_ar.errors import EpicArError

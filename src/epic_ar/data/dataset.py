@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,7 @@ from epic_ar.data.sampling import (
     sample_train_offsets,
     snippet_frame_indices,
 )
-from epic_ar.data.segment_sources import ArchiveSegments, GulpSegments
+from epic_ar.data.segment_sources import SegmentSource, open_segment_source
 from epic_ar.data.transforms import (
     FLOW_SCALES,
     RGB_SCALES,
@@ -45,16 +45,10 @@ from epic_ar.data.transforms import (
     whole_frame_box,
 )
 from epic_ar.data.views import ViewSettings, check_view_counts, segment_views
-from epic_ar.errors import EpicArError, Parameter
-from epic_ar.gulp.format import committed_chunks
+from epic_ar.errors import EpicArError
 from epic_ar.modality import Modality, parse_modality
 
 Item = tuple[torch.Tensor, dict[str, Any]]
-if TYPE_CHECKING:  # PyAV is imported when videos are read, not with the training code
-    from epic_ar.data.video_sources import VideoSegments
-
-# Where a dataset's segments come from (each has `table`, `modality` and `read_frames`).
-SegmentSource: TypeAlias = "GulpSegments | ArchiveSegments | VideoSegments"
 # An item's key: a segment index, or (index, seed) to fix the item's random draws.
 ItemKey = int | tuple[int, int]
 
@@ -162,7 +156,7 @@ class SegmentDataset(Dataset[Item]):
             if isinstance(draw.frames, np.ndarray):
                 raise EpicArError("decoding on the device needs JPEG frames, not videos")
         except (ValueError, EpicArError) as exc:
-            raise EpicArError(f"segment {self.table.narration_id[row]}: {exc}") from exc
+            raise self._segment_error(row, exc) from exc
         box = (draw.box.x, draw.box.y, draw.box.width, draw.box.height)
         return JpegSample(tuple(draw.frames), box, draw.flip, self.frame_count)
 
@@ -178,12 +172,19 @@ class SegmentDataset(Dataset[Item]):
             draw = self._draw_train_sample(row, rng)
             frames = self._train_pixels(draw)
         except (ValueError, EpicArError) as exc:
-            segment = self.table.narration_id[row]
-            raise EpicArError(f"segment {segment}: {exc}") from exc
+            raise self._segment_error(row, exc) from exc
         if draw.flip and self.modality == "flow":
             invert_flow_u(frames)
         size = self.input_size
         return frames.reshape(self.frame_count, -1, size, size)
+
+    def _segment_error(self, row: int, exc: Exception) -> EpicArError:
+        """`exc`, raised reading table row `row`, as an error naming the segment (and for a
+        frame that does not decode, where the segment's frames are)."""
+        message = f"segment {self.table.narration_id[row]}: {exc}"
+        if isinstance(exc, ValueError):  # source errors name their file already
+            message += f" (frames in {self.segments.frames_location(row)})"
+        return EpicArError(message)
 
     def _draw_train_sample(self, row: int, rng: np.random.Generator) -> TrainDraw:
         """What a training sample of table row `row` is made of, drawn from `rng` in this
@@ -278,10 +279,6 @@ class SeededShuffleSampler(Sampler[tuple[int, int]]):
             yield int(order[position]), int(seeds[position])
 
 
-def is_gulp_directory(path: Path) -> bool:
-    return path.is_dir() and bool(committed_chunks(path))
-
-
 def build_dataset(
     source: str | Path | None = None,
     modality: Modality | None = "rgb",
@@ -355,46 +352,4 @@ def build_dataset(
         clips=clips,
         crops=crops,
         decode_on_device=decode_on_device,
-    )
-
-
-def open_segment_source(
-    source: str | Path | None,
-    videos_dir: str | Path | None,
-    modality: Modality | None,
-    labels: str | Path | pd.DataFrame | None,
-    *,
-    label_frame_numbers: Modality,
-    index_cache_dir: Path | None,
-) -> SegmentSource:
-    """The segments `build_dataset` serves: from a gulp directory, frame archives or
-    videos (exactly one of `source` and `videos_dir`; see `build_dataset`)."""
-    if (source is None) == (videos_dir is None):
-        either = "not both" if source is not None else "none given"
-        raise EpicArError(
-            f"give a source (gulp directory or frames root) or a videos_dir ({either})"
-        )
-    if labels is not None and not isinstance(labels, pd.DataFrame):
-        labels = Path(labels)
-    path = Path(source if source is not None else str(videos_dir))
-    if videos_dir is not None:
-        if labels is None:
-            raise EpicArError(
-                f"{path}: to read videos, pass ", Parameter("labels"), " (which segments)"
-            )
-        from epic_ar.data.video_sources import VideoSegments
-
-        return VideoSegments(path, modality or "rgb", labels)
-    if is_gulp_directory(path):
-        return GulpSegments(path, modality, labels)
-    if labels is None:
-        raise EpicArError(
-            f"{path}: not a gulp directory; to read frame archives, pass labels (which segments)"
-        )
-    return ArchiveSegments(
-        path,
-        modality or "rgb",
-        labels,
-        label_frame_numbers=label_frame_numbers,
-        index_cache_dir=index_cache_dir,
     )

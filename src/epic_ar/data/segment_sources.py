@@ -1,5 +1,6 @@
 """Where a dataset's segments and their JPEG frames come from: a gulp directory, or the
-official frame archives (tar files read in place, or extracted folders) plus a label file.
+official frame archives (tar files read in place, or extracted folders) plus a label file
+(and, in `video_sources`, MP4 videos plus a label file).
 
 Both give a `SegmentTable` (numpy columns, no per-segment Python objects, so that forked
 DataLoader workers share it without copying) and read a segment's JPEGs by snippet-frame
@@ -11,19 +12,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
 from epic_ar.annotations.flow_frames import holds_flow_frame_numbers, to_flow_frame_numbers
-from epic_ar.annotations.labels import read_annotations, require_columns
+from epic_ar.annotations.labels import SOURCE_ATTR, read_annotations, require_columns
 from epic_ar.data.tar_index import AXES, IndexedTar, cached_tar_index, tar_index
-from epic_ar.errors import EpicArError
+from epic_ar.errors import EpicArError, Parameter
 from epic_ar.gulp import GulpDirectory
+from epic_ar.gulp.format import committed_chunks
 from epic_ar.gulp.sources import FolderSource, candidate_locations, member_name
 from epic_ar.modality import Modality
 from epic_ar.progress import Progress
+
+if TYPE_CHECKING:  # PyAV is imported when videos are read, not with the training code
+    from epic_ar.data.video_sources import VideoSegments
 
 LABEL_COLUMNS = ("verb_class", "noun_class")
 _LOCATION_COLUMNS = ("participant_id", "video_id", "start_frame", "stop_frame")
@@ -77,10 +82,11 @@ def annotation_rows(
     labels: Path | pd.DataFrame, required_columns: Sequence[str] = ()
 ) -> tuple[pd.DataFrame, str]:
     """(rows, name for messages) of an annotation file, or of rows already read
-    (`read_annotations`' layout, indexed by narration id)."""
+    (`read_annotations`' layout, indexed by narration id; named by the file they came from)."""
     if isinstance(labels, pd.DataFrame):
-        require_columns(labels, required_columns, source="annotations")
-        return labels, "annotations"
+        name = str(labels.attrs.get(SOURCE_ATTR, "annotations"))
+        require_columns(labels, required_columns, source=name)
+        return labels, name
     return read_annotations(labels, required_columns=required_columns), str(labels)
 
 
@@ -151,6 +157,10 @@ class GulpSegments:
             // _pairs(self.modality),
             labels=_label_arrays(metas),
         )
+
+    def frames_location(self, row: int) -> str:
+        """Where segment `row`'s frames are stored, for messages."""
+        return str(self.gulp.path)
 
     def read_frames(self, row: int, frame_indices: np.ndarray) -> list[bytes]:
         """JPEGs of snippet frames `frame_indices` (flow: u and v of each pair)."""
@@ -245,6 +255,10 @@ class ArchiveSegments:
         # Memory maps would be pickled as full arrays: spawned workers map them again.
         return {**self.__dict__, "_tables": {}}
 
+    def frames_location(self, row: int) -> str:
+        """Where segment `row`'s frames are stored (its video's archive or folder)."""
+        return str(self._locations[int(self._video_row[row])])
+
     def read_frames(self, row: int, frame_indices: np.ndarray) -> list[bytes]:
         """JPEGs of snippet frames `frame_indices` (flow: u and v of each pair)."""
         video = int(self._video_row[row])
@@ -255,3 +269,54 @@ class ArchiveSegments:
             folder = FolderSource(location)
             return [folder.read(member_name(axis, n)) for n in numbers.tolist() for axis in axes]
         return IndexedTar(location, self._table(video)).read(numbers, axes)
+
+
+def is_gulp_directory(path: Path) -> bool:
+    return path.is_dir() and bool(committed_chunks(path))
+
+
+def open_segment_source(
+    source: str | Path | None,
+    videos_dir: str | Path | None,
+    modality: Modality | None,
+    labels: str | Path | pd.DataFrame | None,
+    *,
+    label_frame_numbers: Modality,
+    index_cache_dir: Path | None,
+) -> SegmentSource:
+    """The segments `build_dataset` serves: from a gulp directory, frame archives or
+    videos (exactly one of `source` and `videos_dir`; see `build_dataset`)."""
+    if (source is None) == (videos_dir is None):
+        either = "not both" if source is not None else "none given"
+        raise EpicArError(
+            f"give a source (gulp directory or frames root) or a videos_dir ({either})"
+        )
+    if labels is not None and not isinstance(labels, pd.DataFrame):
+        labels = Path(labels)
+    path = Path(source if source is not None else str(videos_dir))
+    if videos_dir is not None:
+        if labels is None:
+            raise EpicArError(
+                f"{path}: to read videos, pass ", Parameter("labels"), " (which segments)"
+            )
+        from epic_ar.data.video_sources import VideoSegments
+
+        return VideoSegments(path, modality or "rgb", labels)
+    if is_gulp_directory(path):
+        return GulpSegments(path, modality, labels)
+    if labels is None:
+        raise EpicArError(
+            f"{path}: not a gulp directory; to read frame archives, pass labels (which segments)"
+        )
+    return ArchiveSegments(
+        path,
+        modality or "rgb",
+        labels,
+        label_frame_numbers=label_frame_numbers,
+        index_cache_dir=index_cache_dir,
+    )
+
+
+# Where a dataset's segments come from (each has `table`, `modality`, `read_frames` and
+# `frames_location`).
+SegmentSource: TypeAlias = "GulpSegments | ArchiveSegments | VideoSegments"

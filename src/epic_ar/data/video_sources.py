@@ -139,6 +139,10 @@ class VideoSegments:
         clipped: np.ndarray = np.minimum(indices, last)
         return clipped
 
+    def frames_location(self, row: int) -> str:
+        """Where segment `row`'s frames are stored (its video file)."""
+        return str(self.video_path(row))
+
     def read_frames(self, row: int, frame_indices: np.ndarray) -> np.ndarray:
         """[F, H, W, 3] uint8 RGB: segment `row`'s frames `frame_indices` (0-based within
         the segment), H = `frame_height`."""

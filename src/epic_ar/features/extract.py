@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader
 
 from epic_ar.data.config import DataConfig
 from epic_ar.data.datamodule import EpicDataModule
-from epic_ar.data.dataset import SegmentDataset, is_gulp_directory
+from epic_ar.data.dataset import SegmentDataset
+from epic_ar.data.segment_sources import is_gulp_directory
 from epic_ar.data.views import ViewSettings, config_view_settings
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.features.jobs import (

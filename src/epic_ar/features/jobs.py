@@ -213,7 +213,12 @@ class ViewBatches(IterableDataset[ViewBatch]):
         size, pending, read, reported = settings.input_size, 0, 0, 0
         try:
             for index, item in frames:
-                crops[index] = centre_view(stack_frames([item]), settings).reshape(-1, size, size)
+                try:
+                    view = centre_view(stack_frames([item]), settings)
+                except ValueError as exc:  # a frame that does not decode
+                    reason = str(exc).removeprefix("frame 0 of the sample: ")
+                    raise EpicArError(f"{source.path}: frame {index + 1}: {reason}") from None
+                crops[index] = view.reshape(-1, size, size)
                 read = index + 1
                 while pending < len(windows) and last_needed[pending] <= index:
                     keep_from = windows[pending + 1].first if pending + 1 < len(windows) else read

@@ -233,6 +233,7 @@ class GulpDirectory:
 
         Raises:
             KeyError: unknown segment. IndexError: an index outside [0, frame count).
+            EpicArError: the data file ends before a frame (truncated).
         """
         row = self._segment_row(segment_id)
         count = int(self._count[row])
@@ -246,10 +247,16 @@ class GulpDirectory:
         chunk = int(self._chunk[row])
         fd = self._fd(chunk)
         offsets, lengths = self._offsets[chunk][frames], self._lengths[chunk][frames]
-        return [
-            os.pread(fd, int(length), int(offset))
+        jpegs = [
+            os.pread(fd, length, offset)
             for offset, length in zip(offsets.tolist(), lengths.tolist(), strict=True)
         ]
+        if any(len(jpeg) != length for jpeg, length in zip(jpegs, lengths.tolist(), strict=True)):
+            raise EpicArError(
+                f"{self._data_paths[chunk]}: ends before the frames of segment {segment_id} "
+                "that its meta file lists (truncated? run epic-ar gulp-check)"
+            )
+        return jpegs
 
     def read_frames(self, segment_id: str, indices: Sequence[int]) -> list[np.ndarray]:
         """Frames `indices` decoded: [H, W, 3] uint8 RGB, or [H, W] uint8 for flow frames."""

@@ -19,12 +19,14 @@ from torch.utils.data import DataLoader, Dataset
 from epic_ar import __version__
 from epic_ar.data.config import DataConfig
 from epic_ar.data.datamodule import EpicDataModule, split_gulp_dir
-from epic_ar.data.dataset import Item, SegmentDataset, is_gulp_directory
+from epic_ar.data.dataset import Item, SegmentDataset
+from epic_ar.data.segment_sources import is_gulp_directory
 from epic_ar.data.views import average_over_views
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.modality import Modality, config_modality, config_spelling
 from epic_ar.models.config import TrnEval
 from epic_ar.models.video_model import VideoModel
+from epic_ar.training.interrupts import lightning_interrupts
 from epic_ar.training.run_config import parse_data_config
 
 ScoredSplit = Literal["val", "test"]  # the splits that are scored (never train)
@@ -32,6 +34,10 @@ ScoredSplit = Literal["val", "test"]  # the splits that are scored (never train)
 
 # where the split's frames are when the checkpoint's own gulp directory is not here
 DATA_DIR = Parameter("data_dir", "data_dir=DIR", metavar="DIR")
+# ... or the split's frame archives (or videos) and its annotation file
+FRAMES_DIR = Parameter("frames_dir", "frames_dir=DIR", metavar="DIR")
+VIDEOS_DIR = Parameter("videos_dir", "videos_dir=DIR", metavar="DIR")
+LABELS = Parameter("labels", "labels=FILE", metavar="FILE")
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,8 @@ def with_frame_source(data: DataConfig, modality: Modality, settings: ScoringOpt
     if settings.frames_dir is None and settings.videos_dir is None:
         if data.frames_dir is None and data.videos_dir is None:
             _check_stored_gulp_dir(data, settings.split)
+        else:
+            _check_stored_labels(data, settings.split)
         return data
     if settings.labels is None:
         folder = "frames" if settings.frames_dir is not None else "videos"
@@ -146,6 +154,20 @@ def with_frame_source(data: DataConfig, modality: Modality, settings: ScoringOpt
     if settings.split == "val":
         return replace(data, val_labels=str(settings.labels))
     return replace(data, test_labels=str(settings.labels))
+
+
+def _check_stored_labels(data: DataConfig, split: ScoredSplit) -> None:
+    """A checkpoint trained from frame archives or videos names the labels of the splits it
+    was trained on: for another split (test), say how to give its source and labels."""
+    if getattr(data, f"{split}_labels") is not None:
+        return
+    key = "videos_dir" if data.videos_dir is not None else "frames_dir"
+    source = VIDEOS_DIR if data.videos_dir is not None else FRAMES_DIR
+    raise EpicArError(
+        f"the checkpoint was trained from data.{key} and stores no data.{split}_labels; "
+        "give the split's frames and labels with ", source, " ", LABELS,
+        ", or its gulp directory with ", DATA_DIR,
+    )  # fmt: skip
 
 
 def _check_stored_gulp_dir(data: DataConfig, split: ScoredSplit) -> None:
@@ -222,7 +244,8 @@ def score_split(model: VideoModel, config: dict[str, Any], settings: ScoringOpti
         enable_checkpointing=False,
         enable_model_summary=False,
     )
-    predictions = trainer.predict(_Scorer(model.eval(), module), dataloaders=loader)
+    with lightning_interrupts():  # Ctrl-C: KeyboardInterrupt, not Lightning's exit(1)
+        predictions = trainer.predict(_Scorer(model.eval(), module), dataloaders=loader)
     assert predictions is not None
     indices = torch.cat([index for index, _ in predictions])
     scores = torch.cat([score for _, score in predictions])

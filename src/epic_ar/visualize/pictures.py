@@ -14,9 +14,10 @@ import pandas as pd
 
 from epic_ar.annotations.classes import class_names
 from epic_ar.annotations.labels import read_annotations
-from epic_ar.data.dataset import SegmentDataset, build_dataset, is_gulp_directory
+from epic_ar.data.dataset import SegmentDataset, build_dataset
 from epic_ar.data.decode import decoded_pixels
 from epic_ar.data.sampling import sample_test_offsets, snippet_frame_indices
+from epic_ar.data.segment_sources import is_gulp_directory
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.modality import Modality
 from epic_ar.visualize.flow_colours import FlowView, flow_pictures
