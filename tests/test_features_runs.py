@@ -200,3 +200,10 @@ def test_a_frame_that_does_not_decode_is_named(
     prefix = f"epic-ar features: error: {video}: frame "
     assert line.startswith(prefix) and line[len(prefix) :].split(":")[0].isdigit(), line
     assert "of the sample" not in line
+    assert not out.exists()  # it finished no video: nothing to resume, nothing left
+    # an output that existed before the failed run stays (it may hold other videos)
+    out.mkdir()
+    status, _ = run(capsys, "features", inputs.checkpoint("tsn_rgb"), out, "--format",
+                    "rulstm-lmdb", "--frames-dir", frames, "--videos", VIDEO, "--workers",
+                    "0", "--device", "cpu")  # fmt: skip
+    assert status == 1 and sorted(p.name for p in out.iterdir()) == ["data.mdb", "lock.mdb"]

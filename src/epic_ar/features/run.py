@@ -7,6 +7,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import shutil
 import signal
 import threading
 import time
@@ -113,6 +114,7 @@ def extract_features(model: str | Path, out: Path, options: FeatureOptions) -> F
     )
     network, config = load_checkpoint(checkpoint, trust=options.trust)
     plan = make_plan(checkpoint, network, config, options)
+    created = not out.exists()
     writer = open_writer(options.format, out, plan.record, force=options.force)
     try:
         todo = [job for job in plan.jobs if not writer.finished(job.video_id)]
@@ -133,7 +135,7 @@ def extract_features(model: str | Path, out: Path, options: FeatureOptions) -> F
                 progress.close()
         writer.finish(list(plan.narration_ids) if options.format == "segments" else None)
     except BaseException:
-        writer.close()
+        _close_after_failure(writer, created, [job.video_id for job in plan.jobs])
         raise
     return FeatureRun(
         out,
@@ -142,6 +144,21 @@ def extract_features(model: str | Path, out: Path, options: FeatureOptions) -> F
         writer.summary(),
         actionformer_config(out, plan) if options.format == "actionformer" else (),
     )
+
+
+def _close_after_failure(writer: FeatureWriter, created: bool, video_ids: list[str]) -> None:
+    """Close `writer`; remove its output when this run created it and finished no video
+    (nothing to resume, so nothing is left behind)."""
+    try:
+        keep = not created or any(writer.finished(video_id) for video_id in video_ids)
+    except EpicArError:
+        keep = True
+    writer.close()
+    if not keep:
+        if writer.out.is_dir():
+            shutil.rmtree(writer.out, ignore_errors=True)
+        else:
+            writer.out.unlink(missing_ok=True)
 
 
 def actionformer_config(out: Path, plan: Plan) -> tuple[str, ...]:
