@@ -466,3 +466,28 @@ def test_frames_are_turned_as_their_display_rotation_says(
     tall = read_frames_at(path, [0], height=256)[0]
     width = resized_width(shown.shape[1], shown.shape[0], 256)
     assert tall.shape == (256, width, 3)
+
+
+def test_a_video_cut_short_is_warned_about(
+    tmp_path: Path, h264: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    whole = tmp_path / "whole.mp4"
+    container = av.open(str(whole), "w", options={"movflags": "faststart"})  # index first
+    stream = container.add_stream("libx264", rate=30)
+    stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    for frame in textured_frames(60):
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+    container.mux(stream.encode())
+    container.close()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    for path in (whole, h264):
+        video_table.demux_frame_table(path)
+    assert caplog.messages == []
+    table, _ = video_table.demux_frame_table(cut)
+    readable = table.info.frame_count
+    assert 0 < readable < 60
+    assert caplog.messages == [
+        f"{cut}: the file lists 60 frames but only {readable} can be read (cut short?); only "
+        "those are used"
+    ]

@@ -13,6 +13,7 @@ version, 0); then (pts, keyframe) of each frame shown, in presentation order.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,6 +24,8 @@ import numpy as np
 
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.index_cache import file_stamp, index_locations, load_index, save_index
+
+LOG = logging.getLogger(__name__)
 
 INDEX_SUFFIX = ".epic_ar_frames.npy"
 _HEADER_ROWS = 5
@@ -77,12 +80,15 @@ def demux_frame_table(path: Path) -> tuple[FrameTable, Fraction]:
     container = open_video(path)
     try:
         stream = container.streams.video[0]
-        pts, keys = [], []
+        pts, keys, skipped = [], [], 0
         for packet in container.demux(stream):
             # Discarded packets (an MP4 edit list's lead-in) are decoded but never shown.
             if packet.pts is not None and packet.size > 0 and not packet.is_discard:
                 pts.append(packet.pts)
                 keys.append(packet.is_keyframe)
+            else:
+                skipped += 1
+        listed = stream.frames  # what the container's index lists (0: not stated)
         rate = stream.average_rate or stream.guessed_rate
         width, height = stream.codec_context.width, stream.codec_context.height
         time_base = stream.time_base
@@ -92,6 +98,14 @@ def demux_frame_table(path: Path) -> tuple[FrameTable, Fraction]:
         container.close()
     if not pts:
         raise EpicArError(f"{path}: holds no video frames")
+    if listed > len(pts) + skipped:  # e.g. a download cut short: its index lists the rest
+        LOG.warning(
+            "%s: the file lists %d frames but only %d can be read (cut short?); only those "
+            "are used",
+            path,
+            listed,
+            len(pts),
+        )
     order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
     if not rate or rate <= 0:
         raise EpicArError(f"{path}: the video stream states no frame rate")
