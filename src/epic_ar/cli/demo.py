@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -47,29 +48,55 @@ def prepare_directory(root: Path) -> None:
     (root / MARKER).touch()
 
 
+def parse_metrics(text: str, title: str) -> dict[str, float]:
+    """The metrics of `epic-ar evaluate`'s default output: one `name: value` line each.
+
+    Raises:
+        EpicArError: a line of another form, naming the step `title`.
+    """
+    metrics: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(": ")
+        try:
+            number = float(value)
+        except ValueError:  # no ": ", or not a number after it
+            number = None
+        if not name or number is None:
+            raise EpicArError(f"step {title}: {line!r} is not a 'name: value' metric line")
+        metrics[name] = number
+    if not metrics:
+        raise EpicArError(f"step {title}: printed no metrics")
+    return metrics
+
+
 def run_step(step: Step, index: int, count: int, started: float) -> dict[str, float] | None:
     """Run `step`, the `index`-th (1-based) of `count`, as `python -m epic_ar ...`; the
-    metrics it printed (JSON) for an evaluate step."""
+    metrics it printed for an evaluate step (printed here too, unchanged)."""
     elapsed = format_duration(time.perf_counter() - started)
     print(f"\n[{index}/{count}, {elapsed}] {step.title}", flush=True)
     print(f"$ epic-ar {shlex.join(step.args)}", flush=True)
-    completed = subprocess.run(
+    capture = step.evaluates is not None
+    # An evaluate step's output is read to keep the metrics, and passed on line by line as
+    # it comes (unbuffered), so that it shows as it would in a terminal, among its logs.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"} if capture else None
+    printed: list[str] = []
+    with subprocess.Popen(
         [sys.executable, "-m", "epic_ar", *step.args],
-        stdout=subprocess.PIPE if step.evaluates is not None else None,
+        stdout=subprocess.PIPE if capture else None,
         text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
+        env=env,
+    ) as process:
+        for line in process.stdout or ():
+            print(line, end="", flush=True)
+            printed.append(line)
+    if process.returncode != 0:
         raise EpicArError(
-            f"step {index} ({step.title}) failed with exit {completed.returncode}; "
+            f"step {index} ({step.title}) failed with exit {process.returncode}; "
             "its messages are above"
         )
-    if step.evaluates is None:
+    if not capture:
         return None
-    metrics: dict[str, float] = json.loads(completed.stdout)
-    print(", ".join(f"{part} top-1 {metrics[f'all_{part}_accuracy_at_1']:.1f}%"
-                    for part in ("verb", "noun", "action")))  # fmt: skip
-    return metrics
+    return parse_metrics("".join(printed), f"{index} ({step.title})")
 
 
 Scores = dict[str, dict[str, float]]  # model -> its metrics on val
@@ -142,8 +169,8 @@ def add_parser(subparsers: Any, help_text: str) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a few segments and one epoch: every step, in a minute and a half (the models "
-        "learn little)",
+        help="a few segments and one epoch: every step, in a minute and a half on a quiet "
+        "2-core machine (the models learn little)",
     )
     parser.set_defaults(run=run)
 

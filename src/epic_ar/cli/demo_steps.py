@@ -29,7 +29,8 @@ class DemoSize:
 
 # About 4 minutes on 2 CPU cores; the models learn the classes (see the README's numbers).
 FULL = DemoSize(4, 3, 20, (96, 64), (10, 30), verbs=10, nouns=12, epochs=8, lr_step=6)
-# Every step on a few segments, one epoch: checks an installation in a minute and a half.
+# Every step on a few segments, one epoch: checks an installation in a minute and a half
+# on a quiet 2-core machine (1:31; 4:18 with both cores busy with other jobs).
 QUICK = DemoSize(2, 2, 5, (64, 48), (8, 12), verbs=4, nouns=4, epochs=1, lr_step=1)
 
 
@@ -99,7 +100,8 @@ class Step:
     title: str
     args: list[str]  # after `epic-ar`
     # for an `evaluate` step: the model whose val results it scores, e.g. "tsn_rgb" or
-    # "fused"; its output (the metrics, JSON) is kept instead of shown. None: it is shown.
+    # "fused"; its output (the metrics, `name: value` lines) is shown and also kept for the
+    # summary. None: another command, whose output goes straight to the terminal.
     evaluates: str | None = None
 
 
@@ -207,9 +209,11 @@ def scoring_steps(art: DemoArtefacts) -> list[Step]:
 
 
 def evaluate_step(art: DemoArtefacts, title: str, name: str, *extra: str) -> Step:
-    """`epic-ar evaluate` of the val results of `name` (its metrics kept for the summary)."""
+    """`epic-ar evaluate` of the val results of `name` (its metrics kept for the summary).
+
+    The default output format, as a user would run it: the demo shows what it prints."""
     args = ["evaluate", str(art.results(name, "val")), str(art.labels("validation"))]
-    return Step(title, [*args, "--format", "json", *extra], evaluates=name)
+    return Step(title, [*args, *extra], evaluates=name)
 
 
 def fuse_steps(art: DemoArtefacts) -> list[Step]:
@@ -226,11 +230,17 @@ def fuse_steps(art: DemoArtefacts) -> list[Step]:
     ]
 
 
+# The supervision levels (SLS) of what the demo does: 0, no pre-training (ResNet-18 from
+# scratch); 3, full temporal labels (start/stop frames); 3, the train split only.
+DEMO_SLS = {"--sls-pt": 0, "--sls-tl": 3, "--sls-td": 3}
+
+
 def submit_step(art: DemoArtefacts) -> Step:
+    levels = [str(part) for flag, level in DEMO_SLS.items() for part in (flag, level)]
     return Step(
         "write the challenge submission from the fused test scores",
         ["submit", str(art.results("fused", "test")), str(art.submission),
-         "--labels", str(art.labels("test"))],
+         "--labels", str(art.labels("test")), *levels],
     )  # fmt: skip
 
 

@@ -111,20 +111,32 @@ def prediction_rows(prediction: VideoPrediction) -> list[list[object]]:
     return rows
 
 
+def format_p(p: float, decimals: int = 3) -> str:
+    """A probability for people to read: `decimals` decimals ("0.207"), or, below
+    10**-decimals, where those would all be 0, two significant digits in scientific
+    notation ("4.2e-05"). An action's p is the product of a verb's and a noun's, so a
+    weak model's is often that small. Exactly 0 is "0"."""
+    if p == 0:
+        return "0"
+    if p < 10**-decimals:
+        return f"{p:.1e}"
+    return f"{p:.{decimals}f}"
+
+
 def table_lines(prediction: VideoPrediction) -> list[str]:
     """A short table, one line per window: its time range, top-1 action and p, top-1 verb
-    and noun with their p."""
+    and noun with their p (`format_p`)."""
     header = ("start", "end", "action", "p", "verb", "p", "noun", "p")
     cells = [
         (
             f"{w.start:.2f}",
             f"{w.end:.2f}",
             w.actions[0].name if w.actions else "",
-            f"{w.actions[0].p:.3f}" if w.actions else "",
+            format_p(w.actions[0].p) if w.actions else "",
             w.verbs[0].name if w.verbs else "",
-            f"{w.verbs[0].p:.3f}" if w.verbs else "",
+            format_p(w.verbs[0].p) if w.verbs else "",
             w.nouns[0].name if w.nouns else "",
-            f"{w.nouns[0].p:.3f}" if w.nouns else "",
+            format_p(w.nouns[0].p) if w.nouns else "",
         )
         for w in prediction.windows
     ]

@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from epic_ar.data.video_writer import pad_to_even, write_video
 from epic_ar.errors import EpicArError
 from epic_ar.fileio.atomic import check_can_write
+from epic_ar.prediction.outputs import format_p
 from epic_ar.prediction.result import VideoPrediction, WindowPrediction
 from epic_ar.visualize.timeline import check_windows, nearest_windows
 
@@ -44,7 +45,7 @@ def window_lines(window: WindowPrediction) -> list[str]:
     """The text drawn for a window: its time span, then its top-3 actions with p."""
     lines = [f"{_seconds(window.start)}-{_seconds(window.end)} s"]
     for rank, action in enumerate(window.actions[:SHOWN_ACTIONS], start=1):
-        lines.append(f"{rank}. {action.name}  {action.p:.2f}")
+        lines.append(f"{rank}. {action.name}  {format_p(action.p, decimals=2)}")
     return lines
 
 
