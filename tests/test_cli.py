@@ -200,7 +200,11 @@ def test_tables_next_to_labels_and_packaged_tables(run_cli: RunCli, tmp_path: Pa
         ),
         (
             lambda d: ["evaluate", d / "r.pt", d / "other_labels.csv"],
-            ["other_labels.csv: has no verb_class/noun_class", "epic-ar submit"],
+            [
+                "other_labels.csv: missing column(s) 'participant_id', 'verb_class', "
+                "'noun_class' (columns: none)",
+                "epic-ar submit",
+            ],
         ),
         (
             lambda d: ["fuse", d / "r.pt", d / "other.pt", d / "f.pt"],

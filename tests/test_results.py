@@ -167,7 +167,7 @@ def test_invalid_contents_are_refused_naming_the_file(
     ("content", "message"),
     [
         (b"", "empty"),
-        (b"narration_id,verb\nP01,1\n", "neither a torch file nor a valid pickle"),
+        (b"verb,noun\n1,2\n", "neither a torch file nor a valid pickle"),  # text, not labels
         (pickle.dumps([1, 2]), "item 0 is a int"),
         (pickle.dumps("text"), "holds a str"),
         (pickle.dumps([]), "empty list"),

@@ -11,6 +11,7 @@ import pandas as pd
 
 from epic_ar.compat.pandas_pickles import read_pandas_pickle
 from epic_ar.errors import EpicArError
+from epic_ar.fileio.kinds import ANNOTATIONS, refuse_other_kind
 from epic_ar.fileio.messages import one_line
 from epic_ar.fileio.paths import os_reason, require_file
 
@@ -19,6 +20,10 @@ FRAME_COLUMNS = ("start_frame", "stop_frame")
 # Larger frame numbers are typing mistakes (EPIC's longest video has ~0.4 million frames);
 # refusing them keeps every consumer within int32 and away from absurd allocations.
 MAX_FRAME_NUMBER = 2**31 - 1
+# The `attrs` key naming the file that rows passed on in place of it were read from, for
+# messages about them (pandas keeps `attrs` in subsets; it also pickles them, so a frame that
+# is written out again must not carry one).
+SOURCE_ATTR = "source"
 
 
 def _read_annotation_csv(path: Path) -> pd.DataFrame:
@@ -69,7 +74,7 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], *, source: str)
     if missing:
         raise EpicArError(
             f"{source}: missing column(s) {', '.join(map(repr, missing))} "
-            f"(columns: {', '.join(map(str, frame.columns))})"
+            f"(columns: {', '.join(map(str, frame.columns)) or 'none'})"
         )
 
 
@@ -84,6 +89,7 @@ def read_annotations(path: Path, *, required_columns: Iterable[str] = ()) -> pd.
     returned as int64.
 
     Raises:
+        WrongKindError: `path` holds another kind of file (results, a checkpoint, ...).
         EpicArError: the file is missing, a folder or unreadable, lacks `narration_id` or
             one of `required_columns`, repeats a narration id, or has a bad frame number.
     """
@@ -94,11 +100,15 @@ def read_annotations(path: Path, *, required_columns: Iterable[str] = ()) -> pd.
     except OSError as exc:
         raise EpicArError(f"{path}: cannot read ({os_reason(exc)})") from exc
     is_pickle = len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
-    frame = read_pandas_pickle(path) if is_pickle else _read_annotation_csv(path)
-    if "narration_id" in frame.columns:
-        frame = frame.set_index("narration_id")
-    elif frame.index.name != "narration_id":
-        raise EpicArError(f"{path}: no 'narration_id' column or index")
+    try:
+        frame = read_pandas_pickle(path) if is_pickle else _read_annotation_csv(path)
+        if "narration_id" in frame.columns:
+            frame = frame.set_index("narration_id")
+        elif frame.index.name != "narration_id":
+            raise EpicArError(f"{path}: no 'narration_id' column or index")
+    except EpicArError as exc:
+        refuse_other_kind(path, ANNOTATIONS, exc)  # a results file, a checkpoint, ...: say so
+        raise
     frame.index = frame.index.astype(str)
     require_columns(frame, required_columns, source=str(path))
     duplicated = frame.index[frame.index.duplicated()]

@@ -7,15 +7,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from epic_ar.annotations.labels import read_annotations
 from epic_ar.cli.main import command_flags
 from epic_ar.evaluation.evaluate import (
     evaluate_results,
     format_metrics,
     has_class_labels,
+    read_evaluation_inputs,
     resolve_group_tables,
 )
-from epic_ar.evaluation.results import load_results
 
 LOG = logging.getLogger("epic_ar.evaluate")
 
@@ -90,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         from epic_ar.visualize.report import check_report_dir
 
         check_report_dir(args.report, force=args.force)
+    # both files read first: a file of the wrong kind is refused before notes on the tables
+    results, labels = read_evaluation_inputs(args.results, args.labels)
     tables = resolve_group_tables(
         args.labels,
         tail_verbs=args.tail_verb_classes_csv,
@@ -98,8 +99,6 @@ def run(args: argparse.Namespace) -> int:
         use_packaged=args.use_packaged,
         note=lambda text: LOG.warning(text.render(command_flags("evaluate").get)),
     )
-    results = load_results(args.results)
-    labels = read_annotations(args.labels)
     if args.report is not None and not has_class_labels(labels):
         LOG.warning("%s has no verb/noun classes: no metrics, label-free report only", args.labels)
         metrics = None

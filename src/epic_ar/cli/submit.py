@@ -8,16 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from epic_ar.annotations.labels import read_annotations
+from epic_ar.cli.main import command_flags
 from epic_ar.evaluation.results import load_results
 from epic_ar.evaluation.submission import (
     SupervisionLevels,
-    check_split_coverage,
-    packaged_test_split_ids,
-    split_mismatch,
+    check_submission_path,
+    submission_split_warning,
     write_submission,
 )
-from epic_ar.fileio.atomic import check_can_write
 
 LOG = logging.getLogger("epic_ar.submit")
 SLS_PT_HELP = """Pre-training level (default 2):
@@ -73,22 +71,11 @@ def add_parser(subparsers: Any, help_text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     levels = SupervisionLevels(pt=args.sls_pt, tl=args.sls_tl, td=args.sls_td)
-    check_can_write(args.out, force=args.force)
+    check_submission_path(args.out, force=args.force)
     results = load_results(args.results)
-    if args.labels is not None:
-        split = read_annotations(args.labels)
-        check_split_coverage(
-            results, split.index.to_numpy(dtype=str), split_source=str(args.labels)
-        )
-    else:
-        problems = split_mismatch(results, packaged_test_split_ids())
-        if problems:
-            LOG.warning(
-                "%s is not the EPIC-KITCHENS-100 test split, which the challenge expects: %s "
-                "(to check against another split, give its annotations with --labels)",
-                args.results,
-                problems,
-            )
+    warning = submission_split_warning(results, source=str(args.results), labels=args.labels)
+    if warning is not None:
+        LOG.warning("%s", warning.render(command_flags("submit").get))
     write_submission(results, args.out, levels, force=args.force)
     size_mb = args.out.stat().st_size / 1e6
     print(

@@ -89,6 +89,7 @@ def add_parser(subparsers: Any, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from epic_ar.annotations.splits import check_labels_split
     from epic_ar.evaluation.results import PROVENANCE_KEY, Results, save_results
     from epic_ar.fileio.atomic import check_can_write
     from epic_ar.models import load_checkpoint
@@ -106,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error("--videos-dir needs --labels (the split's annotation file)")
     if args.videos_dir is None and (args.frames_dir is None) != (args.labels is None):
         args.parser.error("--labels goes with --frames-dir or --videos-dir")
+    if args.labels is not None:
+        check_labels_split(args.labels, args.split)  # EPIC_100_train.pkl for --split val
     check_can_write(args.results, force=args.force)
     start = time.monotonic()
     model, config = load_checkpoint(args.checkpoint, trust=args.trust)

@@ -29,31 +29,35 @@ _OLD_BACKENDS = ("dp", "ddp", "ddp2", "ddp_spawn", "ddp_cpu", "horovod")
 
 def resolve_interpolations(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
     """A copy with `${a.b.c}` references to other config values replaced (recursively);
-    resolvers such as `${env:...}` and missing keys are refused, naming the key."""
+    resolvers such as `${env:...}` and missing keys are refused, naming the key that holds
+    the reference ("<source>: data.x: '${a.b}' refers to a missing key")."""
 
-    def lookup(reference: str, seen: tuple[str, ...]) -> Any:
+    def lookup(reference: str, seen: tuple[str, ...], key: str) -> Any:
         if ":" in reference or reference in seen:
-            raise EpicArError(f"{source}: cannot resolve '${{{reference}}}'")
+            raise EpicArError(f"{source}: {key}: cannot resolve '${{{reference}}}'")
         value: Any = config
         for part in reference.split("."):
             if not isinstance(value, dict) or part not in value:
-                raise EpicArError(f"{source}: '${{{reference}}}' refers to a missing key")
+                raise EpicArError(f"{source}: {key}: '${{{reference}}}' refers to a missing key")
             value = value[part]
-        return resolve(value, (*seen, reference))
+        return resolve(value, (*seen, reference), reference)
 
-    def resolve(value: Any, seen: tuple[str, ...] = ()) -> Any:
+    def resolve(value: Any, seen: tuple[str, ...], key: str) -> Any:
         if isinstance(value, dict):
-            return {key: resolve(item, seen) for key, item in value.items()}
+            return {
+                name: resolve(item, seen, f"{key}.{name}" if key else str(name))
+                for name, item in value.items()
+            }
         if isinstance(value, list):
-            return [resolve(item, seen) for item in value]
+            return [resolve(item, seen, f"{key}[{i}]") for i, item in enumerate(value)]
         if isinstance(value, str):
             whole = _INTERPOLATION.fullmatch(value)
             if whole:
-                return lookup(whole.group(1), seen)
-            return _INTERPOLATION.sub(lambda m: str(lookup(m.group(1), seen)), value)
+                return lookup(whole.group(1), seen, key)
+            return _INTERPOLATION.sub(lambda m: str(lookup(m.group(1), seen, key)), value)
         return value
 
-    resolved = resolve(config)
+    resolved = resolve(config, (), "")
     assert isinstance(resolved, dict)
     return resolved
 
@@ -94,12 +98,12 @@ def translate_trainer_arguments(values: dict[str, Any]) -> tuple[dict[str, Any],
     return translated, str(resume) if resume is not None else None
 
 
-def current_config(stored: dict[str, Any]) -> dict[str, Any]:
+def current_config(stored: dict[str, Any], source: str = "stored config") -> dict[str, Any]:
     """A stored run config in today's schema: interpolations resolved, trainer keys
-    translated. (Where the data is today is the scorer's business: see
-    `epic_ar.training.scoring.ScoringOptions.data_dir`.)"""
+    translated; `source` (e.g. the checkpoint file) starts the messages. (Where the data is
+    today is the scorer's business: see `epic_ar.training.scoring.ScoringOptions.data_dir`.)"""
     config = copy.deepcopy(stored)
-    config = resolve_interpolations(config, "stored config")
+    config = resolve_interpolations(config, source)
     if isinstance(config.get("trainer"), dict):
         config["trainer"] = translate_trainer(config["trainer"])
     return config

@@ -18,10 +18,11 @@ from epic_ar.annotations.classes import (
     read_participant_ids,
     read_tail_classes,
 )
-from epic_ar.annotations.labels import require_columns
+from epic_ar.annotations.labels import read_annotations, require_columns
 from epic_ar.errors import EpicArError, Message, Parameter
 from epic_ar.evaluation.metrics import action_ranks, challenge_metrics, class_ranks
-from epic_ar.evaluation.results import Results
+from epic_ar.evaluation.results import Results, load_results
+from epic_ar.fileio.kinds import ANNOTATIONS, WrongKindError
 from epic_ar.fileio.messages import listed
 from epic_ar.fileio.paths import require_file
 
@@ -99,6 +100,24 @@ def _log_warning(text: Message) -> None:
     LOG.warning("%s", text)
 
 
+def read_evaluation_inputs(results_path: Path, labels_path: Path) -> tuple[Results, pd.DataFrame]:
+    """The results to evaluate and the labels to evaluate them against (`read_annotations`).
+
+    Raises:
+        WrongKindError: either file is of another kind; for annotations where the results
+            should be, the message adds that the results come first.
+        EpicArError: as `load_results` and `read_annotations` raise.
+    """
+    try:
+        results = load_results(results_path)
+    except WrongKindError as exc:
+        if exc.found != ANNOTATIONS:
+            raise
+        hint = "the results come first, then the labels"
+        raise WrongKindError(exc.path, exc.found, exc.expected, hint) from None
+    return results, read_annotations(labels_path)
+
+
 def label_rows(results: Results, labels: pd.DataFrame, *, labels_source: str) -> pd.DataFrame:
     """The label rows of the results' segments, in results order.
 
@@ -158,12 +177,16 @@ def evaluate_results(
     Returns:
         metrics and notes on groups left out.
     """
-    if not has_class_labels(labels):
+    try:
+        require_columns(labels, LABEL_COLUMNS, source=labels_source)
+    except EpicArError as exc:
+        if has_class_labels(labels):
+            raise
+        # no classes at all: perhaps the test split's annotations
         raise EpicArError(
-            f"{labels_source}: has no verb_class/noun_class columns; the labels of the test "
-            "split are not public (write a submission with `epic-ar submit` instead)"
-        )
-    require_columns(labels, LABEL_COLUMNS, source=labels_source)
+            f"{exc}; the labels of the test split are not public (write a submission with "
+            "`epic-ar submit` instead)"
+        ) from None
     segment_labels = align_labels(results, labels, labels_source=labels_source)
     verbs = _class_column(segment_labels, "verb_class", N_VERBS, labels_source)
     nouns = _class_column(segment_labels, "noun_class", N_NOUNS, labels_source)

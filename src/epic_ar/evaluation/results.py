@@ -26,10 +26,11 @@ from epic_ar.annotations.classes import N_NOUNS, N_VERBS
 from epic_ar.errors import EpicArError
 from epic_ar.evaluation.serialization import load_data_file
 from epic_ar.fileio.atomic import atomic_write_path
+from epic_ar.fileio.kinds import RESULTS, RESULTS_KEYS, refuse_other_kind
 from epic_ar.fileio.messages import listed
 
-SCORE_KEYS = ("verb_output", "noun_output")
-REQUIRED_KEYS = (*SCORE_KEYS, "narration_id")
+REQUIRED_KEYS = RESULTS_KEYS  # verb_output, noun_output, narration_id
+SCORE_KEYS = REQUIRED_KEYS[:2]
 N_CLASSES = {"verb_output": N_VERBS, "noun_output": N_NOUNS}
 PROVENANCE_KEY = "provenance"
 
@@ -85,14 +86,40 @@ def _take_rows(value: Any, rows: np.ndarray) -> Any:
     return [value[i] for i in rows.tolist()]
 
 
+def recorded_splits(results: Results) -> set[str]:
+    """The splits `results` were scored on by their provenance: the `split` of an `epic-ar
+    test` record, and those of the inputs of an `epic-ar fuse` record (fused files fused
+    again too); empty for files that record none (other tools')."""
+    splits: set[str] = set()
+    pending = [results.extra.get(PROVENANCE_KEY)]
+    seen: set[int] = set()  # a pickle may hold a record that contains itself
+    while pending:
+        record = pending.pop()
+        if not isinstance(record, Mapping) or id(record) in seen:
+            continue
+        seen.add(id(record))
+        if isinstance(record.get("split"), str):
+            splits.add(record["split"])
+        inputs = record.get("inputs")
+        if isinstance(inputs, list):
+            pending += [entry.get(PROVENANCE_KEY) for entry in inputs if isinstance(entry, Mapping)]
+    return splits
+
+
 def load_results(path: Path) -> Results:
     """Read and validate a results file (any layout, torch or pickle serialisation).
 
     Raises:
+        WrongKindError: `path` holds another kind of file (annotations, a checkpoint, an
+            ONNX model, a submission), by its first bytes.
         EpicArError: naming `path` and the problem: unreadable or unsafe content, missing
             keys, wrong shapes, N differing between keys, non-finite scores or repeated ids.
     """
-    return results_from_object(load_data_file(path), source=str(path))
+    try:
+        return results_from_object(load_data_file(path), source=str(path))
+    except EpicArError as exc:
+        refuse_other_kind(path, RESULTS, exc)
+        raise
 
 
 def results_from_object(obj: Any, *, source: str) -> Results:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from epic_ar.errors import EpicArError
+from epic_ar.fileio.kinds import LEGACY_TORCH_MAGIC, ZIP_MAGIC
 from epic_ar.fileio.paths import require_file
 from epic_ar.fileio.safe_pickle import (
     InvalidPickleError,
@@ -28,9 +29,6 @@ from epic_ar.fileio.safe_pickle import (
 )
 from epic_ar.fileio.torch_files import TorchFileKind, load_torch_file
 
-_ZIP_MAGIC = b"PK\x03\x04"
-# torch's legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c.
-_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 TORCH_RESULTS = TorchFileKind(
     unreadable="unreadable torch file",
     corrupted="corrupted torch file",
@@ -48,12 +46,12 @@ def load_data_file(path: Path) -> Any:
     """
     require_file(path, "results file")
     with path.open("rb") as file:
-        head = file.read(len(_LEGACY_TORCH_MAGIC))
+        head = file.read(len(LEGACY_TORCH_MAGIC))
     if not head:
         raise EpicArError(f"{path}: empty file (0 bytes), not a results file")
-    if head.startswith(_ZIP_MAGIC):
+    if head.startswith(ZIP_MAGIC):
         loaded = _load_torch_zip(path)
-    elif head == _LEGACY_TORCH_MAGIC:
+    elif head == LEGACY_TORCH_MAGIC:
         loaded = load_torch_file(path, TORCH_RESULTS)
     else:
         with path.open("rb") as file:

@@ -15,15 +15,17 @@ from typing import Any
 import numpy as np
 import orjson
 
-from epic_ar.errors import EpicArError
-from epic_ar.evaluation.results import Results
-from epic_ar.fileio.atomic import atomic_write_path
+from epic_ar.annotations.labels import read_annotations
+from epic_ar.errors import EpicArError, Message, MessagePart, Parameter
+from epic_ar.evaluation.results import Results, recorded_splits
+from epic_ar.fileio.atomic import atomic_write_path, check_can_write
 from epic_ar.fileio.messages import listed
 
 SUBMISSION_VERSION = "0.2"
 CHALLENGE = "action_recognition"
 SLS_LEVELS = range(6)
 TEST_IDS_NAME = "EPIC_100_test_narration_ids.txt.gz"
+LABELS = Parameter("labels")  # the annotations of the split the results should cover
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,49 @@ def check_split_coverage(results: Results, split_ids: np.ndarray, *, split_sourc
     problems = split_mismatch(results, split_ids)
     if problems:
         raise EpicArError(f"results do not match {split_source}: {problems}")
+
+
+def submission_split_warning(
+    results: Results, *, source: str, labels: Path | None = None
+) -> Message | None:
+    """Why `results` (read from `source`) may not be the test split, which the challenge
+    takes, as one warning line; None when nothing says so.
+
+    With `labels` (the annotations of the split meant), the results must hold each of their
+    segments exactly once and no other (else an error); without, differences from the test
+    split's narration ids (`packaged_test_split_ids`) are reported. Either way, a provenance
+    recording another split (`recorded_splits`, e.g. "val") is reported.
+
+    Raises:
+        EpicArError: `labels` cannot be read, or the results do not cover them exactly.
+    """
+    problems = [f"its provenance names the {split} split"
+                for split in sorted(recorded_splits(results) - {"test"})]  # fmt: skip
+    mismatch = None
+    if labels is not None:
+        split_ids = read_annotations(labels).index.to_numpy(dtype=str)
+        check_split_coverage(results, split_ids, split_source=str(labels))
+    else:
+        mismatch = split_mismatch(results, packaged_test_split_ids())
+    if mismatch is not None:
+        problems.append(mismatch)
+    if not problems:
+        return None
+    parts: list[MessagePart] = [
+        f"{source} is not the EPIC-KITCHENS-100 test split, which the challenge expects: "
+        + "; ".join(problems)
+    ]
+    if mismatch is not None:
+        parts += [" (to check against another split, give its annotations with ", LABELS, ")"]
+    return Message(tuple(parts))
+
+
+def check_submission_path(path: Path, *, force: bool) -> None:
+    """Refuse a submission name not ending in .zip (what the challenge takes), or one that
+    exists without `force` or cannot be written: before any work."""
+    if path.suffix.lower() != ".zip":
+        raise EpicArError(f"{path}: a submission is a zip archive; give a name ending in .zip")
+    check_can_write(path, force=force)
 
 
 def packaged_test_split_ids() -> np.ndarray:
@@ -141,8 +186,9 @@ def write_submission(
     """Write the submission zip (one `test.json`, deflated) atomically.
 
     The JSON is compressed piece by piece in a second thread (zlib releases the GIL), so
-    formatting and compression overlap.
+    formatting and compression overlap. `path` must end in .zip (`check_submission_path`).
     """
+    check_submission_path(path, force=force)
     with (
         atomic_write_path(path, force=force) as tmp,
         zipfile.ZipFile(tmp, mode="w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf,

@@ -270,6 +270,8 @@ def export_onnx(
         raise EpicArError(
             Parameter("batch_size", metavar="B"), f": {options.batch_size} is not >= 1"
         )
+    if out.suffix.lower() != ".onnx":  # a .pt name would be taken for a torch file
+        raise EpicArError(f"{out}: the export is an ONNX model; give a name ending in .onnx")
     check_can_write(out, force=options.force)  # before minutes of exporting
     checkpoint = resolve_checkpoint(
         model, url=options.url, cache_dir=options.cache_dir, allow_flow=True

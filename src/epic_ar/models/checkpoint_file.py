@@ -16,6 +16,7 @@ from typing import Any
 
 from epic_ar.compat.omegaconf_pickles import OMEGACONF_GLOBALS, plain_config
 from epic_ar.errors import EpicArError
+from epic_ar.fileio import kinds
 from epic_ar.fileio.paths import require_file
 from epic_ar.fileio.torch_files import (
     TRUST,
@@ -54,7 +55,11 @@ def read_checkpoint(path: Path, *, trust: bool = False) -> dict[str, Any]:
     require_file(path, "checkpoint file", missing="no such checkpoint file")
     if trust:
         warnings.warn(trusted_load_warning(path), stacklevel=2)
-    loaded = load_torch_file(path, CHECKPOINT, extra_globals=_CHECKPOINT_GLOBALS, trust=trust)
+    try:
+        loaded = load_torch_file(path, CHECKPOINT, extra_globals=_CHECKPOINT_GLOBALS, trust=trust)
+    except EpicArError as exc:
+        kinds.refuse_other_kind(path, kinds.CHECKPOINT, exc)  # annotations, ONNX, ...: say so
+        raise
     if not isinstance(loaded, dict):
         raise EpicArError(f"{path}: not a Lightning checkpoint (top level is not a dict)")
     return {key: plain_config(value) for key, value in loaded.items()}

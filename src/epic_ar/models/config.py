@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import types
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from epic_ar.annotations.classes import N_NOUNS, N_VERBS
 from epic_ar.errors import EpicArError
@@ -46,25 +48,74 @@ class ModelConfig:
     trn_eval: TrnEval = "expected"
 
 
-def model_config_from_dict(values: dict[str, Any], source: str = "model") -> ModelConfig:
+# Each field's type, read from the dataclass so that a new field is checked too
+_FIELD_TYPES: dict[str, Any] = get_type_hints(ModelConfig)
+# Fields whose values are limited beyond their type: (check, what the message says they take)
+_FIELD_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "dropout": (lambda value: 0 <= value < 1, "a number in [0, 1)"),
+    "backbone_dim": (lambda value: value >= 1, "an integer >= 1"),
+    "shift_div": (lambda value: value >= 1, "an integer >= 1"),
+}
+_TYPE_NAMES: dict[object, str] = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    type(None): "null",
+}
+
+
+def _has_type(value: object, hint: Any) -> bool:
+    """Whether `value` is of the field type `hint` (a Literal, a union, or a plain type).
+    bool is not taken for a number, though Python's bool is an int; an int is taken for a
+    float, as YAML and Hydra write `0` for 0.0."""
+    origin = get_origin(hint)
+    if origin is Literal:
+        return any(value == choice and type(value) is type(choice) for choice in get_args(hint))
+    if origin in (Union, types.UnionType):
+        return any(_has_type(value, arg) for arg in get_args(hint))
+    if hint in (int, float) and isinstance(value, bool):
+        return False
+    if hint is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    """How a message names the values of field type `hint` ("a string or null")."""
+    origin = get_origin(hint)
+    if origin is Literal:
+        return f"one of {list(get_args(hint))}"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in get_args(hint))
+    return _TYPE_NAMES[hint]
+
+
+def model_config_from_dict(values: object, source: str = "model") -> ModelConfig:
     """A ModelConfig from the `model` section of a config (its `TRAINING_KEYS` ignored);
-    unknown keys are refused."""
+    unknown keys, and values not of their field's type or range, are refused.
+
+    `source` names the section in messages ("model" for a run config; a checkpoint's
+    loader adds its file: "ckpt: model"), each then naming the key: "model.dropout: 'abc'
+    is not a number in [0, 1)".
+    """
+    if not isinstance(values, dict):
+        raise EpicArError(f"{source}: {values!r} is not a mapping of model keys")
     values = {key: value for key, value in values.items() if key not in TRAINING_KEYS}
     known = {field.name for field in fields(ModelConfig)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - known, key=str)  # a damaged file may hold non-str keys
     if unknown:
         raise EpicArError(f"{source}: unknown model keys {unknown}; known: {sorted(known)}")
+    for name, hint in _FIELD_TYPES.items():
+        if name not in values:
+            continue
+        value, limited = values[name], _FIELD_RANGES.get(name)
+        if not _has_type(value, hint) or (limited is not None and not limited[0](value)):
+            wanted = limited[1] if limited is not None else _type_name(hint)
+            raise EpicArError(f"{source}.{name}: {value!r} is not {wanted}")
     config = ModelConfig(**values)
-    if config.type not in MODEL_TYPES:
-        raise EpicArError(f"{source}.type: {config.type!r} is not one of {list(MODEL_TYPES)}")
-    if config.backbone not in BACKBONES:
-        raise EpicArError(f"{source}.backbone: {config.backbone!r} is not one of {list(BACKBONES)}")
-    if config.trn_eval not in ("sampled", "expected"):
-        raise EpicArError(f"{source}.trn_eval: {config.trn_eval!r} is not sampled or expected")
     if config.non_local:
         raise EpicArError(f"{source}.non_local: non-local blocks are not supported")
-    if not 0 <= config.dropout < 1:
-        raise EpicArError(f"{source}.dropout: {config.dropout} is not in [0, 1)")
     return config
 
 

@@ -46,7 +46,7 @@ def read_model_state(path: Path, *, checkpoint: bool = True) -> dict[str, torch.
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict) or not all(
-        isinstance(value, torch.Tensor) for value in loaded.values()
+        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in loaded.items()
     ):
         raise EpicArError(f"{path}: {no_state}")
     return strip_key_prefixes(loaded)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from epic_ar.annotations.classes import class_names
-from epic_ar.annotations.labels import read_annotations
+from epic_ar.annotations.labels import SOURCE_ATTR, read_annotations
 from epic_ar.data.dataset import SegmentDataset, build_dataset
 from epic_ar.data.decode import decoded_pixels
 from epic_ar.data.sampling import sample_test_offsets, snippet_frame_indices
@@ -76,6 +76,7 @@ def select_segments(
         listed = [str(i) for i in everything.index]
         chosen = known_ids(ids, listed, str(labels)) or choose_ids(listed, random_count, seed)
         rows = everything.loc[chosen]
+        rows.attrs[SOURCE_ATTR] = str(labels)  # messages about these rows name the file
         dataset = build_dataset(
             source, modality, frame_count, labels=rows, input_size=input_size,
             videos_dir=videos_dir,
