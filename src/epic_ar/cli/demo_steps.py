@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from epic_ar.annotations.splits import OFFICIAL_STEMS
+
+# The demo's splits as its gulp folders name them, and their annotation files' stems.
 SPLITS = {
-    "train": "EPIC_100_train",
-    "validation": "EPIC_100_validation",
-    "test": "EPIC_100_test_timestamps",
+    "train": OFFICIAL_STEMS["train"],
+    "validation": OFFICIAL_STEMS["val"],
+    "test": OFFICIAL_STEMS["test"],
 }
 
 

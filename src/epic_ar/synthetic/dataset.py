@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from epic_ar.annotations.classes import N_NOUNS, N_VERBS, PACKAGED_TABLES, packaged_table
+from epic_ar.annotations.splits import OFFICIAL_STEMS
 from epic_ar.annotations.video_frames import frame_timestamp
 from epic_ar.errors import EpicArError, Parameter
 from epic_ar.fileio.atomic import atomic_write_dir
@@ -159,7 +160,7 @@ def _timestamp(seconds: float, decimals: int) -> str:
 
 
 def annotation_tables(videos: list[Video]) -> dict[str, pd.DataFrame]:
-    """The annotation tables in the official schema: train, validation, test_timestamps."""
+    """The annotation tables in the official schema, by file stem (`EPIC_100_train`, ...)."""
     verbs = pd.read_csv(packaged_table("EPIC_100_verb_classes.csv"))["key"]
     nouns = pd.read_csv(packaged_table("EPIC_100_noun_classes.csv"))["key"]
     rows: dict[str, list[dict[str, object]]] = {"train": [], "validation": [], "test": []}
@@ -190,18 +191,18 @@ def annotation_tables(videos: list[Video]) -> dict[str, pd.DataFrame]:
     tables = {split: pd.DataFrame(split_rows) for split, split_rows in rows.items()}
     tables["test"] = tables["test"].iloc[:, :8]  # the test split has no labels
     return {
-        "train": tables["train"],
-        "validation": tables["validation"],
-        "test_timestamps": tables["test"],
+        OFFICIAL_STEMS["train"]: tables["train"],
+        OFFICIAL_STEMS["val"]: tables["validation"],
+        OFFICIAL_STEMS["test"]: tables["test"],
     }
 
 
 def write_annotations(out: Path, videos: list[Video], config: SyntheticConfig) -> None:
     folder = out / "annotations"
     folder.mkdir(parents=True, exist_ok=True)
-    for split, table in annotation_tables(videos).items():
-        table.set_index("narration_id").to_pickle(folder / f"EPIC_100_{split}.pkl")
-        table.to_csv(folder / f"EPIC_100_{split}.csv", index=False)
+    for name, table in annotation_tables(videos).items():
+        table.set_index("narration_id").to_pickle(folder / f"{name}.pkl")
+        table.to_csv(folder / f"{name}.csv", index=False)
     for name in PACKAGED_TABLES[:2]:  # the class lists
         shutil.copyfile(packaged_table(name), folder / name)
     unseen = pd.DataFrame({"participant_id": [f"P{config.participants:02d}"]})
