@@ -319,3 +319,27 @@ def test_report_folder_with_files_needs_force_and_is_checked_first(
     empty = tmp_path / "empty"
     empty.mkdir()
     assert run(capsys, "evaluate", results_file, labels_file, "--report", empty)[0] == 0
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    import subprocess
+
+    from helpers.cli import epic_ar_command
+
+    labels = Path(__file__).parents[1] / "examples" / "annotations" / "EPIC_100_validation.csv"
+    results = tmp_path / "r.pt"
+    subprocess.run(
+        [*epic_ar_command(), "synthetic-results", str(labels), str(results)],
+        check=True,
+        capture_output=True,
+    )
+    # as `epic-ar evaluate ... | head` when head has already exited
+    process = subprocess.Popen(
+        [*epic_ar_command(), "evaluate", str(results), str(labels), "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait() == 141 and err == ""

@@ -7,6 +7,7 @@ import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -202,6 +203,16 @@ def warnings_naming_flags(flag_of: FlagOf) -> Iterator[None]:
         yield
 
 
+def _reader_went_away() -> int:
+    """Stop quietly when the reader of stdout has gone (`epic-ar evaluate ... | head`), as
+    Unix tools do: exit status 141 (128 + SIGPIPE)."""
+    # Python's own flush of stdout at exit would fail again: point stdout at /dev/null.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["train"]:  # Hydra parses its own command line
@@ -215,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a warning naming a parameter names the flag; the parser is rebuilt only for one
         with warnings_naming_flags(lambda parameter: command_flags(args.command).get(parameter)):
             return int(args.run(args))
+    except BrokenPipeError:
+        return _reader_went_away()
     except (EpicArError, OSError) as exc:
         message = one_line_error(exc, command_flags(args.command))
         if message is None:
