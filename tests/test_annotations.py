@@ -112,3 +112,19 @@ def test_packaged_tables_are_the_published_bytes() -> None:
 def test_unknown_packaged_table() -> None:
     with pytest.raises(EpicArError, match="no packaged table"):
         packaged_table("EPIC_100_train.csv")
+
+
+@pytest.mark.parametrize("column", ["participant_id", "video_id"])
+def test_an_empty_identifier_is_refused(tmp_path: Path, column: str) -> None:
+    from epic_ar.annotations.labels import read_annotations
+
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "narration_id,participant_id,video_id,start_frame,stop_frame\n"
+        "P01_01_0,P01,P01_01,1,10\n"
+        f"P01_01_1,{'' if column == 'participant_id' else 'P01'},"
+        f"{'' if column == 'video_id' else 'P01_01'},11,20\n"
+    )
+    with pytest.raises(EpicArError) as caught:
+        read_annotations(path)
+    assert str(caught.value) == f"{path}: segment P01_01_1: {column} is empty"

@@ -117,4 +117,25 @@ def read_annotations(path: Path, *, required_columns: Iterable[str] = ()) -> pd.
             f"{path}: narration id {duplicated[0]!r} appears more than once "
             f"({len(duplicated)} repeated rows)"
         )
+    check_identifiers(frame, source=str(path))
     return check_frame_numbers(frame, source=str(path))
+
+
+IDENTIFIER_COLUMNS = ("participant_id", "video_id")
+
+
+def check_identifiers(frame: pd.DataFrame, *, source: str) -> None:
+    """Refuse an empty `participant_id` or `video_id` where the column exists: it would
+    name a folder "nan" when the frames are looked for.
+
+    Raises:
+        EpicArError: naming `source`, the first such segment and the column.
+    """
+    for column in IDENTIFIER_COLUMNS:
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        empty = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
+        if empty.any():
+            row = int(empty.argmax())
+            raise EpicArError(f"{source}: segment {frame.index[row]}: {column} is empty")
