@@ -343,3 +343,16 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> Non
     process.stdout.close()
     err = process.stderr.read().decode()
     assert process.wait() == 141 and err == ""
+
+
+def test_synthetic_results_of_no_segments_name_the_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = tmp_path / "empty.csv"
+    labels.write_text("narration_id,participant_id,video_id,start_frame,stop_frame\n")
+    out = tmp_path / "r.pt"
+    assert main(["synthetic-results", str(labels), str(out)]) == 1
+    assert capsys.readouterr().err == (
+        f"epic-ar synthetic-results: error: {labels}: no segments to make results for\n"
+    )
+    assert not out.exists()

@@ -35,7 +35,9 @@ def add_parser(subparsers: Any, help_text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_can_write(args.out, force=args.force)
-    results = synthetic_results(read_annotations(args.labels), signal=args.signal, seed=args.seed)
+    results = synthetic_results(
+        read_annotations(args.labels), signal=args.signal, seed=args.seed, source=str(args.labels)
+    )
     save_results(results, args.out, force=args.force)
     print(f"wrote {args.out} ({len(results)} segments, signal {args.signal}, seed {args.seed})")
     return 0
