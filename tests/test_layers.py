@@ -9,11 +9,13 @@ from helpers.repository import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "src" / "epic_ar"
 # Bottom to top: the data's path through the system, with the shared basics first.
+# `configs` (the packaged Hydra YAML and their names) sits below `training`, which checks a
+# run's config name against them.
 LAYERS = [
     "errors", "progress", "fileio", "modality", "compat", "annotations", "gulp", "data",
-    "models", "training", "prediction", "features", "export", "evaluation", "synthetic",
-    "visualize",
-    "configs", "cli",
+    "models", "configs", "training", "prediction", "features", "export", "evaluation",
+    "synthetic", "visualize",
+    "cli",
 ]  # fmt: skip
 
 

@@ -180,9 +180,11 @@ def test_resume_after_a_kill_reaches_the_uninterrupted_result(
 
     resumed = train_cli(*options[:2], *tiny(gulp_root, killed_dir), *options[2:], "resume=auto")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # the resumed run carries on in the killed run's folder: one folder for the whole run
+    assert [path.name for path in (killed_dir / "lightning_logs").iterdir()] == ["version_0"]
     final = {
-        run: read_checkpoint(version_dir(run, version) / "checkpoints" / "epoch=2.ckpt")
-        for run, version in ((whole_dir, 0), (killed_dir, 1))
+        run: read_checkpoint(version_dir(run) / "checkpoints" / "epoch=2.ckpt")
+        for run in (whole_dir, killed_dir)
     }
     whole_state, resumed_state = (final[run]["state_dict"] for run in (whole_dir, killed_dir))
     assert whole_state.keys() == resumed_state.keys()
@@ -190,7 +192,7 @@ def test_resume_after_a_kill_reaches_the_uninterrupted_result(
         assert torch.equal(value, resumed_state[key]), key
     assert final[whole_dir]["global_step"] == final[killed_dir]["global_step"]
     whole_last = [r for r in logged_rows(version_dir(whole_dir)) if r["epoch"] == "2"]
-    resumed_last = [r for r in logged_rows(version_dir(killed_dir, 1)) if r["epoch"] == "2"]
+    resumed_last = [r for r in logged_rows(version_dir(killed_dir)) if r["epoch"] == "2"]
     columns = [
         key
         for key in whole_last[-1]

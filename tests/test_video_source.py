@@ -324,7 +324,7 @@ def test_videos_at_other_rates_give_the_frames_nearest_in_time(tmp_path: Path) -
 @pytest.fixture(scope="module")
 def trained_from_videos(videos: SyntheticData, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny TSN trained for one step on frames read from the videos (data.videos_dir; the
-    gulp root it names does not exist)."""
+    gulp root `tiny` names is unset again: train refuses gulp directories with videos)."""
     run_dir = tmp_path_factory.mktemp("trained_from_videos")
     done = train_cli(
         "--config-name",
@@ -332,6 +332,7 @@ def trained_from_videos(videos: SyntheticData, tmp_path_factory: pytest.TempPath
         *tiny(
             run_dir / "no_gulp",
             run_dir,
+            "data._root_gulp_dir=null",
             f"data.videos_dir={videos_dir(videos)}",
             f"data.train_labels={videos.labels('rgb', 'train')}",
             f"data.val_labels={videos.labels('rgb', 'validation')}",

@@ -18,14 +18,20 @@ RANK_ZERO_LOGGERS = (
 )
 
 
+# Lightning's note on Ctrl-C: the command says "epic-ar <command>: interrupted" itself
+# (`epic_ar.training.interrupts`)
+LIGHTNING_INTERRUPT_NOTE = "Detected KeyboardInterrupt"
+
+
 def _not_an_advert(record: logging.LogRecord) -> bool:
-    return "litlogger" not in str(record.msg)
+    message = str(record.msg)
+    return "litlogger" not in message and LIGHTNING_INTERRUPT_NOTE not in message
 
 
 def _route_lightning_logs() -> None:
     """Send Lightning's messages through the application's logging set-up only: Lightning
     adds its own console handler at import, so each message showed twice. Its advert for a
-    cloud logging service is dropped."""
+    cloud logging service and its note on Ctrl-C are dropped."""
     for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True

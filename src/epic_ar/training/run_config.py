@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from epic_ar.compat.lightning_config import translate_trainer_arguments
+from epic_ar.configs.names import no_run_config
 from epic_ar.data.config import (
     DataConfig,
     Preprocessing,
@@ -25,7 +26,7 @@ from epic_ar.data.config import (
     TrainAugmentation,
     split_labels,
 )
-from epic_ar.errors import EpicArError, Parameter
+from epic_ar.errors import EpicArError
 from epic_ar.gulp.format import committed_chunks
 from epic_ar.modality import Modality, config_modality, config_spelling, parse_modality
 from epic_ar.models.config import (
@@ -44,6 +45,8 @@ OPTIMIZERS = ("SGD", "Adam", "AdamW")
 # (torch's own StepLR steps every `step_size` epochs), built for both names (training/system.py).
 # None: a constant rate.
 LR_SCHEDULERS = ("StepLR", "MultiStepLR", None)
+GULP_ROOT_KEY = "_root_gulp_dir"  # `data.*`: the folder holding the split gulp directories
+SPLIT_GULP_KEYS = ("train_gulp_dir", "val_gulp_dir", "test_gulp_dir")
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,7 @@ def check_combinations(run: RunConfig) -> None:
             f"data.test_augmentation.rescale_size {rescale_size} (the frames' shorter side at "
             "test time, from which the centre crop is taken)"
         )
+    check_one_source(data)
     if data.videos_dir is not None:
         if data.frames_dir is not None:
             raise EpicArError("data.frames_dir and data.videos_dir are both set; set one")
@@ -265,6 +269,21 @@ def check_combinations(run: RunConfig) -> None:
         raise EpicArError(
             f"data.train_augmentation.multiscale_crop_scales: {scales} must be in (0, 1]"
         )
+
+
+def check_one_source(data: DataConfig) -> None:
+    """Refuse gulp directories together with frame archives or videos: which the run would
+    read is not obvious from the command line (the archives would win)."""
+    reader = "videos_dir" if data.videos_dir is not None else "frames_dir"
+    if getattr(data, reader) is None:
+        return
+    for key in (GULP_ROOT_KEY, *SPLIT_GULP_KEYS):
+        if getattr(data, key) is not None:
+            what = "videos" if reader == "videos_dir" else "frame archives"
+            raise EpicArError(
+                f"data.{key} and data.{reader} are both set: set one (gulp directories, "
+                f"or {what} with labels files)"
+            )
 
 
 def check_sources(data: DataConfig, *, need_val: bool) -> None:
@@ -285,7 +304,10 @@ def check_sources(data: DataConfig, *, need_val: bool) -> None:
     for split in splits:
         gulp_dir = getattr(data, f"{split}_gulp_dir")
         if gulp_dir is None:
-            raise EpicArError(f"data.{split}_gulp_dir is not set")
+            raise EpicArError(
+                f"data.{split}_gulp_dir is not set: add data.{split}_gulp_dir=... or "
+                "data._root_gulp_dir=... (the folder holding the gulp directories)"
+            )
         path = Path(gulp_dir)
         if not path.is_dir():
             raise EpicArError(f"data.{split}_gulp_dir: {path} does not exist")
@@ -298,28 +320,20 @@ def check_sources(data: DataConfig, *, need_val: bool) -> None:
 def plain_run_config(config: Any) -> dict[str, Any]:
     """A composed Hydra config (DictConfig) → plain dicts, interpolations resolved.
 
-    `data._root_gulp_dir` may stay unset when the frame archives are read instead; any
-    other unset (`???`) value is an error naming its key.
+    `data._root_gulp_dir` may stay unset when nothing refers to it: when the frame archives
+    (or videos) are read instead, or each gulp directory the run reads is set alone (those
+    left referring to it are then unset). Any other unset (`???`) value is an error naming
+    its key.
     """
-    from omegaconf import DictConfig, OmegaConf, open_dict
+    from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
     if not isinstance(config, DictConfig) or "modality" not in config:
-        raise EpicArError(
-            "no run config: choose one with ",
-            Parameter("config_name"),  # Hydra's: which packaged config to compose
-            " (tsn_rgb, tsn_flow, trn_rgb, trn_flow, tsm_rgb, tsm_flow)",
-        )
+        raise no_run_config()
     config = copy.deepcopy(config)
     data = config.get("data")
-    archives = isinstance(data, DictConfig) and (
-        data.get("frames_dir") is not None or data.get("videos_dir") is not None
-    )
-    if archives and OmegaConf.is_missing(data, "_root_gulp_dir"):
-        with open_dict(data):
-            data["_root_gulp_dir"] = None
-            for split in ("train", "val", "test"):
-                data[f"{split}_gulp_dir"] = None
+    if isinstance(data, DictConfig):
+        _unset_gulp_root(data)
     try:
         plain = OmegaConf.to_container(config, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as exc:
@@ -335,3 +349,29 @@ def plain_run_config(config: Any) -> dict[str, Any]:
         raise EpicArError(f"config: {str(exc).splitlines()[0]}") from None
     assert isinstance(plain, dict)
     return {str(key): value for key, value in plain.items()}
+
+
+def _unset_gulp_root(data: Any) -> None:
+    """Where `data._root_gulp_dir` is unset (`???` or null) but the run names its frames
+    otherwise (archives, videos, or a gulp directory set alone), set it to null and unset
+    the gulp directories that refer to it (`${data._root_gulp_dir}/rgb_test`), which would
+    otherwise name a folder "None/rgb_test" or fail as unset."""
+    from omegaconf import OmegaConf, open_dict
+
+    raw = OmegaConf.to_container(data, resolve=False)
+    assert isinstance(raw, dict)
+    if raw.get(GULP_ROOT_KEY) not in (None, "???"):
+        return
+    referring = [
+        key
+        for key in SPLIT_GULP_KEYS
+        if key in raw and OmegaConf.is_interpolation(data, key) and GULP_ROOT_KEY in str(raw[key])
+    ]
+    set_alone = [key for key in SPLIT_GULP_KEYS if key not in referring and raw.get(key)]
+    other_source = raw.get("frames_dir") is not None or raw.get("videos_dir") is not None
+    if raw.get(GULP_ROOT_KEY) == "???" and not (other_source or set_alone):
+        return  # nothing names the frames: "data._root_gulp_dir is not set"
+    with open_dict(data):
+        data[GULP_ROOT_KEY] = None
+        for key in referring:
+            data[key] = None
