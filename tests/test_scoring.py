@@ -5,6 +5,7 @@ themselves (the original's test-mode recipe); DDP, test-time views, data sources
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 import tarfile
@@ -396,3 +397,32 @@ def test_existing_results_are_refused_before_any_work(tmp_path: Path) -> None:
         == f"epic-ar test: error: {tmp_path / 'r.pt'}: already exists; pass --force to overwrite it"
     )
     assert (tmp_path / "r.pt").read_text() == "keep me"
+
+
+def test_a_model_scoring_nan_and_a_damaged_data_section_name_the_checkpoint(
+    trained: tuple[SyntheticData, dict[str, Path]], tmp_path: Path
+) -> None:
+    from helpers.checkpoints import stand_in_omegaconf
+
+    _, paths = trained
+    with stand_in_omegaconf():
+        checkpoint = torch.load(paths["tsn_rgb"], weights_only=False)
+    name = next(key for key in checkpoint["state_dict"] if key.endswith("new_fc.bias"))
+    checkpoint["state_dict"][name][:] = float("nan")
+    nan = tmp_path / "nan.ckpt"
+    torch.save(checkpoint, nan)
+    out = tmp_path / "r.pt"
+    done = run_test_command(nan, out, "--split", "val", "--datadir", paths["gulp"])
+    assert done.returncode == 1 and not out.exists()
+    assert re.fullmatch(
+        rf"epic-ar test: error: {re.escape(str(nan))}: the model scored (\d+) of \1 segments as "
+        r"NaN or inf \(first P\d+_\d+_\d+\); are its weights finite\?",
+        last_line(done),
+    ), last_line(done)
+    checkpoint["state_dict"][name][:] = 0.0
+    checkpoint["hyper_parameters"]["data"]["worker_count"] = -1
+    damaged = tmp_path / "damaged.ckpt"
+    torch.save(checkpoint, damaged)
+    done = run_test_command(damaged, out, "--split", "val", "--datadir", paths["gulp"])
+    assert done.returncode == 1 and not out.exists()
+    assert last_line(done).startswith(f"epic-ar test: error: {damaged}: data.worker_count: -1 ")

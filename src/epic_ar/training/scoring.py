@@ -223,8 +223,16 @@ def score_split(model: VideoModel, config: dict[str, Any], settings: ScoringOpti
 
     Returns the same on every process; the order is the split's (annotation order).
     """
-    modality = config_modality(config.get("modality", "RGB"), "config: modality")
-    data = with_frame_source(parse_data_config(dict(config.get("data", {}))), modality, settings)
+    # messages about the stored config name the checkpoint file it came from
+    source = str(settings.checkpoint) if settings.checkpoint is not None else "config"
+    modality = config_modality(config.get("modality", "RGB"), f"{source}: modality")
+    try:
+        stored = parse_data_config(dict(config.get("data", {})))
+    except EpicArError as exc:
+        if settings.checkpoint is None:
+            raise
+        raise EpicArError(f"{source}: {exc}") from None
+    data = with_frame_source(stored, modality, settings)
     dataset = test_dataset(data, modality, settings)
     model.set_frame_count(dataset.frame_count)
     if settings.trn_eval is not None:
@@ -251,13 +259,26 @@ def score_split(model: VideoModel, config: dict[str, Any], settings: ScoringOpti
     scores = torch.cat([score for _, score in predictions])
     indices, scores = _gather(indices, scores)
     order = _first_of_each(indices.numpy(), len(dataset))
-    rows = dataset.rows
+    narration_ids = np.asarray(dataset.table.narration_id)[dataset.rows]
+    ordered = scores.numpy()[order]
+    _check_finite(ordered, narration_ids, source)
     return SplitScores(
-        narration_id=np.asarray(dataset.table.narration_id)[rows],
-        scores=scores.numpy()[order],
+        narration_id=narration_ids,
+        scores=ordered,
         writer=trainer.is_global_zero,
         record=scoring_record(settings, module, dataset, modality),
     )
+
+
+def _check_finite(scores: np.ndarray, narration_ids: np.ndarray, source: str) -> None:
+    """Refuse scores ([N, 397]) holding NaN or inf: the model (`source`) is at fault, not the
+    results file they would go to."""
+    bad = ~np.isfinite(scores).all(axis=1)
+    if bad.any():
+        raise EpicArError(
+            f"{source}: the model scored {int(bad.sum())} of {len(bad)} segments as NaN or "
+            f"inf (first {narration_ids[bad][0]}); are its weights finite?"
+        )
 
 
 def _gather(indices: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
