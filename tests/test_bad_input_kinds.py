@@ -385,3 +385,21 @@ def test_a_hostile_file_is_still_called_refused(tmp_path: Path) -> None:
     with pytest.raises(RefusedGlobalError, match="refused to load"):
         read_annotations(path)
     assert not target.exists()
+
+
+def test_submission_split_warning_names_labels_named_for_another_split(tmp_path: Path) -> None:
+    labels = write_labels_csv(tmp_path / "EPIC_100_validation.csv", LABELS)
+    results = make_results(len(LABELS))
+    results = Results(
+        results.verb_output,
+        results.noun_output,
+        read_annotations(labels).index.to_numpy(dtype=str),
+        {},
+    )
+    warning = submission_split_warning(results, source="r.pt", labels=labels)
+    assert str(warning) == (
+        "r.pt is not the EPIC-KITCHENS-100 test split, which the challenge expects: its "
+        "segments are those of EPIC_100_validation.csv, the val split's"
+    )
+    renamed = labels.rename(tmp_path / "my_subset.csv")  # the user's own file: no warning
+    assert submission_split_warning(results, source="r.pt", labels=renamed) is None

@@ -16,6 +16,7 @@ import numpy as np
 import orjson
 
 from epic_ar.annotations.labels import read_annotations
+from epic_ar.annotations.splits import split_named_by
 from epic_ar.errors import EpicArError, Message, MessagePart, Parameter
 from epic_ar.evaluation.results import Results, recorded_splits
 from epic_ar.fileio.atomic import atomic_write_path, check_can_write
@@ -78,7 +79,8 @@ def submission_split_warning(
     takes, as one warning line; None when nothing says so.
 
     With `labels` (the annotations of the split meant), the results must hold each of their
-    segments exactly once and no other (else an error); without, differences from the test
+    segments exactly once and no other (else an error), and labels named as another split's
+    official file (`split_named_by`) are reported; without, differences from the test
     split's narration ids (`packaged_test_split_ids`) are reported. Either way, a provenance
     recording another split (`recorded_splits`, e.g. "val") is reported.
 
@@ -91,6 +93,9 @@ def submission_split_warning(
     if labels is not None:
         split_ids = read_annotations(labels).index.to_numpy(dtype=str)
         check_split_coverage(results, split_ids, split_source=str(labels))
+        named = split_named_by(labels)
+        if named not in (None, "test"):
+            problems.append(f"its segments are those of {labels.name}, the {named} split's")
     else:
         mismatch = split_mismatch(results, packaged_test_split_ids())
     if mismatch is not None:
