@@ -11,6 +11,9 @@ import warnings
 
 # Lightning 2.6 with torch >= 2.10 warns about its own use of a torch API, at every step.
 LIGHTNING_TREESPEC_WARNING = r".*isinstance\(treespec, LeafSpec\)"
+# Partial BN (`model.partial_bn`, as the original) keeps BatchNorm layers in eval mode while
+# training, on purpose; Lightning warns about such modules at the start of every fit.
+LIGHTNING_EVAL_MODE_WARNING = r"Found \d+ module\(s\) in eval mode at the start of training"
 LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
 RANK_ZERO_LOGGERS = (
     "lightning.pytorch.utilities.rank_zero",
@@ -42,8 +45,9 @@ def _route_lightning_logs() -> None:
 
 
 def quiet_lightning() -> None:
-    """Drop Lightning's warning about its own torch use and route its logs through the
-    application's logging set-up. Call it after Lightning is imported (it adds its handler
-    then)."""
+    """Drop Lightning's warnings about its own torch use and about partial BN's eval-mode
+    layers, and route its logs through the application's logging set-up. Call it after
+    Lightning is imported (it adds its handler then)."""
     warnings.filterwarnings("ignore", message=LIGHTNING_TREESPEC_WARNING)
+    warnings.filterwarnings("ignore", message=LIGHTNING_EVAL_MODE_WARNING)
     _route_lightning_logs()
