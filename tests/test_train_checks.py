@@ -324,10 +324,58 @@ def test_a_failed_start_keeps_folders_that_were_there_before(tmp_path: Path) -> 
     existed = _existing_run_folders([f"hydra.run.dir={mine}"])
     assert existed == [mine, mine.parent]
     (mine / ".hydra").mkdir()
+    (mine / "train.log").write_text("an earlier run's log")
     remove_unused_run_dir(mine, existed)
-    assert mine.is_dir() and list(mine.iterdir()) == []
+    assert sorted(p.name for p in mine.iterdir()) == [".hydra", "train.log"]
     # Hydra's own dated folders go, with their parent (outputs/DATE/TIME)
     dated = tmp_path / "outputs" / "2026-11-30" / "21-00-00"
     (dated / ".hydra").mkdir(parents=True)
     remove_unused_run_dir(dated, _existing_run_folders([]))
     assert not dated.parent.exists() and (tmp_path / "outputs").is_dir()
+
+
+def test_a_newer_last_checkpoint_of_a_later_epoch_keeps_the_folder(tmp_path: Path) -> None:
+    import os
+
+    from epic_ar.training.run_logs import remove_incomplete_checkpoints
+
+    logs = tmp_path / "run" / "lightning_logs"
+    folder = logs / "version_0" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.save({"epoch": 1}, folder / "epoch=1.ckpt")  # the later epoch files were pruned
+    torch.save({"epoch": 5}, folder / "last.ckpt")
+    os.utime(folder / "epoch=1.ckpt", ns=(1_000_000_000, 1_000_000_000))
+    assert continued_version(point(folder / "epoch=1.ckpt", 1), logs) is None
+    torch.save({"epoch": 1}, folder / "last.ckpt")  # saved with epoch 1: the same point
+    assert continued_version(point(folder / "epoch=1.ckpt", 1), logs) == 0
+    (folder / "epoch=2.ckpt").write_bytes(b"PK")  # killed while writing
+    assert remove_incomplete_checkpoints(folder) == [folder / "epoch=2.ckpt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch=1.ckpt", "last.ckpt"]
+
+
+def test_a_config_folder_on_hydras_search_path_is_not_checked() -> None:
+    from epic_ar.cli.train import _chosen_config
+
+    assert _chosen_config(["--config-name", "mine"]) == ("mine", False)
+    assert _chosen_config(["--config-name", "mine", "hydra.searchpath=[file:///x]"]) == (
+        "mine",
+        True,
+    )
+    assert _chosen_config(["--config-dir", "/x", "--config-name", "mine"]) == ("mine", True)
+
+
+def test_ctrl_c_while_the_first_checkpoint_is_written_says_the_folder_stays(
+    tmp_path: Path,
+) -> None:
+    from epic_ar.training.train import TrainingInterrupted, interruption_message
+
+    folder = tmp_path / "run" / "lightning_logs" / "version_0"
+    kept = TrainingInterrupted(None, folder=folder, writer=True)
+    assert interruption_message(kept, tmp_path / "run") == (
+        f"interrupted while writing the run's first checkpoint; {folder} is kept "
+        "(resume=auto starts the run afresh)"
+    )
+    gone = TrainingInterrupted(None, writer=True)
+    assert interruption_message(gone, tmp_path / "run") == (
+        "interrupted before the run's first checkpoint; nothing of it is kept"
+    )

@@ -74,7 +74,8 @@ def _chosen_config(arguments: Sequence[str]) -> tuple[str | None, bool] | None:
     args, _ = get_args_parser().parse_known_args(list(arguments))
     if args.help or args.hydra_help or args.info or args.shell_completion:
         return None
-    own_configs = args.config_path is not None or args.config_dir is not None
+    searched = any(a.lstrip("+~").startswith("hydra.searchpath=") for a in args.overrides)
+    own_configs = args.config_path is not None or args.config_dir is not None or searched
     return args.config_name, own_configs
 
 

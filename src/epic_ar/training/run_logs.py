@@ -20,7 +20,9 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
+from epic_ar.errors import EpicArError
 from epic_ar.fileio.atomic import atomic_write_path
+from epic_ar.models.checkpoint_file import read_checkpoint
 
 VERSION_FOLDER = re.compile(r"version_(\d+)")
 EPOCH_CHECKPOINT = re.compile(r"epoch=(\d+)(?:-v\d+)?\.ckpt")
@@ -86,20 +88,47 @@ def finished_by(point: ResumePoint, trainer: dict[str, Any]) -> str | None:
 
 def continued_version(point: ResumePoint, logs_dir: Path) -> int | None:
     """N when the checkpoint is in `logs_dir/version_N/checkpoints` and is that run's
-    newest (no complete checkpoint there of a later epoch): the resumed run carries on in
-    that folder. None: it starts a new version folder (a checkpoint from elsewhere, or an
-    earlier epoch of a run that went further, whose later checkpoints and logs are kept)."""
+    newest (no complete checkpoint there of a later epoch, `last.ckpt` included): the
+    resumed run carries on in that folder. None: it starts a new version folder (a
+    checkpoint from elsewhere, or an earlier epoch of a run that went further, whose later
+    checkpoints and logs are kept)."""
     folder = point.checkpoint.resolve().parent
     match = VERSION_FOLDER.fullmatch(folder.parent.name)
     if folder.name != "checkpoints" or match is None:
         return None
     if folder.parent.parent != logs_dir.resolve():
         return None
-    for other in folder.glob("epoch=*.ckpt"):
-        found = EPOCH_CHECKPOINT.fullmatch(other.name)
-        if found is not None and int(found.group(1)) > point.epoch and complete_file(other):
+    resumed = point.checkpoint.resolve()
+    for other in folder.glob("*.ckpt"):
+        if other.resolve() == resumed or not complete_file(other):
+            continue
+        if _later_than(other, point):
             return None
     return int(match.group(1))
+
+
+def _later_than(other: Path, point: ResumePoint) -> bool:
+    """Whether checkpoint `other` holds a later epoch than `point`'s (by its name, or, for
+    `last.ckpt` and other names, by its stored epoch when it was written later)."""
+    found = EPOCH_CHECKPOINT.fullmatch(other.name)
+    if found is not None:
+        return int(found.group(1)) > point.epoch
+    if other.stat().st_mtime_ns <= point.checkpoint.stat().st_mtime_ns:
+        return False
+    try:
+        stored = read_checkpoint(other).get("epoch")
+    except EpicArError:
+        return True  # unknown: a new folder keeps everything
+    return not isinstance(stored, int) or stored > point.epoch
+
+
+def remove_incomplete_checkpoints(folder: Path) -> list[Path]:
+    """Delete the `.ckpt` files of `folder` that a killed run left half-written (so that
+    the continued run writes their names afresh, not as "-v1" copies); returns them."""
+    removed = [path for path in folder.glob("*.ckpt") if not complete_file(path)]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def complete_file(path: Path) -> bool:

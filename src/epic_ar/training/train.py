@@ -43,6 +43,7 @@ from epic_ar.training.run_logs import (
     complete_file,
     continued_version,
     finished_by,
+    remove_incomplete_checkpoints,
     resume_point,
 )
 from epic_ar.training.system import ActionRecognitionSystem
@@ -72,11 +73,12 @@ class TrainingOutcome:
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped the run. `checkpoint`: the newest complete checkpoint of its version
-    folder (None: none was written, and the folder is gone); `writer`: rank 0."""
+    folder (None: none was complete); `folder`: that version folder when it is kept (None:
+    removed); `writer`: rank 0."""
 
-    def __init__(self, checkpoint: Path | None, *, writer: bool):
+    def __init__(self, checkpoint: Path | None, *, folder: Path | None = None, writer: bool):
         super().__init__(f"training interrupted; newest checkpoint: {checkpoint}")
-        self.checkpoint, self.writer = checkpoint, writer
+        self.checkpoint, self.folder, self.writer = checkpoint, folder, writer
 
 
 def find_resume_checkpoint(resume: str | None, run_dir: Path) -> Path | None:
@@ -167,8 +169,6 @@ def build_trainer(
         auto_insert_metric_name=False,
         save_top_k=-1,
         save_last=True,
-        # a continued run replaces a file that a kill left half-written (no "-v1" copies)
-        enable_version_counter=False,
     )
     callbacks = [checkpoints, LearningRateMonitor(logging_interval="epoch"), ShortEpochLogging()]
     try:
@@ -237,6 +237,8 @@ def train(config: dict[str, Any], run_dir: Path) -> TrainingOutcome:
                 resumed_from=resume, already_complete=reached,
             )  # fmt: skip
         version = continued_version(point, run_dir / LOGS_NAME)
+        if version is not None and _rank_zero():  # its names are written afresh, not "-v1"
+            remove_incomplete_checkpoints(resume.parent)
     datamodule = EpicDataModule(
         run.data, modality=run.modality, batch_size=run.learning.batch_size, seed=run.seed
     )
@@ -257,8 +259,9 @@ def train(config: dict[str, Any], run_dir: Path) -> TrainingOutcome:
         if new_log_dir and trainer.is_global_zero:
             remove_log_dir_without_checkpoints(log_dir, report=not interrupted)
         if interrupted:
-            newest = newest_checkpoint(log_dir / "checkpoints") if log_dir.is_dir() else None
-            raise TrainingInterrupted(newest, writer=trainer.is_global_zero) from None
+            kept = log_dir if log_dir.is_dir() else None
+            newest = newest_checkpoint(log_dir / "checkpoints") if kept is not None else None
+            raise TrainingInterrupted(newest, folder=kept, writer=trainer.is_global_zero) from None
         raise
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         # Leaving the process group to the interpreter's exit can abort the process
@@ -288,14 +291,17 @@ def remove_log_dir_without_checkpoints(log_dir: Path, *, report: bool = True) ->
 def remove_unused_run_dir(run_dir: Path, existed: Collection[Path] = ()) -> None:
     """After a failed start: remove what Hydra wrote into `run_dir` (its `.hydra` folder and
     job log) and the folder itself, unless it holds anything else (an earlier run's files).
-    Folders in `existed` (there before the command started) are kept, even empty."""
+    Folders in `existed` (there before the command started) are kept, even empty, and a
+    run folder among them is left as it is."""
+    kept = {path.absolute() for path in existed}
+    if run_dir.absolute() in kept:  # the user's folder: what is in it may be theirs
+        return
     hydra_files = [run_dir / ".hydra", *run_dir.glob("*.log")]
     if not run_dir.is_dir() or set(run_dir.iterdir()) - set(hydra_files):
         return
     shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
     for log in run_dir.glob("*.log"):
         log.unlink()
-    kept = {path.absolute() for path in existed}
     with contextlib.suppress(OSError):
         for folder in (run_dir, run_dir.parent):  # and the parent Hydra made (outputs/DATE)
             if folder.absolute() in kept:
@@ -364,8 +370,13 @@ def interruption_message(exc: KeyboardInterrupt, run_dir: Path) -> str:
     and how to continue."""
     if isinstance(exc, TrainingInterrupted):
         newest = exc.checkpoint
-        if newest is None:
+        if newest is None and exc.folder is None:
             return "interrupted before the run's first checkpoint; nothing of it is kept"
+        if newest is None:  # a checkpoint was being written: its folder stays
+            return (
+                f"interrupted while writing the run's first checkpoint; {exc.folder} is kept "
+                "(resume=auto starts the run afresh)"
+            )
     else:  # before training started: an earlier run's checkpoints, if any
         found = [newest_checkpoint(folder) for folder in run_dir.glob(f"{LOGS_NAME}/*/checkpoints")]
         complete = [path for path in found if path is not None]
