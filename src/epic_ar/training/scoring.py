@@ -26,6 +26,7 @@ from epic_ar.errors import EpicArError, Parameter
 from epic_ar.modality import Modality, config_modality, config_spelling
 from epic_ar.models.config import TrnEval
 from epic_ar.models.video_model import VideoModel
+from epic_ar.training.distributed import leave_process_group
 from epic_ar.training.interrupts import lightning_interrupts
 from epic_ar.training.run_config import parse_data_config
 
@@ -258,6 +259,8 @@ def score_split(model: VideoModel, config: dict[str, Any], settings: ScoringOpti
     indices = torch.cat([index for index, _ in predictions])
     scores = torch.cat([score for _, score in predictions])
     indices, scores = _gather(indices, scores)
+    writer = trainer.is_global_zero
+    leave_process_group()  # every process has all the scores now
     order = _first_of_each(indices.numpy(), len(dataset))
     narration_ids = np.asarray(dataset.table.narration_id)[dataset.rows]
     ordered = scores.numpy()[order]
@@ -265,7 +268,7 @@ def score_split(model: VideoModel, config: dict[str, Any], settings: ScoringOpti
     return SplitScores(
         narration_id=narration_ids,
         scores=ordered,
-        writer=trainer.is_global_zero,
+        writer=writer,
         record=scoring_record(settings, module, dataset, modality),
     )
 

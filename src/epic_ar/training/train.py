@@ -35,6 +35,7 @@ from epic_ar.models.checkpoint import load_state_dict_strictly
 from epic_ar.models.checkpoint_file import read_checkpoint
 from epic_ar.models.pretrained import load_pretrained
 from epic_ar.models.weights import load_model_weights
+from epic_ar.training.distributed import leave_process_group
 from epic_ar.training.interrupts import lightning_interrupts
 from epic_ar.training.run_config import RunConfig, check_sources, parse_run_config
 from epic_ar.training.run_logs import (
@@ -263,10 +264,7 @@ def train(config: dict[str, Any], run_dir: Path) -> TrainingOutcome:
             newest = newest_checkpoint(log_dir / "checkpoints") if kept is not None else None
             raise TrainingInterrupted(newest, folder=kept, writer=trainer.is_global_zero) from None
         raise
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        # Leaving the process group to the interpreter's exit can abort the process
-        # ("terminate called without an active exception") when gloo threads are alive.
-        torch.distributed.destroy_process_group()
+    leave_process_group()
     return outcome(trainer, run_dir, resumed_from=resume, continued=version is not None)
 
 
