@@ -17,7 +17,7 @@ import math
 import os
 import shutil
 import warnings
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,23 +94,33 @@ def find_resume_checkpoint(resume: str | None, run_dir: Path) -> Path | None:
         if not path.is_file():
             raise EpicArError(f"resume: no such checkpoint {path}")
         return path
-    found = sorted(
-        (run_dir / LOGS_NAME).glob("version_*/checkpoints/*.ckpt"),
-        key=lambda path: path.stat().st_mtime_ns,
-        reverse=True,
+    newest = newest_checkpoint(
+        run_checkpoints(run_dir),
+        on_incomplete=lambda path: LOG.warning(
+            "resume=auto: skipping %s (incomplete: killed while writing?)", path
+        ),
     )
-    for path in found:
+    if newest is None:
+        LOG.info("resume=auto: no checkpoint in %s yet, starting from scratch", run_dir)
+    return newest
+
+
+def run_checkpoints(run_dir: Path) -> Iterator[Path]:
+    """The `.ckpt` files of every version folder of `run_dir`."""
+    return (run_dir / LOGS_NAME).glob("version_*/checkpoints/*.ckpt")
+
+
+def newest_checkpoint(
+    candidates: Iterable[Path], on_incomplete: Callable[[Path], object] | None = None
+) -> Path | None:
+    """The newest (by modification time) complete checkpoint among `candidates` (None:
+    none); `on_incomplete` is called with each newer one that a kill left half-written."""
+    for path in sorted(candidates, key=lambda path: path.stat().st_mtime_ns, reverse=True):
         if complete_file(path):
             return path
-        LOG.warning("resume=auto: skipping %s (incomplete: killed while writing?)", path)
-    LOG.info("resume=auto: no checkpoint in %s yet, starting from scratch", run_dir)
+        if on_incomplete is not None:
+            on_incomplete(path)
     return None
-
-
-def newest_checkpoint(folder: Path) -> Path | None:
-    """The newest complete `.ckpt` file of `folder` (None: none)."""
-    found = sorted(folder.glob("*.ckpt"), key=lambda path: path.stat().st_mtime_ns)
-    return next((path for path in reversed(found) if complete_file(path)), None)
 
 
 def initialise(system: ActionRecognitionSystem, run: RunConfig) -> None:
@@ -261,7 +271,7 @@ def train(config: dict[str, Any], run_dir: Path) -> TrainingOutcome:
             remove_log_dir_without_checkpoints(log_dir, report=not interrupted)
         if interrupted:
             kept = log_dir if log_dir.is_dir() else None
-            newest = newest_checkpoint(log_dir / "checkpoints") if kept is not None else None
+            newest = newest_checkpoint((log_dir / "checkpoints").glob("*.ckpt"))
             raise TrainingInterrupted(newest, folder=kept, writer=trainer.is_global_zero) from None
         raise
     leave_process_group()
@@ -376,11 +386,9 @@ def interruption_message(exc: KeyboardInterrupt, run_dir: Path) -> str:
                 "(resume=auto starts the run afresh)"
             )
     else:  # before training started: an earlier run's checkpoints, if any
-        found = [newest_checkpoint(folder) for folder in run_dir.glob(f"{LOGS_NAME}/*/checkpoints")]
-        complete = [path for path in found if path is not None]
-        if not complete:
+        newest = newest_checkpoint(run_checkpoints(run_dir))
+        if newest is None:
             return "interrupted"
-        newest = max(complete, key=lambda path: path.stat().st_mtime_ns)
     return (
         f"interrupted; the checkpoints so far are kept in {newest.parent} (newest "
         f"{newest.name}): the same command with resume=auto continues from the newest"
