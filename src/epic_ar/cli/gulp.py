@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from epic_ar.cli.arguments import add_workers_argument, positive_int
-from epic_ar.gulp.format import missing_chunks, unfinished_message
+from epic_ar.gulp.format import unfinished_gulp
 from epic_ar.gulp.ingest import MAX_FRAME_SIZE, SKIPPED_NAME, GulpJob, run_gulp
 from epic_ar.gulp.segments import JPEG_QUALITY
 from epic_ar.modality import MODALITIES
@@ -119,11 +119,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = run_gulp(job)
     except KeyboardInterrupt:
-        unfinished = missing_chunks(args.out)
+        unfinished = unfinished_gulp(args.out)
         if unfinished is None:  # nothing was kept
             raise
-        print(f"epic-ar gulp: interrupted: {unfinished_message(args.out, *unfinished)}",
-              file=sys.stderr)  # fmt: skip
+        print(f"epic-ar gulp: interrupted: {unfinished}", file=sys.stderr)
         return 130
     if summary.chunks_already_done == summary.chunks_total:
         print(f"{args.out}: all {summary.chunks_total} chunks already complete; nothing to do")

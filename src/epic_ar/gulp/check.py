@@ -14,8 +14,7 @@ from epic_ar.gulp.format import (
     committed_chunks,
     data_path,
     meta_path,
-    missing_chunks,
-    unfinished_message,
+    unfinished_gulp,
 )
 from epic_ar.gulp.reader import is_frame_record, read_chunk_meta, require_directory
 from epic_ar.progress import Progress
@@ -89,9 +88,9 @@ def check_gulp_directory(directory: Path, *, workers: int = 1, decode: bool = Tr
         for path in sorted(directory.iterdir())
         if (match := DATA_PATTERN.match(path.name)) and int(match.group(1)) not in chunks
     ]
-    unfinished = missing_chunks(directory)
+    unfinished = unfinished_gulp(directory)
     if unfinished is not None:
-        problems.append(unfinished_message(directory, *unfinished))
+        problems.append(unfinished)
     progress = Progress("gulp-check", len(chunks), unit="chunks")
     tasks = [(directory, chunk, decode) for chunk in chunks]
     with contextlib.ExitStack() as stack:

@@ -15,9 +15,11 @@ reader tells a finished directory from one whose job was interrupted.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 DATA_PATTERN = re.compile(r"^data_(\d+)\.gulp$")
 # Hidden *.tmp files are what epic-ar's writers leave behind when killed mid-write.
@@ -58,25 +60,32 @@ def remove_stale_temp_files(directory: Path) -> int:
     return len(stale)
 
 
-def missing_chunks(directory: Path) -> tuple[int, int] | None:
-    """(chunks missing, chunks of the whole job) when the `epic-ar gulp` job that wrote
-    `directory` stopped before its end; None when it finished, or when no manifest says
-    what the job was (gulp directories of other tools)."""
-    try:
-        manifest = json.loads((directory / MANIFEST_NAME).read_bytes())
-        segments, per_chunk = manifest["segments"], manifest["segments_per_chunk"]
-    except (OSError, ValueError, TypeError, KeyError):
+def read_manifest(directory: Path) -> dict[str, Any] | None:
+    """The manifest of the `epic-ar gulp` job that wrote `directory`: None when there is
+    none (not started, or another tool's directory), {} when it is unreadable."""
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
         return None
+    try:
+        manifest = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def unfinished_gulp(directory: Path) -> str | None:
+    """When the `epic-ar gulp` job that wrote `directory` stopped before writing every
+    chunk, the one line that says so and what to do; None when it finished, or when no
+    manifest says what the job was (gulp directories of other tools)."""
+    manifest = read_manifest(directory) or {}
+    segments, per_chunk = manifest.get("segments"), manifest.get("segments_per_chunk")
     if not (isinstance(segments, int) and isinstance(per_chunk, int) and per_chunk > 0):
         return None
     expected = -(-segments // per_chunk)
-    missing = len(set(range(expected)) - set(committed_chunks(directory)))
-    return (missing, expected) if missing else None
-
-
-def unfinished_message(directory: Path, missing: int, expected: int) -> str:
-    """The one line saying that `directory` is an interrupted gulp job, and what to do."""
+    written = len(set(range(expected)) & set(committed_chunks(directory)))
+    if written == expected:
+        return None
     return (
-        f"{directory}: an unfinished gulp ({expected - missing} of {expected} chunks written); "
+        f"{directory}: an unfinished gulp ({written} of {expected} chunks written); "
         "run the same epic-ar gulp command again to finish it"
     )

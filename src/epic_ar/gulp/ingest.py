@@ -32,6 +32,7 @@ from epic_ar.gulp.format import (
     MANIFEST_NAME,
     TEMP_PATTERN,
     committed_chunks,
+    read_manifest,
     remove_stale_temp_files,
 )
 from epic_ar.gulp.segments import BadSegmentError, VideoCache, read_segment
@@ -95,19 +96,9 @@ def _manifest(job: GulpJob, rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _read_manifest(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        manifest = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
-
-
 def _check_or_write_manifest(job: GulpJob, manifest: dict[str, Any]) -> None:
     path = job.out_dir / MANIFEST_NAME
-    existing = _read_manifest(path)
+    existing = read_manifest(job.out_dir)
     if existing == manifest:
         return
     if committed_chunks(job.out_dir):

@@ -26,8 +26,7 @@ from epic_ar.gulp.format import (
     committed_chunks,
     data_path,
     meta_path,
-    missing_chunks,
-    unfinished_message,
+    unfinished_gulp,
 )
 from epic_ar.gulp.jpeg import decode_jpeg
 
@@ -150,9 +149,9 @@ class GulpDirectory:
         chunks = committed_chunks(self.path)
         if not chunks:
             raise EpicArError(f"{self.path}: not a gulp directory (no meta_*.gmeta files)")
-        unfinished = missing_chunks(self.path)
+        unfinished = unfinished_gulp(self.path)
         if unfinished is not None:  # reading it would silently serve a subset
-            raise EpicArError(unfinished_message(self.path, *unfinished))
+            raise EpicArError(unfinished)
         ids: list[str] = []
         metas: list[bytes] = []
         seg_chunk: list[int] = []
