@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from epic_ar.annotations.splits import Split
 from epic_ar.errors import EpicArError
 from epic_ar.modality import Modality
 
-Split = Literal["train", "val", "test"]
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 
 

@@ -16,8 +16,9 @@ import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from epic_ar.annotations.splits import Split
 from epic_ar.data.batch_ring import BatchRing, RingBatch, RingBatchSampler, RingWriter
-from epic_ar.data.config import DataConfig, Split, split_labels
+from epic_ar.data.config import DataConfig, split_labels
 from epic_ar.data.dataset import (
     Item,
     JoinedDataset,

@@ -16,12 +16,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from epic_ar.annotations.splits import Split
 from epic_ar.compat.lightning_config import translate_trainer_arguments
 from epic_ar.configs.names import no_run_config
 from epic_ar.data.config import (
     DataConfig,
     Preprocessing,
-    Split,
     TestAugmentation,
     TrainAugmentation,
     split_labels,
