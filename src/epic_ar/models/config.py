@@ -23,8 +23,6 @@ Scores = TypeVar("Scores", "np.ndarray", "torch.Tensor")
 
 # model.* keys about how a run trains the network, not about the network itself
 TRAINING_KEYS = ("weights", "weights_strict", "channels_last", "compile")
-MODEL_TYPES: tuple[ModelType, ...] = ("TSN", "MTRN", "TSM")
-BACKBONES: tuple[Backbone, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
 
 @dataclass(frozen=True)
